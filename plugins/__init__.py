@@ -1,0 +1,1 @@
+"""Code that LLaMA-Factory, verl and Ray load at run time."""

@@ -1,0 +1,1 @@
+"""Speaker-recognition environment: series data, toolset, prompts, protocol parsing, tool server."""

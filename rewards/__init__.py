@@ -1,0 +1,1 @@
+"""verl reward functions (compute_score)."""

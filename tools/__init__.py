@@ -1,0 +1,1 @@
+"""Command lines of dramakit: python -m tools.<name> --help."""
