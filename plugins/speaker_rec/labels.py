@@ -1,0 +1,63 @@
+"""What a ground-truth speaker label means.
+
+DramaSR-LRM labels are free strings with conventions: a character name; `X-n` for an
+unnamed role; `A|B` or `A/B` for several speakers; `旁白` narration; `其他`/`未知` for
+other or unknown; `!删除!<label>!` for a deleted line. The series loader, the correctness
+rules and the reward all read labels through this module, so the conventions live in one place.
+"""
+
+import enum
+import re
+
+DELETED = re.compile(r"^!(?:删除|deleted)!(.*)!$", re.IGNORECASE)
+UNNAMED = re.compile(r"^.+-\d+$")
+MULTI_SEPARATORS = re.compile(r"[|/]")
+NARRATION = {"旁白", "narration", "narrator"}
+OTHER = {"其他", "未知", "other", "unknown"}
+
+
+class LabelKind(str, enum.Enum):
+    """Kind of a ground-truth label; `str` so it serialises as its value."""
+
+    NAMED = "named"
+    UNNAMED = "unnamed"
+    MULTI = "multi"
+    NARRATION = "narration"
+    OTHER = "other"
+    DELETED = "deleted"
+    UNLABELLED = "unlabelled"
+
+
+def strip_deleted(label: str) -> tuple[str, bool]:
+    """Return (label without the deletion marker, whether it was deleted)."""
+    match = DELETED.match(label)
+    return (match.group(1), True) if match else (label, False)
+
+
+def classify(label: str | None) -> LabelKind:
+    """Kind of a raw label as it appears in subtitle data."""
+    if label is None or not label.strip():
+        return LabelKind.UNLABELLED
+    if DELETED.match(label):
+        return LabelKind.DELETED
+    if MULTI_SEPARATORS.search(label):
+        return LabelKind.MULTI
+    lowered = label.strip().lower()
+    if lowered in NARRATION:
+        return LabelKind.NARRATION
+    if lowered in OTHER:
+        return LabelKind.OTHER
+    if UNNAMED.match(label):
+        return LabelKind.UNNAMED
+    return LabelKind.NAMED
+
+
+def canonical(label: str, name_mapping: dict[str, str | None]) -> str:
+    """Map each speaker in `label` through `name_mapping` (relation.json's
+    character_name_mapping); names mapped to null stay as they are, since null marks
+    a label that is not a character (narration, other) rather than a rename."""
+    parts = MULTI_SEPARATORS.split(label)
+    if len(parts) == 1:
+        return name_mapping.get(label) or label
+    separator = MULTI_SEPARATORS.search(label).group(0)
+    return separator.join(name_mapping.get(part) or part for part in parts)
