@@ -12,8 +12,10 @@ import re
 DELETED = re.compile(r"^!(?:删除|deleted)!(.*)!$", re.IGNORECASE)
 UNNAMED = re.compile(r"^.+-\d+$")
 MULTI_SEPARATORS = re.compile(r"[|/]")
-NARRATION = {"旁白", "narration", "narrator"}
-OTHER = {"其他", "未知", "other", "unknown"}
+NARRATION_LABEL = "旁白"
+OTHER_LABEL = "其他"
+NARRATION = {NARRATION_LABEL, "narration", "narrator"}
+OTHER = {OTHER_LABEL, "未知", "other", "unknown"}
 
 
 class LabelKind(str, enum.Enum):

@@ -187,7 +187,7 @@ def series_dir(name: str, data_dir: Path | str) -> Path:
 def load_series(name: str, data_dir: Path | str) -> Series:
     """Load and validate series `name` from `data_dir` (a `drama_data/` directory)."""
     root = series_dir(name, data_dir)
-    numbers = _episode_numbers(root / "subtitle_data", ".json")
+    numbers = _episode_numbers(root / "subtitle_data")
     relations = _read_relations(root / "relation.json") if (root / "relation.json").exists() else None
     mapping = relations.name_mapping if relations else {}
     episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping)
@@ -249,8 +249,8 @@ def _check_fields(obj: object, required: set, optional: set, path: Path, where: 
     _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}", where)
 
 
-def _episode_numbers(directory: Path, suffix: str) -> list[int]:
-    """Episode numbers of `NNNN<suffix>` files; they must run 1..n without gaps."""
+def _episode_files(directory: Path, suffix: str) -> list[int]:
+    """Numbers of the `NNNN<suffix>` files in `directory`; any other file is an error."""
     _expect(directory.is_dir(), directory, "directory is missing")
     numbers = []
     for path in sorted(directory.iterdir()):
@@ -260,16 +260,21 @@ def _episode_numbers(directory: Path, suffix: str) -> list[int]:
         elif not (directory.name == "face_data" and path.name == "face_info.json"):
             raise SeriesError(path, f"unexpected file; episodes are named NNNN{suffix}")
     _expect(bool(numbers), directory, f"no episode files (NNNN{suffix})")
-    expected = list(range(1, len(numbers) + 1))
-    if numbers != expected:
-        missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-        raise SeriesError(directory, f"episodes must be numbered 0001..{len(numbers):04d} without "
-                          f"gaps; missing {', '.join(f'{n:04d}' for n in missing)}")
+    return numbers
+
+
+def _episode_numbers(directory: Path) -> list[int]:
+    """Episodes of subtitle_data, which define the series: they must run 0001..n."""
+    numbers = _episode_files(directory, ".json")
+    missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
+    _expect(not missing, directory, "episodes must run from 0001 without gaps; missing "
+            + ", ".join(f"{n:04d}" for n in missing))
     return numbers
 
 
 def _same_episodes(directory: Path, suffix: str, numbers: list[int]) -> None:
-    found = _episode_numbers(directory, suffix)
+    """Per-episode files of another part must match subtitle_data's episodes exactly."""
+    found = _episode_files(directory, suffix)
     extra = sorted(set(found) - set(numbers))
     missing = sorted(set(numbers) - set(found))
     _expect(not extra, directory, f"extra episode(s) {', '.join(f'{n:04d}' for n in extra)} "
