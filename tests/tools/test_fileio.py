@@ -1,0 +1,53 @@
+"""Shared file helpers: atomic writes leave no partial file; JSONL errors are named, not raised."""
+
+import json
+
+import pytest
+
+from tools.fileio import Report, atomic_write_json, atomic_write_text, read_jsonl
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "sub" / "out.json"
+    atomic_write_json(target, {"名字": "林晚"})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"名字": "林晚"}
+    assert "林晚" in target.read_text(encoding="utf-8"), "non-ASCII stays readable"
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "out.txt"
+    atomic_write_text(target, "old")
+
+    class Boom:
+        def __str__(self):
+            raise RuntimeError("boom")
+
+    with pytest.raises(TypeError):
+        atomic_write_text(target, Boom())
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_read_jsonl_names_broken_lines(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n\n{"a": \n[1, 2]\n', encoding="utf-8")
+    records = list(read_jsonl(path))
+    assert [(r.line_no, r.value) for r in records if r.error is None] == [(1, {"a": 1}), (4, [1, 2])]
+    broken = [r for r in records if r.error]
+    assert len(broken) == 1 and broken[0].line_no == 3 and "broken JSON" in broken[0].error
+
+
+def test_report_accounts_for_every_record():
+    report = Report("x.jsonl")
+    for i in range(10):
+        report.seen()
+        if i % 3 == 0:
+            report.drop("too short", f"x.jsonl:{i + 1}")
+        else:
+            report.keep()
+    data = report.as_dict()
+    assert data["records_in"] == data["records_out"] + sum(data["dropped"].values()) == 10
+    assert data["dropped"] == {"too short": 4}
+    assert data["dropped_examples"]["too short"][:2] == ["x.jsonl:1", "x.jsonl:4"]
+    assert report.summary_line() == "x.jsonl: 10 in, 6 out; dropped: too short 4"
