@@ -30,6 +30,11 @@ class LabelKind(str, enum.Enum):
     UNLABELLED = "unlabelled"
 
 
+def other_label(language: str) -> str:
+    """The answer that means "none of the named candidates" in a series' language."""
+    return OTHER_LABEL if language == "zh" else "other"
+
+
 def strip_deleted(label: str) -> tuple[str, bool]:
     """Return (label without the deletion marker, whether it was deleted)."""
     match = DELETED.match(label)
