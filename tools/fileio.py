@@ -23,6 +23,7 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are shared on a cluster
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
             f.flush()
