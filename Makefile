@@ -49,6 +49,9 @@ DATASET          ?= rolebench_zh
 ROLEPLAY_OUT     ?= $(RUNS)/roleplay
 # The GPU recipes on the tiny model (CPU): fp32, no 4-bit loading, plain AdamW, its own template, 2 steps.
 ROLEPLAY_TINY_ARGS := bf16=false quantization_bit=null optim=adamw_torch template=qwen3_nothink max_steps=2 logging_steps=1
+STYLE_MODEL ?= $(RUNS)/style-tiny
+STYLE_RECIPE ?= recipes/style/tiny_cpu.yaml
+STYLE_PORT  ?= 8765
 NOVEL       ?= ../shared/data/novels/shuihuzhuan.txt
 ASSISTANT   ?= 武松
 ALIASES     ?=
@@ -62,7 +65,7 @@ HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
 .PHONY: help install tiny-model series-info demo-series sft-smoke demo test bench clean \
-	rolebench character roleplay dialogue export chat-config chat webchat regress
+	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve
 
 help: ## list targets and variables
 	@echo "dramakit targets:"
@@ -129,6 +132,14 @@ regress: tiny-model ## run ROLE's regression bank against ENDPOINT, or MODEL (+ 
 	$(PY) -m tools.regress --cases $(BANK) --role $(ROLE) --profiles $(PROFILES) \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT),--model $(MODEL) --template $(TEMPLATE) $(if $(ADAPTER),--adapter $(ADAPTER))) \
 		--seed $(SEED) --out $(REGRESS_OUT) $(if $(COMPARE),--compare $(COMPARE)) $(REGRESS_ARGS)
+
+# ---- style classifier ---------------------------------------------------------
+
+style-train: tiny-model ## train the style classifier from STYLE_RECIPE; ARGS are key=value overrides
+	$(PY) -m tools.style train --recipe $(STYLE_RECIPE) $(ARGS)
+
+style-serve: install ## serve STYLE_MODEL on 127.0.0.1:STYLE_PORT (/health, /predict, /predict_batch)
+	$(PY) -m tools.style serve --model $(STYLE_MODEL) --port $(STYLE_PORT)
 
 # ---- checks -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ verl 0.9.1 reads only `reward.custom_reward_function` (the top-level `custom_rew
 older configs is not read by main_ppo; only the fully-async entry point migrates it), merges `reward_kwargs` into every call, and scores one
 response per call, concurrently from a thread pool (NaiveRewardManager → run_in_executor); its
 list-taking BatchRewardManager is no longer reachable from `load_reward_manager`. So batching
-happens in `tools.style.scorers`: concurrent calls in one process share one /predict_batch request
+happens in `plugins.style.scorers`: concurrent calls in one process share one /predict_batch request
 or forward pass, and the scorer (model or service client) is made once per process, on first use.
 
 The target style is `target` from reward_kwargs when set (one style for the whole run), else the
@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import re
 
-from tools.style.data import format_input
-from tools.style.labels import LabelSet
-from tools.style.scorers import get_scorer
+from plugins.style.labels import format_input
+from plugins.style.labels import LabelSet
+from plugins.style.scorers import get_scorer
 
 # The classifier was trained on visible answers, not on a reasoning model's hidden thoughts.
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)

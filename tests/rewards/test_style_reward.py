@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tools.style.classifier import StyleClassifier
-from tools.style.data import format_input
-from tools.style.labels import DEFAULT_LABELS
+from plugins.style.classifier import StyleClassifier
+from plugins.style.labels import format_input
+from plugins.style.labels import DEFAULT_LABELS
 
 QUESTION = "扫地机器人充电时发烫正常吗？"
 # (ground truth, response): each response is written in one style; the first two are scored for

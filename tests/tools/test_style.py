@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from tools.style.__main__ import main as style_cli
-from tools.style.batching import MicroBatcher
+from plugins.style.batching import MicroBatcher
 from tools.style.data import (
     StyleDataError,
     StyleRecord,
@@ -33,7 +33,8 @@ from tools.style.data import (
     stratified_split,
     write_records,
 )
-from tools.style.labels import DEFAULT_LABELS, LabelSet, read_label_mapping, write_label_mapping
+from plugins.style.labels import DEFAULT_LABELS, LabelSet, read_label_mapping
+from tools.style.train import write_label_mapping
 from tools.style.metrics import classification_metrics, majority_baseline
 from tools.style.samples import generate_samples
 
@@ -638,7 +639,7 @@ def _post(port: int, path: str, payload) -> tuple[int, dict]:
 
 @pytest.mark.slow
 def test_service_health_single_and_batch_agree_with_the_classifier(service, trained):
-    from tools.style.classifier import StyleClassifier
+    from plugins.style.classifier import StyleClassifier
 
     status, health = _call(service, "GET", "/health")
     assert status == 200 and health["status"] == "ok" and health["max_batch"] == MAX_BATCH

@@ -13,8 +13,8 @@ import logging
 import sys
 from pathlib import Path
 
+from plugins.style.labels import DEFAULT_LABELS, LabelSet
 from tools.fileio import atomic_write_json
-from tools.style.labels import DEFAULT_LABELS, LabelSet
 
 logger = logging.getLogger("tools.style")
 

@@ -14,15 +14,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from plugins.style.labels import LabelSet, format_input
 from tools.fileio import Report, atomic_write_text, read_jsonl
-from tools.style.labels import LabelSet
 
-INPUT_TEMPLATE = "用户问题：{question}\n回答：{answer}"
-
-
-def format_input(question: str, answer: str) -> str:
-    """The classifier's input text for one exchange."""
-    return INPUT_TEMPLATE.format(question=question.strip(), answer=answer.strip())
 
 
 @dataclass

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from plugins.style.classifier import StyleClassifier, probability_record
+from plugins.style.labels import read_label_mapping
 from tools.fileio import atomic_write_text, read_jsonl
-from tools.style.classifier import StyleClassifier, probability_record
 from tools.style.data import StyleDataError, exchange_text
-from tools.style.labels import read_label_mapping
 
 
 def read_inputs(path: Path | str) -> list[tuple[str, dict, str]]:

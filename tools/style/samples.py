@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import random
 
-from tools.style.data import StyleRecord, format_input
-from tools.style.labels import DEFAULT_LABELS
+from plugins.style.labels import DEFAULT_LABELS, format_input
+from tools.style.data import StyleRecord
 
 PRODUCTS = ("扫地机器人", "空气净化器", "蓝牙耳机", "电动牙刷", "智能手表", "电热水壶", "加湿器", "移动电源")
 ASPECTS = ("续航", "降噪", "清洁效果", "静音", "做工")

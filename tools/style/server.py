@@ -22,8 +22,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from tools.style.batching import MicroBatcher
-from tools.style.classifier import StyleClassifier, probability_record
+from plugins.style.batching import MicroBatcher
+from plugins.style.classifier import StyleClassifier, probability_record
 from tools.style.data import StyleDataError, exchange_text
 
 logger = logging.getLogger(__name__)

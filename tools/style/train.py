@@ -17,10 +17,10 @@ from pathlib import Path
 
 import yaml
 
+from plugins.style.classifier import load_tokenizer
+from plugins.style.labels import MAPPING_FILE, LabelSet
 from tools.fileio import atomic_write_json
-from tools.style.classifier import load_tokenizer
 from tools.style.data import StyleRecord, load_records, stratified_split, write_records
-from tools.style.labels import LabelSet, write_label_mapping
 from tools.style.metrics import classification_metrics, majority_baseline, plot_confusion_matrix, trainer_metrics
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,18 @@ class StyleArguments:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
         if self.max_length < 8:
             raise ValueError(f"max_length must be at least 8, got {self.max_length}")
+
+
+def write_label_mapping(model_dir: Path | str, labels: LabelSet, max_length: int) -> Path:
+    """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length trained with."""
+    path = Path(model_dir) / MAPPING_FILE
+    mapping = {
+        "labels": [{"id": i, **entry} for i, entry in enumerate(labels.to_spec())],
+        # Readers truncate to the same length as training did, so scores match the reported metrics.
+        "max_length": max_length,
+    }
+    atomic_write_json(path, mapping)
+    return path
 
 
 def read_recipe(path: Path | str) -> dict:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from tools.style.labels import LabelSet, read_label_mapping
+from plugins.style.labels import LabelSet, read_label_mapping
 
 logger = logging.getLogger(__name__)
 

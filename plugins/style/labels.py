@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.fileio import atomic_write_json
 
 MAPPING_FILE = "label_mapping.json"
 # English names become metric keys (`f1_helpful`) and reward fields (`p_helpful`).
@@ -96,18 +95,6 @@ DEFAULT_LABELS = LabelSet(
 )
 
 
-def write_label_mapping(model_dir: Path | str, labels: LabelSet, max_length: int) -> Path:
-    """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length trained with."""
-    path = Path(model_dir) / MAPPING_FILE
-    mapping = {
-        "labels": [{"id": i, **entry} for i, entry in enumerate(labels.to_spec())],
-        # Readers truncate to the same length as training did, so scores match the reported metrics.
-        "max_length": max_length,
-    }
-    atomic_write_json(path, mapping)
-    return path
-
-
 def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
     """Read `label_mapping.json` from a trained model directory: the label set and max input length."""
     path = Path(model_dir) / MAPPING_FILE
@@ -126,3 +113,11 @@ def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"{path}: not a valid label mapping ({e})") from e
     return labels, max_length
+
+
+INPUT_TEMPLATE = "用户问题：{question}\n回答：{answer}"
+
+
+def format_input(question: str, answer: str) -> str:
+    """The classifier's input text for one exchange."""
+    return INPUT_TEMPLATE.format(question=question.strip(), answer=answer.strip())

@@ -16,8 +16,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tools.style.batching import MicroBatcher
-from tools.style.labels import LabelSet
+from plugins.style.batching import MicroBatcher
+from plugins.style.labels import LabelSet
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LocalScorer:
     """Probabilities from a model directory loaded in this process."""
 
     def __init__(self, model_path: str, batch_size: int):
-        from tools.style.classifier import StyleClassifier
+        from plugins.style.classifier import StyleClassifier
 
         classifier = StyleClassifier(model_path, batch_size=batch_size)
         self.labels = classifier.labels
