@@ -24,6 +24,18 @@ ARGS       ?=
 PYTEST_ARGS ?=
 BENCH_DATA_DIRS ?= $(DATA_DIR) ../shared/data/dramasr
 TEMPLATE   ?= qwen3_nothink
+# speaker recognition
+LABELS     ?= $(RUNS)/$(SERIES)/labels.json
+TRACES     ?= $(RUNS)/$(SERIES)/traces.jsonl
+SEEDS      ?=
+PREPARE_ARGS ?=
+TEACHER    ?=
+TEACHER_URL ?=
+TEACHER_MODEL ?=
+PROTOCOL   ?= hermes
+WORKERS    ?= 8
+SELECT     ?= wrong=1,low_score=1,close=1,confident=0.1
+TRACES_ARGS ?=
 # role-play
 ROLE        ?= 孙悟空
 PROFILES    ?= ../shared/data/rolebench-zh/profiles-zh_desc.json
@@ -64,7 +76,7 @@ DIALOGUE_ARGS ?=
 HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
-.PHONY: help install tiny-model series-info demo-series sft-smoke demo test bench clean \
+.PHONY: help install tiny-model series-info demo-series prepare traces sft-smoke demo test bench clean \
 	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve
 
 help: ## list targets and variables
@@ -85,12 +97,28 @@ series-info: install ## validate SERIES under DATA_DIR and print its summary
 demo-series: install ## regenerate the demo series from its script (deterministic)
 	$(PY) -m tools.demo_series --script data/demo/script/chun_jiang.yaml --out data/demo/chun_jiang --seed 0
 
+# ---- speaker recognition ------------------------------------------------------
+
+prepare: $(LABELS) ## label propagation: pseudo-labels, candidate lists, accuracy (-> LABELS)
+
+$(LABELS): | install
+	$(PY) -m tools.prepare --series $(SERIES) --data-dir $(DATA_DIR) --seed $(SEED) \
+		$(if $(SEEDS),--seeds $(SEEDS)) --out $@ $(PREPARE_ARGS)
+
+traces: $(LABELS) ## teacher trajectories (TEACHER_URL + TEACHER_MODEL, key in OPENAI_API_KEY; or TEACHER=oracle), resumable
+	$(PY) -m tools.traces --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $(TRACES) \
+		$(if $(TEACHER),--teacher $(TEACHER)) $(if $(TEACHER_URL),--teacher-url $(TEACHER_URL)) \
+		$(if $(TEACHER_MODEL),--teacher-model $(TEACHER_MODEL)) --protocol $(PROTOCOL) --workers $(WORKERS) \
+		--select $(SELECT) --seed $(SEED) $(TRACES_ARGS)
+
 sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on MODEL; ARGS are key=value overrides
 	$(VENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) output_dir=$(OUT) $(ARGS)
 	@echo "loss plot: $(OUT)/training_loss.png"
 
-demo: series-info sft-smoke ## the end-to-end demo on the demo series, on CPU
-	@echo "demo finished: series $(SERIES) validated, SFT output in $(OUT)"
+demo: series-info prepare ## the end-to-end demo on the demo series, on CPU
+	$(MAKE) traces TEACHER=oracle
+	$(MAKE) sft-smoke
+	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), SFT output in $(OUT)"
 
 # ---- role-play ----------------------------------------------------------------
 

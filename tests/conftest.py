@@ -25,3 +25,13 @@ def tiny_model(repo_root: Path) -> Path:
     from tools.tiny_model import build_tiny_model
 
     return build_tiny_model(repo_root / ".cache" / "models" / "tiny-qwen3")
+
+
+@pytest.fixture(scope="session")
+def api_server(tiny_model: Path, tmp_path_factory) -> str:
+    """One real `llamafactory-cli api` with the tiny model on 127.0.0.1 for the whole session;
+    yields its OpenAI-compatible base URL (…/v1)."""
+    from llamafactory_run import api_server as start_api_server
+
+    with start_api_server(tiny_model, tmp_path_factory.mktemp("api") / "server.log") as url:
+        yield url

@@ -6,7 +6,8 @@ losses and on `num_examples`, the count of training examples LLaMA-Factory kept 
 conversion and filtering. The run uses recipes/sft/tiny_smoke_cpu.yaml with key=value overrides,
 in a subprocess from the repository root, so it is exactly what `make sft-smoke` runs.
 `loaded_examples` gives the count LLaMA-Factory loads per dataset without training, so one
-training run on "a,b,c" can still check each dataset's count.
+training run on "a,b,c" can still check each dataset's count. `api_server` runs a real
+`llamafactory-cli api` on 127.0.0.1 for tests that talk to an OpenAI-compatible endpoint.
 
 Import it as `from llamafactory_run import run_sft` (tests/ is on sys.path through tests/conftest.py
 under pytest's default import mode; `tests.` does not work because a dependency installs a
@@ -15,6 +16,7 @@ top-level `tests` package into site-packages).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from tools.openai_endpoint import free_port, wait_ready
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
@@ -144,3 +148,35 @@ def loaded_examples(
         model_args, data_args, training_args, _, _ = get_train_args(args)
         loaded = _get_merged_dataset(data_args.dataset, model_args, data_args, training_args, "sft", return_dict=True)
     return {name: len(dataset) for name, dataset in loaded.items()}
+
+
+API_START_TIMEOUT = 240
+
+
+@contextlib.contextmanager
+def api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"):
+    """A real `llamafactory-cli api` serving `model_dir` on 127.0.0.1; yields its /v1 URL once
+    /v1/models answers, and stops exactly that process (by its pid) on exit."""
+    port = free_port()
+    env = {**os.environ, "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_MODEL_NAME": name,
+           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("API_KEY", None)
+    cli = Path(sys.executable).parent / "llamafactory-cli"
+    command = [str(cli), "api", "--model_name_or_path", str(model_dir), "--template", template,
+               "--infer_backend", "huggingface"]
+    with open(log_path, "w") as log_file:
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        try:
+            wait_ready(url, API_START_TIMEOUT, proc)
+        except (RuntimeError, TimeoutError) as e:
+            raise RuntimeError(f"{e}:\n{log_path.read_text()[-3000:]}") from None
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

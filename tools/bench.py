@@ -2,18 +2,36 @@
 
 The machines are shared and noisy, so each figure compares our code with a baseline timed
 in the same process, back to back: the series loader against the bare file reads it cannot
-avoid (json.load of every file, np.load of every array).
+avoid (json.load of every file, np.load of every array); prepare against loading the same
+series, and prepare on a synthetic series of `--synthetic-lines` lines (built in a temporary
+directory from the largest series found) against prepare on its source, to show how time and
+peak memory grow with the number of lines; and the traces loop with 64 workers against a
+stand-in teacher (its own process) that answers after a fixed 200 ms, against the ideal of
+64 × 5 turns per second.
 """
 
 import argparse
+import asyncio
 import json
+import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
+from plugins.speaker_rec.env import SpeakerEnv
+from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
+from tools import traces
+from tools.openai_endpoint import free_port, wait_ready
+from tools.synthetic_series import build_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+# Targets on 2 cores: (seconds, MiB) for series up to a 20k-line drama, and up to 60k lines.
+PREPARE_TARGETS = {20_680: (30.0, 1536.0), 60_000: (120.0, 4096.0)}
 
 
 def bare_read(root: Path) -> int:
@@ -55,24 +73,127 @@ def bench_loader(data_dir: Path, name: str, repeats: int) -> dict:
     }
 
 
+def run_measured(cmd: list[str]) -> tuple[float, float]:
+    """Run a command; (wall seconds, peak resident memory in MiB) of that process alone."""
+    with tempfile.TemporaryFile() as err:
+        started = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
+    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+
+
+def prepare_command(data_dir: Path, name: str, out: Path) -> list[str]:
+    return [sys.executable, "-m", "tools.prepare", "--series", name, "--data-dir", str(data_dir),
+            "--out", str(out), "--quiet"]
+
+
+def bench_prepare(data_dir: Path, name: str, synthetic_lines: int = 0, seed: int = 0) -> list[dict]:
+    """Prepare's wall time and peak memory (a subprocess each) on a series, against loading
+    it; with `synthetic_lines`, also on a synthetic series that large built from it."""
+    load = best_of(3, load_series, name, data_dir)
+    series = load_series(name, data_dir)
+    with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
+        seconds, mib = run_measured(prepare_command(data_dir, name, Path(tmp) / "labels.json"))
+        records = [_prepare_record(name, len(series), seconds, mib, prepare_over_load=round(seconds / load, 1))]
+        if synthetic_lines:
+            synthetic = f"synthetic_{synthetic_lines}"
+            build_synthetic(series, tmp, synthetic, synthetic_lines, seed)
+            big_s, big_mib = run_measured(prepare_command(Path(tmp), synthetic, Path(tmp) / "synthetic.json"))
+            records.append(_prepare_record(
+                f"{synthetic} (from {name}, seed {seed})", synthetic_lines, big_s, big_mib,
+                lines_over_source=round(synthetic_lines / len(series), 2),
+                time_over_source=round(big_s / seconds, 2), memory_over_source=round(big_mib / mib, 2)))
+    return records
+
+
+def _prepare_record(series: str, lines: int, seconds: float, mib: float, **ratios) -> dict:
+    limit = min((t for n, t in PREPARE_TARGETS.items() if n >= lines), key=lambda t: t[0], default=None)
+    return {"bench": "prepare", "series": series, "lines": lines, "prepare_s": round(seconds, 1),
+            "peak_mib": round(mib), **ratios,
+            "target": {"s": limit[0], "mib": limit[1]} if limit else None,
+            "within_target": (seconds <= limit[0] and mib <= limit[1]) if limit else None}
+
+
+def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 0.2,
+                 trajectories: int = 1280) -> dict:
+    """Turns per second of the traces loop against a stand-in teacher with a fixed latency,
+    as a share of the ideal `workers / latency`; each trajectory is two turns (audio_sim,
+    answer). The teacher runs in its own process, as a remote API would."""
+    with tempfile.TemporaryDirectory(prefix="bench_traces_") as tmp:
+        labels_path, out = Path(tmp) / "labels.json", Path(tmp) / "traces.jsonl"
+        subprocess.run(prepare_command(data_dir, name, labels_path), check=True,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        series = load_series(name, data_dir)
+        labels = read_labels(labels_path, series)
+        env = SpeakerEnv(series, labels.lines, known=labels.characters)
+        lines = sorted(labels.lines)
+        todo = [lines[i % len(lines)] for i in range(trajectories)]
+        port = free_port()
+        teacher = subprocess.Popen(
+            [sys.executable, "-m", "tools.scripted_openai", "--port", str(port), "--latency", str(latency)],
+            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+        try:
+            url = f"http://127.0.0.1:{port}/v1"
+            wait_ready(url)
+            client = traces.teacher_client(url, timeout=30, retries=0)
+
+            async def solve(i: int) -> dict:
+                return await traces.run_api(env, client, "stand-in", i, "", sampling={}, hints=False)
+
+            started, cpu = time.perf_counter(), time.process_time()
+            asyncio.run(traces.write_records(out, todo, solve, workers))
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+        finally:
+            teacher.terminate()
+            teacher.wait()
+        turns = sum(json.loads(line)["turns"] for line in out.read_text(encoding="utf-8").splitlines())
+    ideal = workers / latency
+    return {"bench": "traces", "series": name, "workers": workers, "teacher_latency_s": latency,
+            "trajectories": trajectories, "turns": turns, "turns_per_s": round(turns / seconds, 1),
+            "ideal_turns_per_s": ideal, "over_ideal": round(turns / seconds / ideal, 3),
+            "client_cpu_cores": round(cpu / seconds, 2), "target_over_ideal": 0.85}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.bench",
-        description="Benchmark the series loader on every series found under the given "
-        "drama_data directories; prints one JSON record per series.",
+        description="Benchmark the series loader and prepare on every series found under the given "
+        "drama_data directories, and prepare on a synthetic series built from the largest one; "
+        "prints one JSON record per figure.",
     )
     parser.add_argument("data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders")
     parser.add_argument("--repeats", type=int, default=3, help="timings per figure, the best is kept")
+    parser.add_argument("--no-prepare", action="store_true", help="skip the prepare figures")
+    parser.add_argument("--no-traces", action="store_true", help="skip the traces throughput figure")
+    parser.add_argument("--synthetic-lines", type=int, default=60_000,
+                        help="lines of the synthetic series for prepare (0: none; default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)")
     args = parser.parse_args(argv)
-    found = False
+    found = []
     for data_dir in args.data_dirs:
         if not data_dir.is_dir():
             print(f"skip {data_dir}: not present", file=sys.stderr)
             continue
         for sub in sorted(p.parent for p in data_dir.glob("*/subtitle_data")):
             if SERIES_NAME.match(sub.name):
-                found = True
-                print(json.dumps(bench_loader(data_dir, sub.name, args.repeats)), flush=True)
+                record = bench_loader(data_dir, sub.name, args.repeats)
+                found.append((record["lines"], data_dir, sub.name))
+                print(json.dumps({"bench": "loader", **record}), flush=True)
+    demo = [(d, n) for _, d, n in found if n == "chun_jiang"]
+    if demo and not args.no_traces:
+        print(json.dumps(bench_traces(*demo[0])), flush=True)
+    if not args.no_prepare and found:
+        largest = max(found)
+        for lines, data_dir, name in found:
+            synthetic = args.synthetic_lines if (lines, data_dir, name) == largest else 0
+            for record in bench_prepare(data_dir, name, synthetic, args.seed):
+                print(json.dumps(record, ensure_ascii=False), flush=True)
     return 0 if found else 1
 
 

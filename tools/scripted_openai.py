@@ -13,6 +13,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 MAX_BODY = 8 * 1024 * 1024
+
+
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog of 5 refuses connections when many clients connect at once.
+    request_queue_size = 1024
+    daemon_threads = True
 
 
 @dataclass
@@ -55,8 +62,7 @@ class ScriptedOpenAI:
         self._attempts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), self._handler())
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
@@ -108,6 +114,12 @@ class ScriptedOpenAI:
 
             def log_message(self, *args):  # keep test and bench output clean
                 pass
+
+            def setup(self):
+                super().setup()
+                # Headers and body go out in two writes; without this, Nagle plus the client's
+                # delayed ACK stalls every response by ~40 ms.
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def _send(self, status: int, payload: dict) -> None:
                 data = json.dumps(payload, ensure_ascii=False).encode()

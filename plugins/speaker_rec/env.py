@@ -31,14 +31,17 @@ class Step:
 
 
 class SpeakerEnv:
-    """A series, its per-line labels from prepare, a protocol and a language."""
+    """A series, its per-line labels from prepare, a protocol and a language. `known` is the
+    character inventory answers are judged against (labels.json's `characters`)."""
 
     def __init__(self, series: Series, labels: dict[int, LineLabel], *, protocol: str = "hermes",
-                 language: str | None = None, rules: RuleConfig = RuleConfig()):
+                 language: str | None = None, rules: RuleConfig = RuleConfig(),
+                 known: list[str] | None = None):
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         self.series = series
         self.labels = labels
+        self.known = known
         self.protocol = protocol
         self.language = language or series.language
         self.rules = rules

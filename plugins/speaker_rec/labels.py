@@ -16,6 +16,9 @@ NARRATION_LABEL = "旁白"
 OTHER_LABEL = "其他"
 NARRATION = {NARRATION_LABEL, "narration", "narrator"}
 OTHER = {OTHER_LABEL, "未知", "other", "unknown"}
+# Voices that prepare finds recurring but cannot name; the English form is the upstream one.
+NEW_ROLE_FORMAT = {"zh": "新角色-{n}", "en": "New Character {n}"}
+NEW_ROLE = re.compile(r"^(?:新角色-|new character )\d+$", re.IGNORECASE)
 
 
 class LabelKind(str, enum.Enum):
@@ -33,6 +36,26 @@ class LabelKind(str, enum.Enum):
 def other_label(language: str) -> str:
     """The answer that means "none of the named candidates" in a series' language."""
     return OTHER_LABEL if language == "zh" else "other"
+
+
+def new_role_label(language: str, number: int) -> str:
+    """Name of the `number`-th unnamed recurring voice (1-based) in a series' language."""
+    return NEW_ROLE_FORMAT["zh" if language == "zh" else "en"].format(n=number)
+
+
+def is_new_role(answer: str) -> bool:
+    """Whether an answer is a new-role label (any language)."""
+    return bool(NEW_ROLE.match(answer.strip()))
+
+
+def is_other(answer: str) -> bool:
+    """Whether an answer means "none of the named characters" (其他/未知/other/unknown)."""
+    return answer.strip().lower() in OTHER
+
+
+def is_open_set(answer: str) -> bool:
+    """Whether an answer declines to name a known character: "other" or a new role."""
+    return is_other(answer) or is_new_role(answer)
 
 
 def strip_deleted(label: str) -> tuple[str, bool]:

@@ -9,11 +9,8 @@ hand-built responses in test_regress_bank.py.
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,7 +19,6 @@ from tools import regress
 from tools.regress_bank import load_bank
 
 SHIPPED_BANK = Path("data/regression/孙悟空.jsonl")
-SERVER_START_TIMEOUT = 240
 TINY_TOKENS = "8"  # the tiny model's output is noise; a few tokens prove the plumbing
 
 
@@ -272,71 +268,6 @@ def test_an_unreachable_endpoint_exits_1_and_a_rerun_can_resume(repo_root, tmp_p
 
 
 # ---- real runs --------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def api_server(repo_root, tiny_model, tmp_path_factory):
-    """A real `llamafactory-cli api` serving the tiny model on 127.0.0.1; yields its /v1 URL."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("api") / "server.log"
-    env = {
-        **os.environ,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "API_MODEL_NAME": "tiny-qwen3",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONPATH": str(repo_root),
-    }
-    env.pop("API_KEY", None)
-    cli = Path(sys.executable).parent / "llamafactory-cli"
-    with open(log, "w") as log_file:
-        proc = subprocess.Popen(
-            [
-                str(cli),
-                "api",
-                "--model_name_or_path",
-                str(tiny_model),
-                "--template",
-                "qwen3_nothink",
-                "--infer_backend",
-                "huggingface",
-            ],
-            cwd=repo_root,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"llamafactory-cli api exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/models", timeout=2) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"llamafactory-cli api not ready after {SERVER_START_TIMEOUT} s:\n{log.read_text()[-3000:]}"
-                )
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()  # our own child, by its pid
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _endpoint_run(url: str, bank: Path, out: Path, *extra: str) -> tuple[int, dict, list[dict]]:

@@ -1,0 +1,84 @@
+"""labels.json, prepare's output: writing it in a stable layout and reading it back.
+
+The file is one JSON object: the run's settings, counts, warnings and accuracy summary, then
+`lines`, one compact record per line of the series (deleted lines are left out):
+
+    index, episode, duration      where the line is
+    label                         pseudo-label: a character, a new-role label or the "other" label
+    source                        seed | propagated | new_role | other | no_voiceprint
+    level                         similarity level that labelled it (null for seeds and other)
+    candidates                    [[name, score], ...] best first, the "other" label last (score null)
+    margin                        top-1 minus top-2 candidate score (a missing second counts 0)
+    sample                        wrong | low_score | close | confident (line selection)
+    truth, correct                ground truth and {strict, candidate_aware} (null when unlabelled)
+
+Traces, the tool server, eval and report read it with `read_labels`.
+"""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from plugins.speaker_rec.series import Series
+from plugins.speaker_rec.toolset import LineLabel
+
+FORMAT = "dramakit-labels/1"
+SAMPLE_TYPES = ("wrong", "low_score", "close", "confident")
+
+
+@dataclass
+class LabelFile:
+    """A labels.json read back: the per-line labels, the character inventory the rules
+    judge against, the "other" label, and the rest of the header as written."""
+
+    lines: dict[int, LineLabel]
+    characters: list[str]
+    other: str
+    header: dict
+
+
+def dumps(header: dict, records: list[dict]) -> str:
+    """The file's text: the header indented for reading, one compact line per record."""
+    head = json.dumps(header, ensure_ascii=False, indent=1)
+    body = ",\n".join("  " + json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records)
+    return head[:-2] + ',\n "lines": [\n' + body + "\n ]\n}\n"
+
+
+def read_labels(path: Path | str, series: Series) -> LabelFile:
+    """Read and check a labels.json written for `series`; raises ValueError naming the file
+    and the reason when it is not one."""
+    path = Path(path)
+
+    def bad(reason: str) -> ValueError:
+        return ValueError(f"{path}: {reason}")
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise bad("file is missing") from None
+    except json.JSONDecodeError as e:
+        raise bad(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise bad(f"not a labels file (format is not {FORMAT!r})")
+    if data.get("series") != series.name:
+        raise bad(f"written for series {data.get('series')!r}, not {series.name!r}")
+    other = data.get("other")
+    lines = {}
+    for position, record in enumerate(data.get("lines", [])):
+        try:
+            index = record["index"]
+            candidates = tuple((name, score) for name, score in record["candidates"])
+            label = LineLabel(record["label"], candidates, float(record["margin"]), record["sample"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise bad(f"lines[{position}] is malformed ({type(e).__name__}: {e})") from None
+        if not (isinstance(index, int) and 0 <= index < len(series.lines)) or series.lines[index].deleted:
+            raise bad(f"lines[{position}]: index {index!r} is not a non-deleted line of {series.name}")
+        if not candidates or candidates[-1][0] != other:
+            raise bad(f"lines[{position}]: the candidate list must end with {other!r}")
+        if label.sample_type not in SAMPLE_TYPES:
+            raise bad(f"lines[{position}]: unknown sample type {label.sample_type!r}")
+        lines[index] = label
+    missing = [line.index for line in series.lines if not line.deleted and line.index not in lines]
+    if missing:
+        raise bad(f"{len(missing)} non-deleted lines have no record (first: {missing[0]})")
+    return LabelFile(lines, list(data.get("characters", [])), other, {k: v for k, v in data.items() if k != "lines"})

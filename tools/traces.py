@@ -1,0 +1,307 @@
+"""Teacher trajectories for speaker recognition: `make traces SERIES=... TEACHER_URL=... TEACHER_MODEL=...`.
+
+For every selected line a teacher (any OpenAI-compatible API, or the offline `oracle`) is
+asked to solve it with tools through the SR environment; each finished trajectory becomes one
+JSONL record: messages (normalised: hermes tool calls are always structured), tool calls,
+answer, correctness under both rules, completeness, teacher, timing.
+
+Resume rule: the output is append-only and one record is one line; a rerun skips lines that
+already have a record and cuts off a torn last line, so a crash loses at most the lines that
+were in flight and never duplicates one.
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import random
+import sys
+import time
+from pathlib import Path
+
+from openai import AsyncOpenAI, DefaultAioHttpClient
+from openai.types.chat import ChatCompletion
+from tqdm import tqdm
+
+from plugins.speaker_rec.correctness import judge_answer
+from plugins.speaker_rec.env import SpeakerEnv, Trajectory
+from plugins.speaker_rec.labelfile import read_labels
+from plugins.speaker_rec.protocol import PROTOCOLS, Action, action_from_openai, render_turn
+from plugins.speaker_rec.rules import RuleConfig
+from plugins.speaker_rec.selection import parse_rates, select_lines
+from plugins.speaker_rec.series import SeriesError, load_series
+
+log = logging.getLogger("traces")
+
+HINT = {
+    "zh": "\n\n（提示：正确答案是“{truth}”。请独立推理，不要在思考中提到这条提示。）",
+    "en": "\n\n(Hint: the correct answer is \"{truth}\". Reason it out yourself; do not mention this hint.)",
+}
+
+
+class OracleTeacher:
+    """Deterministic, format-correct teacher for the demo and tests: calls audio_sim and a
+    seeded choice of the other offered tools, for real, then answers the ground truth (or the
+    "other" label when the truth is not a candidate). Never the default when a URL is given."""
+
+    name = "oracle"
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def plan(self, trajectory: Trajectory, truth: str) -> list[Action]:
+        tools = [t for t in trajectory.env.toolset.available if t != "audio_sim"]
+        rng = random.Random(f"{self.seed}:{trajectory.index}")
+        chosen = ["audio_sim"] + sorted(rng.sample(tools, rng.randint(0, len(tools))), key=tools.index)
+        other = trajectory.env.other
+        answer = truth if truth in trajectory.label.names else other
+        zh = trajectory.env.language == "zh"
+        actions = [Action("tool", name, f"调用 {name} 获取线索。" if zh else f"Check {name}.") for name in chosen]
+        actions.append(Action("answer", answer, f"综合线索，说话人是{answer}。" if zh
+                              else f"Putting the clues together, the speaker is {answer}."))
+        return actions
+
+
+def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) -> dict:
+    """One oracle trajectory; same record shape as an API trajectory."""
+    started = time.perf_counter()
+    trajectory = env.start(index)
+    messages = env.prompt(index)
+    for action in teacher.plan(trajectory, truth):
+        step = trajectory.step(action)
+        _append_turn(messages, env, render_turn(action, env.protocol), action, step.observation,
+                     structured=None)
+        if step.done:
+            break
+    return _record(env, trajectory, messages, truth, teacher={"kind": "oracle", "seed": teacher.seed},
+                   seconds=time.perf_counter() - started, requests=0, hint_used=False)
+
+
+async def run_api(env: SpeakerEnv, client, model: str, index: int, truth: str, *, sampling: dict,
+                  hints: bool) -> dict:
+    """One API trajectory (`client` is an AsyncOpenAI), retried once with the truth as a hint
+    when the first is wrong. The stored messages never contain the hint."""
+    started = time.perf_counter()
+    trajectory, messages, requests = await _api_attempt(env, client, model, index, sampling, hint=None)
+    hint_used = False
+    if hints and trajectory.judge.complete and not judge_answer(
+            env.series.lines[index], trajectory.judge.answer, trajectory.label.names, env.other, env.known)["strict"]:
+        trajectory, messages, more = await _api_attempt(env, client, model, index, sampling, hint=truth)
+        requests += more
+        messages[1] = env.prompt(index)[1]
+        hint_used = True
+    return _record(env, trajectory, messages, truth, teacher={"kind": "api", "model": model},
+                   seconds=time.perf_counter() - started, requests=requests, hint_used=hint_used)
+
+
+async def _api_attempt(env: SpeakerEnv, client, model: str, index: int, sampling: dict, hint: str | None):
+    trajectory = env.start(index)
+    messages = env.prompt(index)
+    sent = [dict(m) for m in messages]
+    if hint is not None:
+        sent[1]["content"] += HINT["zh" if env.language == "zh" else "en"].format(truth=hint)
+    tools = {"tools": env.toolset.openai_schema()} if env.protocol == "hermes" else {}
+    requests = 0
+    while not trajectory.judge.done:
+        # client.post keeps the client's timeout, retries and back-off but skips create()'s
+        # per-message type walk, which costs as much CPU as the rest of the request.
+        response = await client.post("/chat/completions", cast_to=ChatCompletion,
+                               body={"model": model, "messages": sent, **sampling, **tools})
+        requests += 1
+        message = response.choices[0].message
+        raw_calls = [c.model_dump() for c in (message.tool_calls or [])]
+        action = action_from_openai(message.content, raw_calls, env.protocol)
+        step = trajectory.step(action)
+        before = len(messages)
+        _append_turn(messages, env, message.content or "", action, step.observation,
+                     structured=raw_calls[0]["id"] if raw_calls else None)
+        sent.extend(messages[before:])
+    return trajectory, messages, requests
+
+
+def _append_turn(messages: list, env: SpeakerEnv, text: str, action: Action, observation: str,
+                 structured: str | None) -> None:
+    """Append one assistant turn and what came back, in the normalised stored form: in hermes a
+    valid-looking tool action is a structured call answered by a `tool` message; everything
+    else that needs a reply (tags, errors on text turns) is answered by a `user` message."""
+    if env.protocol == "hermes" and action.kind == "tool":
+        call_id = structured or f"call_{len(messages)}"
+        content = f"<think>\n{action.think}\n</think>" if action.think else ""
+        messages.append({"role": "assistant", "content": content, "tool_calls": [
+            {"id": call_id, "type": "function", "function": {"name": action.name, "arguments": "{}"}}]})
+        messages.append({"role": "tool", "tool_call_id": call_id, "content": observation})
+        return
+    messages.append({"role": "assistant", "content": text})
+    if observation:
+        messages.append({"role": "user", "content": observation})
+
+
+def _record(env: SpeakerEnv, trajectory: Trajectory, messages: list, truth: str, *, teacher: dict,
+            seconds: float, requests: int, hint_used: bool) -> dict:
+    judge = trajectory.judge
+    line = env.series.lines[trajectory.index]
+    correct = judge_answer(line, judge.answer, trajectory.label.names, env.other, env.known) if judge.complete \
+        else {"strict": False, "candidate_aware": False}
+    return {
+        "series": env.series.name,
+        "line": trajectory.index,
+        "episode": line.episode,
+        "sample_type": trajectory.label.sample_type,
+        "protocol": env.protocol,
+        "language": env.language,
+        "teacher": teacher,
+        "messages": messages,
+        "tools": env.toolset.openai_schema() if env.protocol == "hermes" else None,
+        "tool_calls": list(judge.calls),
+        "answer": judge.answer,
+        "truth": truth,
+        "candidates": trajectory.label.names,
+        "correct": correct,
+        "complete": judge.complete,
+        "turns": judge.turns,
+        "invalid_turns": judge.invalid_turns,
+        "duplicates": judge.duplicates,
+        "hint_used": hint_used,
+        "timing": {"seconds": round(seconds, 3), "requests": requests},
+    }
+
+
+def finished_lines(path: Path) -> set[int]:
+    """Lines that already have a record; a torn last line (a crash mid-write) is cut off."""
+    if not path.exists():
+        return set()
+    done, good_bytes = set(), 0
+    with path.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                done.add(json.loads(raw)["line"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise SystemExit(f"{path}: byte {good_bytes}: not a trace record; refusing to append to it")
+            good_bytes += len(raw)
+    if good_bytes < path.stat().st_size:
+        log.warning("%s: cutting off a torn last record (%d bytes)", path, path.stat().st_size - good_bytes)
+        with path.open("r+b") as f:
+            f.truncate(good_bytes)
+    return done
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.traces",
+        description="Ask a teacher model to solve selected lines with tools and store one trajectory per "
+        "line (JSONL, resumable). The API key comes from OPENAI_API_KEY. --teacher oracle needs no API: "
+        "it answers the ground truth deterministically (for demos and tests; records say so).",
+    )
+    parser.add_argument("--series", required=True)
+    parser.add_argument("--data-dir", default="data/demo")
+    parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.prepare")
+    parser.add_argument("--out", required=True, type=Path, help="traces.jsonl (appended to, resumable)")
+    parser.add_argument("--teacher", choices=("api", "oracle"), default=None,
+                        help="default: api when --teacher-url is given, else an error")
+    parser.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument("--teacher-model", help="model name at the teacher endpoint")
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="hermes")
+    parser.add_argument("--language", choices=("zh", "en"), help="prompt language (default: the series')")
+    parser.add_argument("--select", default="wrong=1,low_score=1,close=1,confident=0.1",
+                        help="sampling rate per sample type (default: %(default)s)")
+    parser.add_argument("--limit", type=int, help="at most this many lines (after selection)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds line selection and the oracle")
+    parser.add_argument("--workers", type=int, default=8, help="concurrent trajectories")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    parser.add_argument("--retries", type=int, default=5, help="retries per request (429, 5xx, timeouts), "
+                        "with exponential back-off")
+    parser.add_argument("--max-turns", type=int, default=RuleConfig.max_turns)
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-tokens", type=int, default=1024, help="tokens per assistant turn")
+    parser.add_argument("--no-hint-retry", action="store_true",
+                        help="do not retry a wrong trajectory with the ground truth as a hint")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+    teacher_kind = args.teacher or ("api" if args.teacher_url else None)
+    if teacher_kind is None:
+        parser.error("give --teacher-url (and --teacher-model) or --teacher oracle")
+    if teacher_kind == "api" and not (args.teacher_url and args.teacher_model):
+        parser.error("--teacher api needs --teacher-url and --teacher-model")
+    try:
+        rates = parse_rates(args.select)
+        series = load_series(args.series, args.data_dir)
+        labels = read_labels(args.labels, series)
+    except (SeriesError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    env = SpeakerEnv(series, labels.lines, protocol=args.protocol, language=args.language,
+                     rules=RuleConfig(max_turns=args.max_turns), known=labels.characters)
+    selected = select_lines(series, labels.lines, rates, args.seed)
+    if args.limit is not None:
+        selected = selected[: args.limit]
+    done = finished_lines(args.out)
+    todo = [i for i in selected if i not in done]
+    log.info("%d lines selected, %d already done, %d to run", len(selected), len(selected) - len(todo), len(todo))
+
+    if teacher_kind == "oracle":
+        oracle = OracleTeacher(args.seed)
+
+        async def solve(i: int) -> dict:
+            return run_oracle(env, oracle, i, _truth(env, i))
+    else:
+        client = teacher_client(args.teacher_url, args.timeout, args.retries)
+        sampling = {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens}
+
+        async def solve(i: int) -> dict:
+            return await run_api(env, client, args.teacher_model, i, _truth(env, i),
+                                 sampling=sampling, hints=not args.no_hint_retry)
+    asyncio.run(write_records(args.out, todo, solve, args.workers))
+    return 0
+
+
+def teacher_client(url: str, timeout: float, retries: int) -> AsyncOpenAI:
+    """The async OpenAI client for a teacher; the key comes from OPENAI_API_KEY. Its aiohttp
+    transport keeps CPU per request flat as concurrency grows (httpx's pool does not: at 64
+    concurrent requests it spent more CPU than the requests themselves)."""
+    return AsyncOpenAI(base_url=url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), timeout=timeout,
+                       max_retries=retries, http_client=DefaultAioHttpClient())
+
+
+def _truth(env: SpeakerEnv, index: int) -> str:
+    return env.series.lines[index].speaker or env.other
+
+
+async def write_records(out: Path, todo: list[int], solve, workers: int) -> None:
+    """Run the coroutine `solve(i)` over `todo` with `workers` at a time; one writer appends
+    each finished record whole. Teacher calls wait on the network, so asyncio beats threads:
+    64 threads spend more CPU fighting over the GIL than on the requests."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in todo:
+        queue.put_nowait(i)
+    correct = failed = 0
+    with out.open("a", encoding="utf-8") as f, \
+            tqdm(total=len(todo), desc="traces", unit="line", mininterval=1.0) as bar:
+
+        async def worker() -> None:
+            nonlocal correct, failed
+            while not queue.empty():
+                i = queue.get_nowait()
+                try:
+                    record = await solve(i)
+                except Exception as e:  # one line's failure must not stop the run; a rerun retries it
+                    failed += 1
+                    log.warning("line %d failed, will be retried on rerun: %s", i, e)
+                else:
+                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
+                    f.flush()
+                    correct += record["correct"]["strict"]
+                bar.update(1)
+                bar.set_postfix(acc=f"{correct / max(1, bar.n - failed):.3f}", failed=failed, refresh=False)
+
+        await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(todo))))))
+    if failed:
+        log.warning("%d lines failed; rerun the same command to retry them", failed)
+
+if __name__ == "__main__":
+    sys.exit(main())
