@@ -61,6 +61,20 @@ def read_jsonl(path: Path | str) -> Iterator[JsonlRecord]:
                 yield JsonlRecord(line_no, error=f"broken JSON ({e.msg} at column {e.colno})")
 
 
+def json_objects(path: Path | str, report: "Report") -> Iterator[tuple[int, str, dict]]:
+    """Yield (line number, 'file:line', object) for every JSON object line of a JSONL file; count
+    each line as seen, and drop broken lines and non-objects into `report` with their location."""
+    for record in read_jsonl(path):
+        report.seen()
+        where = f"{path}:{record.line_no}"
+        if record.error:
+            report.drop("broken JSON", f"{where}: {record.error}")
+        elif not isinstance(record.value, dict):
+            report.drop("not a JSON object", where)
+        else:
+            yield record.line_no, where, record.value
+
+
 @dataclass
 class Report:
     """Counts of a conversion: records in, out, and dropped per reason with examples.

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tools.fileio import Report, atomic_write_json, atomic_write_text, read_jsonl
+from tools.fileio import Report, atomic_write_json, atomic_write_text, json_objects, read_jsonl
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -51,3 +51,13 @@ def test_report_accounts_for_every_record():
     assert data["dropped"] == {"too short": 4}
     assert data["dropped_examples"]["too short"][:2] == ["x.jsonl:1", "x.jsonl:4"]
     assert report.summary_line() == "x.jsonl: 10 in, 6 out; dropped: too short 4"
+
+
+def test_json_objects_counts_and_drops_what_is_not_an_object(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"a": 1}\n[1]\n{"a": \n{"b": 2}\n', encoding="utf-8")
+    report = Report(str(path))
+    kept = list(json_objects(path, report))
+    assert kept == [(1, f"{path}:1", {"a": 1}), (4, f"{path}:4", {"b": 2})]
+    assert report.records_in == 4 and report.dropped == {"not a JSON object": 1, "broken JSON": 1}
+    assert report.examples["not a JSON object"] == [f"{path}:2"]

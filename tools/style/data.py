@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugins.style.labels import LabelSet, format_input
-from tools.fileio import Report, atomic_write_text, read_jsonl
+from tools.fileio import Report, atomic_write_text, json_objects
 
 
 
@@ -83,16 +83,7 @@ def check_records(path: Path | str, labels: LabelSet) -> tuple[list[StyleRecord]
     report = Report(source=str(path))
     records: list[StyleRecord] = []
     first_seen: dict[str, StyleRecord] = {}
-    for line in read_jsonl(path):
-        report.seen()
-        where = f"{path}:{line.line_no}"
-        if line.error:
-            report.drop("broken JSON", f"{where}: {line.error}")
-            continue
-        value = line.value
-        if not isinstance(value, dict):
-            report.drop("not a JSON object", where)
-            continue
+    for _, where, value in json_objects(path, report):
         text = value.get("input")
         if not isinstance(text, str) or not text.strip():
             report.drop("missing input", where)
@@ -160,16 +151,7 @@ def convert_pairs(
     records: list[StyleRecord] = []
     first_seen: dict[str, str] = {}
     used_keys = {question_key, answer_key} | ({label_key} if fixed_label is None else set())
-    for line in read_jsonl(path):
-        report.seen()
-        where = f"{path}:{line.line_no}"
-        if line.error:
-            report.drop("broken JSON", f"{where}: {line.error}")
-            continue
-        value = line.value
-        if not isinstance(value, dict):
-            report.drop("not a JSON object", where)
-            continue
+    for line_no, where, value in json_objects(path, report):
         question, answer = value.get(question_key), value.get(answer_key)
         if not isinstance(question, str) or not question.strip():
             report.drop(f"missing {question_key}", where)
@@ -187,7 +169,7 @@ def convert_pairs(
             continue
         first_seen[text] = where
         metadata = {k: v for k, v in value.items() if k not in used_keys}
-        metadata["source_line"] = line.line_no
+        metadata["source_line"] = line_no
         records.append(StyleRecord(text, label, labels.styles[labels.id_of(label)].label_english, metadata, where))
         report.keep()
     counts = collections.Counter(r.label for r in records)
