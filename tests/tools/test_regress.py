@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools import regress
+from tools.openai_endpoint import free_port
 from tools.regress_bank import load_bank
 
 SHIPPED_BANK = Path("data/regression/孙悟空.jsonl")
@@ -254,7 +255,7 @@ def test_bad_input_exits_2_naming_the_problem_and_writes_nothing(repo_root, tmp_
 
 def test_an_unreachable_endpoint_exits_1_and_a_rerun_can_resume(repo_root, tmp_path):
     bank = _bank(tmp_path, ["你是谁？"])
-    closed = f"http://127.0.0.1:{_free_port()}/v1"
+    closed = f"http://127.0.0.1:{free_port()}/v1"
     out = tmp_path / "out" / "results.jsonl"
     common = ["--cases", str(bank), "--endpoint", closed, "--max-retries", "0", "--timeout", "5", "--out", str(out)]
     proc = _run_cli(repo_root, *common)  # the model list is the first request: nothing is written
