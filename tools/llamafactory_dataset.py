@@ -51,8 +51,9 @@ def make_record(fmt: str, prompt: str, response: str, system: str) -> dict:
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
 
-def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None) -> dict:
-    """The dataset_info.json entry for a file written by `make_record` in `fmt`.
+def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None, columns: dict | None = None) -> dict:
+    """The dataset_info.json entry for a file written by `make_record` in `fmt`; `columns` adds
+    LLaMA-Factory columns beyond the basic ones (e.g. alpaca "history", "tools").
 
     `num_samples` makes LLaMA-Factory draw that many examples from the file: every row once,
     the rest drawn with replacement; this is how a dataset is weighted without copying rows."""
@@ -71,6 +72,7 @@ def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None) -> d
         }
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
+    entry["columns"].update(columns or {})
     if num_samples is not None:
         entry["num_samples"] = num_samples
     return entry
@@ -102,12 +104,14 @@ def _read_info(info_path: Path) -> dict:
 
 @dataclass
 class DatasetOutput:
-    """One dataset a converter produced: its name, rows, report and optional `num_samples` weight."""
+    """One dataset a converter produced: its name, rows, report, optional `num_samples` weight
+    and optional extra columns for its dataset_info entry (see `dataset_entry`)."""
 
     name: str
     records: list[dict]
     report: Report
     num_samples: int | None = None
+    columns: dict | None = None
 
 
 def publish(out_dir: Path | str, outputs: list[DatasetOutput], fmt: str) -> dict[str, Path]:
@@ -127,7 +131,7 @@ def publish(out_dir: Path | str, outputs: list[DatasetOutput], fmt: str) -> dict
         info = _read_info(info_path)
         for output in outputs:
             file_name = f"{output.name}.json"
-            info[output.name] = dataset_entry(file_name, fmt, output.num_samples)
+            info[output.name] = dataset_entry(file_name, fmt, output.num_samples, output.columns)
             output.report.extra["dataset_info_entry"] = {output.name: info[output.name]}
             atomic_write_json(out_dir / file_name, output.records)
             atomic_write_json(out_dir / f"{output.name}.report.json", output.report.as_dict(), indent=2)

@@ -1,0 +1,190 @@
+"""Seeded split manifest for speaker recognition: `make split SERIES=...`.
+
+Assigns the labelled lines of a series to four parts (sft, rl_train, rl_val, eval) by whole
+episodes (or, with --block-lines, contiguous blocks of lines), so no two lines in different
+parts share context. A prompt shows ±30 non-deleted lines around its target and the context runs
+across episode boundaries, so wherever two neighbouring units fall into different parts, the
+30 lines on each side of the boundary are dropped (and counted): any two kept lines of different
+parts are then more than 60 lines apart and their context windows share no line.
+
+The manifest (JSON, atomic) records the series, seed, ratios, and per part its episodes, kept
+line ranges [first, last] (global indices, inclusive), line count and counts per sample type.
+Export reads it back with `read_split`.
+"""
+
+import argparse
+import collections
+import json
+import logging
+import random
+import sys
+from pathlib import Path
+
+from plugins.speaker_rec.labelfile import SAMPLE_TYPES, read_labels
+from plugins.speaker_rec.prompts import CONTEXT_WINDOW
+from plugins.speaker_rec.series import SeriesError, load_series
+from tools.fileio import atomic_write_json
+
+log = logging.getLogger("split")
+
+FORMAT = "dramakit-split/1"
+PARTS = ("sft", "rl_train", "rl_val", "eval")
+DEFAULT_RATIOS = "sft=0.6,rl_train=0.2,rl_val=0.05,eval=0.15"
+
+
+def parse_ratios(spec: str) -> dict[str, float]:
+    """'sft=0.6,eval=0.4' → a ratio for every part (unnamed parts 0); they must sum to 1."""
+    ratios = dict.fromkeys(PARTS, 0.0)
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = item.partition("=")
+        if name not in PARTS:
+            raise ValueError(f"unknown part {name!r} in ratios; parts are {', '.join(PARTS)}")
+        try:
+            ratios[name] = float(value)
+        except ValueError:
+            raise ValueError(f"ratio of {name!r} is not a number: {value!r}") from None
+        if ratios[name] < 0:
+            raise ValueError(f"ratio of {name!r} is negative")
+    if abs(sum(ratios.values()) - 1.0) > 1e-6:
+        raise ValueError(f"ratios must sum to 1, not {sum(ratios.values()):g}")
+    return ratios
+
+
+def _units(series, kept: list[int], block_lines: int) -> list[list[int]]:
+    """Positions (into `kept`) grouped by episode, or in runs of `block_lines`."""
+    if block_lines:
+        return [list(range(i, min(i + block_lines, len(kept)))) for i in range(0, len(kept), block_lines)]
+    by_episode = collections.defaultdict(list)
+    for position, index in enumerate(kept):
+        by_episode[series.lines[index].episode].append(position)
+    return [by_episode[e] for e in sorted(by_episode)]
+
+
+def assign(n_lines_per_unit: list[int], ratios: dict[str, float], seed: int) -> list[str]:
+    """The part of each unit: units in a seeded order, each to the part furthest below its
+    target line count (ties by part order). Deterministic for a seed."""
+    total = sum(n_lines_per_unit)
+    order = list(range(len(n_lines_per_unit)))
+    random.Random(seed).shuffle(order)
+    filled = dict.fromkeys(PARTS, 0)
+    parts = [""] * len(order)
+    for unit in order:
+        wanted = [p for p in PARTS if ratios[p] > 0]
+        part = max(wanted, key=lambda p: (ratios[p] * total - filled[p], -PARTS.index(p)))
+        parts[unit] = part
+        filled[part] += n_lines_per_unit[unit]
+    return parts
+
+
+def build_manifest(series, labels, ratios: dict[str, float], seed: int, block_lines: int = 0,
+                   gap: int = CONTEXT_WINDOW) -> dict:
+    """The split manifest for `series` and its `labels` (a LabelFile)."""
+    kept = [line.index for line in series.lines if not line.deleted and line.index in labels.lines]
+    units = _units(series, kept, block_lines)
+    unit_parts = assign([len(u) for u in units], ratios, seed)
+    part_at = [""] * len(kept)
+    for unit, part in zip(units, unit_parts):
+        for position in unit:
+            part_at[position] = part
+    dropped = set()
+    for left, right, part_left, part_right in zip(units, units[1:], unit_parts, unit_parts[1:]):
+        if part_left != part_right:
+            dropped.update(left[-gap:])
+            dropped.update(right[:gap])
+    parts = {p: {"ratio": ratios[p], "episodes": [], "blocks": [], "lines": 0,
+                 "sample_types": dict.fromkeys(SAMPLE_TYPES, 0)} for p in PARTS}
+    gap_counts = dict.fromkeys(SAMPLE_TYPES, 0)
+    previous = None  # (part, position) of the last kept line, to extend or start a block
+    for position, index in enumerate(kept):
+        sample_type = labels.lines[index].sample_type
+        if position in dropped:
+            gap_counts[sample_type] += 1
+            continue
+        part = parts[part_at[position]]
+        part["lines"] += 1
+        part["sample_types"][sample_type] += 1
+        episode = series.lines[index].episode
+        if not part["episodes"] or part["episodes"][-1] != episode:
+            part["episodes"].append(episode)
+        if previous == (part_at[position], position - 1):
+            part["blocks"][-1][1] = index
+        else:
+            part["blocks"].append([index, index])
+        previous = (part_at[position], position)
+    for part in parts.values():
+        part["episodes"] = sorted(set(part["episodes"]))
+    return {
+        "format": FORMAT,
+        "series": series.name,
+        "seed": seed,
+        "ratios": ratios,
+        "unit": f"block of {block_lines} lines" if block_lines else "episode",
+        "context_window": CONTEXT_WINDOW,
+        "gap_lines_each_side": gap,
+        "lines_labelled": len(kept),
+        "parts": parts,
+        "dropped_in_gaps": {"lines": len(dropped), "sample_types": gap_counts},
+    }
+
+
+def read_split(path: Path | str) -> dict:
+    """A split manifest read back and checked; raises ValueError naming the file and reason."""
+    path = Path(path)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file is missing") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a split manifest (format is not {FORMAT!r})")
+    if set(manifest.get("parts", {})) != set(PARTS):
+        raise ValueError(f"{path}: parts must be {', '.join(PARTS)}")
+    return manifest
+
+
+def part_contains(manifest: dict, part: str, line: int) -> bool:
+    """Whether global line index `line` is kept in `part` of a manifest."""
+    return any(first <= line <= last for first, last in manifest["parts"][part]["blocks"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.split",
+        description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole episodes "
+        "(or contiguous blocks), dropping 30 lines on each side of every boundary between parts so that "
+        "no two lines in different parts share context. Writes a JSON manifest (atomic).",
+    )
+    parser.add_argument("--series", required=True)
+    parser.add_argument("--data-dir", default="data/demo")
+    parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.prepare")
+    parser.add_argument("--out", required=True, type=Path, help="split manifest to write (JSON)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the order in which units are assigned")
+    parser.add_argument("--ratios", default=DEFAULT_RATIOS, help="share of lines per part (default: %(default)s)")
+    parser.add_argument("--block-lines", type=int, default=0,
+                        help="split by contiguous blocks of this many lines instead of whole episodes "
+                        "(for series with few episodes); 0 = episodes (default)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.block_lines < 0:
+        parser.error("--block-lines must be >= 0")
+    try:
+        ratios = parse_ratios(args.ratios)
+        series = load_series(args.series, args.data_dir)
+        labels = read_labels(args.labels, series)
+    except (SeriesError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines)
+    atomic_write_json(args.out, manifest, indent=1)
+    for part in PARTS:
+        if ratios[part] > 0 and not manifest["parts"][part]["lines"]:
+            log.warning("part %s got no lines: units are too coarse for its ratio (try --block-lines)", part)
+    summary = ", ".join(f"{p} {manifest['parts'][p]['lines']}" for p in PARTS)
+    log.info("%s: %s; %d lines dropped in gaps -> %s", args.series, summary,
+             manifest["dropped_in_gaps"]["lines"], args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
