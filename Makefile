@@ -8,6 +8,7 @@ SHELL := /bin/bash
 PYTHON     ?= python3
 VENV       ?= .venv
 PY         := $(VENV)/bin/python
+INSTALLED  := $(VENV)/.make-installed
 # The repository root is on PYTHONPATH: our code is never pip-installed.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
@@ -17,6 +18,9 @@ DATA_DIR   ?= data/demo
 SEED       ?= 0
 TINY_MODEL ?= .cache/models/tiny-qwen3
 MODEL      ?= $(TINY_MODEL)
+TINY_STAMP := $(TINY_MODEL)/dramakit_tiny_model.json
+# Steps that train need the tiny model only when they train it.
+MODEL_DEP   = $(if $(filter $(TINY_MODEL),$(MODEL)),$(TINY_STAMP))
 RUNS       ?= runs
 OUT        ?= $(RUNS)/sft-smoke
 RECIPE     ?= recipes/sft/tiny_smoke_cpu.yaml
@@ -36,6 +40,15 @@ PROTOCOL   ?= hermes
 WORKERS    ?= 8
 SELECT     ?= wrong=1,low_score=1,close=1,confident=0.1
 TRACES_ARGS ?=
+TRACES_DONE := $(TRACES).done
+SPLIT      ?= $(RUNS)/$(SERIES)/split.json
+SPLIT_ARGS ?=
+SFT_FORMAT ?= alpaca
+SFT_DATA   ?= $(RUNS)/$(SERIES)/sft
+SFT_NAME   := $(SERIES)_sft_$(SFT_FORMAT)
+SFT_RECIPE ?= recipes/sft/speaker_rec_cpu.yaml
+SFT_OUT    ?= $(RUNS)/$(SERIES)/sft-out
+EXPORT_ARGS ?=
 # role-play
 ROLE        ?= 孙悟空
 PROFILES    ?= ../shared/data/rolebench-zh/profiles-zh_desc.json
@@ -76,7 +89,7 @@ DIALOGUE_ARGS ?=
 HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
-.PHONY: help install tiny-model series-info demo-series prepare traces sft-smoke demo test bench clean \
+.PHONY: help install tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench clean \
 	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve
 
 help: ## list targets and variables
@@ -85,10 +98,16 @@ help: ## list targets and variables
 	@echo "variables (current value): SERIES=$(SERIES) DATA_DIR=$(DATA_DIR) MODEL=$(MODEL) RECIPE=$(RECIPE)"
 	@echo "  OUT=$(OUT) SEED=$(SEED) VENV=$(VENV) PYTHON=$(PYTHON) ARGS=\"$(ARGS)\" PYTEST_ARGS=\"$(PYTEST_ARGS)\""
 
-install: ## create .venv with the pinned CPU stack (a stamp makes reruns instant)
-	$(PYTHON) -m tools.install_env --venv $(VENV)
+install: $(INSTALLED) ## create .venv with the pinned CPU stack (a stamp makes reruns instant)
 
-tiny-model: install ## build the tiny random Qwen3 model into TINY_MODEL (offline, seeded)
+# install_env keeps its own stamp of the pins; this one lets file targets depend on the environment.
+$(INSTALLED): pyproject.toml tools/install_env.py
+	$(PYTHON) -m tools.install_env --venv $(VENV)
+	touch $@
+
+tiny-model: $(TINY_STAMP) ## build the tiny random Qwen3 model into TINY_MODEL (offline, seeded)
+
+$(TINY_STAMP): | $(INSTALLED)
 	$(PY) -m tools.tiny_model --out $(TINY_MODEL) --seed $(SEED)
 
 series-info: install ## validate SERIES under DATA_DIR and print its summary
@@ -101,24 +120,47 @@ demo-series: install ## regenerate the demo series from its script (deterministi
 
 prepare: $(LABELS) ## label propagation: pseudo-labels, candidate lists, accuracy (-> LABELS)
 
-$(LABELS): | install
+$(LABELS): | $(INSTALLED)
 	$(PY) -m tools.prepare --series $(SERIES) --data-dir $(DATA_DIR) --seed $(SEED) \
 		$(if $(SEEDS),--seeds $(SEEDS)) --out $@ $(PREPARE_ARGS)
 
-traces: $(LABELS) ## teacher trajectories (TEACHER_URL + TEACHER_MODEL, key in OPENAI_API_KEY; or TEACHER=oracle), resumable
+traces: $(TRACES_DONE) ## teacher trajectories (TEACHER_URL + TEACHER_MODEL, key in OPENAI_API_KEY; or TEACHER=oracle), resumable
+
+# tools.traces resumes and exits non-zero while lines are missing, so the stamp marks a finished run.
+$(TRACES_DONE): $(LABELS)
 	$(PY) -m tools.traces --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $(TRACES) \
 		$(if $(TEACHER),--teacher $(TEACHER)) $(if $(TEACHER_URL),--teacher-url $(TEACHER_URL)) \
 		$(if $(TEACHER_MODEL),--teacher-model $(TEACHER_MODEL)) --protocol $(PROTOCOL) --workers $(WORKERS) \
 		--select $(SELECT) --seed $(SEED) $(TRACES_ARGS)
+	touch $@
+
+split: $(SPLIT) ## seeded sft / rl_train / rl_val / eval manifest by episode blocks (-> SPLIT)
+
+$(SPLIT): $(LABELS)
+	$(PY) -m tools.split --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $@ --seed $(SEED) $(SPLIT_ARGS)
+
+sft-data: $(SFT_DATA)/$(SFT_NAME).json ## trajectories of the sft part -> LLaMA-Factory dataset (SFT_FORMAT alpaca|sharegpt)
+
+$(SFT_DATA)/$(SFT_NAME).json: $(TRACES_DONE) $(SPLIT)
+	$(PY) -m tools.export sft --traces $(TRACES) --split $(SPLIT) --format $(SFT_FORMAT) \
+		--out-dir $(SFT_DATA) --name $(SFT_NAME) $(EXPORT_ARGS)
+
+sft: $(SFT_OUT)/trainer_state.json ## SR SFT: prepare -> traces -> split -> sft-data -> llamafactory-cli train SFT_RECIPE
+
+$(SFT_OUT)/trainer_state.json: $(SFT_DATA)/$(SFT_NAME).json $(SFT_RECIPE) | $(INSTALLED) $(MODEL_DEP)
+	$(VENV)/bin/llamafactory-cli train $(SFT_RECIPE) model_name_or_path=$(MODEL) dataset=$(SFT_NAME) \
+		dataset_dir=$(SFT_DATA) output_dir=$(SFT_OUT) $(ARGS)
+	@echo "loss plot: $(SFT_OUT)/training_loss.png"
 
 sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on MODEL; ARGS are key=value overrides
 	$(VENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) output_dir=$(OUT) $(ARGS)
 	@echo "loss plot: $(OUT)/training_loss.png"
 
-demo: series-info prepare ## the end-to-end demo on the demo series, on CPU
-	$(MAKE) traces TEACHER=oracle
-	$(MAKE) sft-smoke
-	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), SFT output in $(OUT)"
+# The demo series has three episodes: blocks of 40 lines let every split part get some.
+demo: series-info ## the end-to-end demo on the demo series, on CPU: prepare, oracle traces, split, export, SFT
+	$(MAKE) sft TEACHER=oracle SPLIT_ARGS="--block-lines 40 $(SPLIT_ARGS)"
+	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), split $(SPLIT),"
+	@echo "  SFT data $(SFT_DATA), SFT output and loss plot in $(SFT_OUT)"
 
 # ---- role-play ----------------------------------------------------------------
 

@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.traces",
         description="Ask a teacher model to solve selected lines with tools and store one trajectory per "
-        "line (JSONL, resumable). The API key comes from OPENAI_API_KEY. --teacher oracle needs no API: "
+        "line (JSONL, resumable; exit 1 when some lines failed and a rerun should retry them). The API key comes from OPENAI_API_KEY. --teacher oracle needs no API: "
         "it answers the ground truth deterministically (for demos and tests; records say so).",
     )
     parser.add_argument("--series", required=True)
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         async def solve(i: int) -> dict:
             return await run_api(env, client, args.teacher_model, i, _truth(env, i),
                                  sampling=sampling, hints=not args.no_hint_retry)
-    asyncio.run(write_records(args.out, todo, solve, args.workers))
-    return 0
+    failed = asyncio.run(write_records(args.out, todo, solve, args.workers))
+    return 1 if failed else 0
 
 
 def teacher_client(url: str, timeout: float, retries: int) -> AsyncOpenAI:
@@ -271,9 +271,9 @@ def _truth(env: SpeakerEnv, index: int) -> str:
     return env.series.lines[index].speaker or env.other
 
 
-async def write_records(out: Path, todo: list[int], solve, workers: int) -> None:
+async def write_records(out: Path, todo: list[int], solve, workers: int) -> int:
     """Run the coroutine `solve(i)` over `todo` with `workers` at a time; one writer appends
-    each finished record whole. Teacher calls wait on the network, so asyncio beats threads:
+    each finished record whole. Returns how many lines failed (a rerun retries them). Teacher calls wait on the network, so asyncio beats threads:
     64 threads spend more CPU fighting over the GIL than on the requests."""
     out.parent.mkdir(parents=True, exist_ok=True)
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -302,6 +302,7 @@ async def write_records(out: Path, todo: list[int], solve, workers: int) -> None
         await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(todo))))))
     if failed:
         log.warning("%d lines failed; rerun the same command to retry them", failed)
+    return failed
 
 if __name__ == "__main__":
     sys.exit(main())

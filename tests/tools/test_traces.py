@@ -236,3 +236,15 @@ def test_bad_arguments_exit_with_a_message(labels_path, tmp_path, capsys):
                         str(tmp_path / "t.jsonl"), "--teacher", "oracle", "--select", "sure=1"]) == 2
     assert "unknown sample type 'sure'" in capsys.readouterr().err
     assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_failed_lines_exit_1_and_are_retried_by_the_next_run(labels_path, tmp_path):
+    out = tmp_path / "t.jsonl"
+    common = ["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path), "--out", str(out),
+              "--teacher-model", "m", "--limit", "3", "--retries", "0", "--no-hint-retry"]
+    with ScriptedOpenAI(lambda request, attempt: Reply(status=500)) as broken:
+        assert traces.main([*common, "--teacher-url", broken.url]) == 1
+    assert not out.exists() or out.read_text() == ""
+    with ScriptedOpenAI() as healthy:
+        assert traces.main([*common, "--teacher-url", healthy.url]) == 0
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 3
