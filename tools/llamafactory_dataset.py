@@ -68,7 +68,10 @@ def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None, colu
             "file_name": file_name,
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system"},
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt"},
+            # Name every tag: once `tags` is given, LLaMA-Factory sets each one left out to None, and
+            # then drops every row with function_call or observation turns as "invalid role tag".
+            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
+                     "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"},
         }
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
