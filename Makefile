@@ -22,8 +22,8 @@ TINY_STAMP := $(TINY_MODEL)/dramakit_tiny_model.json
 # Steps that train need the tiny model only when they train it.
 MODEL_DEP   = $(if $(filter $(TINY_MODEL),$(MODEL)),$(TINY_STAMP))
 RUNS       ?= runs
-OUT        ?= $(RUNS)/sft-smoke
-RECIPE     ?= recipes/sft/tiny_smoke_cpu.yaml
+SMOKE_OUT  ?= $(RUNS)/sft-smoke
+SMOKE_RECIPE ?= recipes/sft/tiny_smoke_cpu.yaml
 ARGS       ?=
 PYTEST_ARGS ?=
 BENCH_DATA_DIRS ?= $(DATA_DIR) ../shared/data/dramasr
@@ -46,8 +46,8 @@ SPLIT_ARGS ?=
 SFT_FORMAT ?= alpaca
 SFT_DATA   ?= $(RUNS)/$(SERIES)/sft
 SFT_NAME   := $(SERIES)_sft_$(SFT_FORMAT)
-SFT_RECIPE ?= recipes/sft/speaker_rec_cpu.yaml
-SFT_OUT    ?= $(RUNS)/$(SERIES)/sft-out
+RECIPE     ?= recipes/sft/speaker_rec_cpu.yaml
+OUT        ?= $(RUNS)/$(SERIES)/sft-out
 EXPORT_ARGS ?=
 # role-play
 ROLE        ?= 孙悟空
@@ -145,22 +145,22 @@ $(SFT_DATA)/$(SFT_NAME).json: $(TRACES_DONE) $(SPLIT)
 	$(PY) -m tools.export sft --traces $(TRACES) --split $(SPLIT) --format $(SFT_FORMAT) \
 		--out-dir $(SFT_DATA) --name $(SFT_NAME) $(EXPORT_ARGS)
 
-sft: $(SFT_OUT)/trainer_state.json ## SR SFT: prepare -> traces -> split -> sft-data -> llamafactory-cli train SFT_RECIPE
+sft: $(OUT)/trainer_state.json ## SR SFT: prepare -> traces -> split -> sft-data -> llamafactory-cli train RECIPE
 
-$(SFT_OUT)/trainer_state.json: $(SFT_DATA)/$(SFT_NAME).json $(SFT_RECIPE) | $(INSTALLED) $(MODEL_DEP)
-	$(VENV)/bin/llamafactory-cli train $(SFT_RECIPE) model_name_or_path=$(MODEL) dataset=$(SFT_NAME) \
-		dataset_dir=$(SFT_DATA) output_dir=$(SFT_OUT) $(ARGS)
-	@echo "loss plot: $(SFT_OUT)/training_loss.png"
-
-sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on MODEL; ARGS are key=value overrides
-	$(VENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) output_dir=$(OUT) $(ARGS)
+$(OUT)/trainer_state.json: $(SFT_DATA)/$(SFT_NAME).json $(RECIPE) | $(INSTALLED) $(MODEL_DEP)
+	$(VENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) dataset=$(SFT_NAME) \
+		dataset_dir=$(SFT_DATA) output_dir=$(OUT) $(ARGS)
 	@echo "loss plot: $(OUT)/training_loss.png"
+
+sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on a 20-record sample (SMOKE_RECIPE); ARGS pass through
+	$(VENV)/bin/llamafactory-cli train $(SMOKE_RECIPE) model_name_or_path=$(MODEL) output_dir=$(SMOKE_OUT) $(ARGS)
+	@echo "loss plot: $(SMOKE_OUT)/training_loss.png"
 
 # The demo series has three episodes: blocks of 40 lines let every split part get some.
 demo: series-info ## the end-to-end demo on the demo series, on CPU: prepare, oracle traces, split, export, SFT
 	$(MAKE) sft TEACHER=oracle SPLIT_ARGS="--block-lines 40 $(SPLIT_ARGS)"
 	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), split $(SPLIT),"
-	@echo "  SFT data $(SFT_DATA), SFT output and loss plot in $(SFT_OUT)"
+	@echo "  SFT data $(SFT_DATA), SFT output and loss plot in $(OUT)"
 
 # ---- role-play ----------------------------------------------------------------
 

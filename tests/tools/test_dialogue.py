@@ -371,7 +371,9 @@ def test_llamafactory_trains_on_every_extracted_sample(repo_root, novel, tiny_mo
     assert len(samples) >= 10
     info = json.loads((out_dir / "dataset_info.json").read_text(encoding="utf-8"))
     assert info["wusong_dialogue"]["tags"] == {"role_tag": "from", "content_tag": "value",
-                                              "user_tag": "human", "assistant_tag": "gpt"}
+                                              "user_tag": "human", "assistant_tag": "gpt",
+                                              "observation_tag": "observation", "function_tag": "function_call",
+                                              "system_tag": "system"}
     run = run_sft(tiny_model, out_dir, "wusong_dialogue", tmp_path / "sft", max_steps=2)
     run.assert_trained(steps=2)
     assert run.num_examples == len(samples)
