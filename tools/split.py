@@ -22,6 +22,7 @@ from pathlib import Path
 
 from plugins.speaker_rec.labelfile import SAMPLE_TYPES, read_labels
 from plugins.speaker_rec.prompts import CONTEXT_WINDOW
+from plugins.speaker_rec.selection import parse_named_numbers
 from plugins.speaker_rec.series import SeriesError, load_series
 from tools.fileio import atomic_write_json
 
@@ -34,17 +35,10 @@ DEFAULT_RATIOS = "sft=0.6,rl_train=0.2,rl_val=0.05,eval=0.15"
 
 def parse_ratios(spec: str) -> dict[str, float]:
     """'sft=0.6,eval=0.4' → a ratio for every part (unnamed parts 0); they must sum to 1."""
-    ratios = dict.fromkeys(PARTS, 0.0)
-    for item in filter(None, (p.strip() for p in spec.split(","))):
-        name, _, value = item.partition("=")
-        if name not in PARTS:
-            raise ValueError(f"unknown part {name!r} in ratios; parts are {', '.join(PARTS)}")
-        try:
-            ratios[name] = float(value)
-        except ValueError:
-            raise ValueError(f"ratio of {name!r} is not a number: {value!r}") from None
-        if ratios[name] < 0:
-            raise ValueError(f"ratio of {name!r} is negative")
+    ratios = parse_named_numbers(spec, PARTS, "--ratios")
+    for name, ratio in ratios.items():
+        if ratio < 0:
+            raise ValueError(f"--ratios: ratio of {name!r} is negative")
     if abs(sum(ratios.values()) - 1.0) > 1e-6:
         raise ValueError(f"ratios must sum to 1, not {sum(ratios.values()):g}")
     return ratios

@@ -14,20 +14,27 @@ from plugins.speaker_rec.toolset import LineLabel
 SAMPLE_TYPES = ("wrong", "low_score", "close", "confident")
 
 
-def parse_rates(spec: str) -> dict[str, float]:
-    """'wrong=1,close=0.5' → {'wrong': 1.0, 'close': 0.5, others: 0.0}."""
-    rates = dict.fromkeys(SAMPLE_TYPES, 0.0)
+def parse_named_numbers(spec: str, names: tuple[str, ...], option: str) -> dict[str, float]:
+    """'a=1,b=0.5' → a number for every name in `names` (0.0 for those not given); errors name
+    the command-line `option` and the bad item."""
+    values = dict.fromkeys(names, 0.0)
     for part in filter(None, (p.strip() for p in spec.split(","))):
         name, _, value = part.partition("=")
-        if name not in rates:
-            raise ValueError(f"--select: unknown sample type {name!r}; known: {', '.join(SAMPLE_TYPES)}")
+        if name not in values:
+            raise ValueError(f"{option}: unknown name {name!r}; known: {', '.join(names)}")
         try:
-            rate = float(value)
+            values[name] = float(value)
         except ValueError:
-            raise ValueError(f"--select: rate for {name} is not a number: {value!r}") from None
+            raise ValueError(f"{option}: value for {name} is not a number: {value!r}") from None
+    return values
+
+
+def parse_rates(spec: str) -> dict[str, float]:
+    """'wrong=1,close=0.5' → {'wrong': 1.0, 'close': 0.5, others: 0.0}; each within [0, 1]."""
+    rates = parse_named_numbers(spec, SAMPLE_TYPES, "--select")
+    for name, rate in rates.items():
         if not 0.0 <= rate <= 1.0:
             raise ValueError(f"--select: rate for {name} must be within [0, 1], got {rate}")
-        rates[name] = rate
     return rates
 
 

@@ -234,7 +234,7 @@ def test_bad_arguments_exit_with_a_message(labels_path, tmp_path, capsys):
     assert "--teacher-url" in capsys.readouterr().err
     assert traces.main(["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path), "--out",
                         str(tmp_path / "t.jsonl"), "--teacher", "oracle", "--select", "sure=1"]) == 2
-    assert "unknown sample type 'sure'" in capsys.readouterr().err
+    assert "--select: unknown name 'sure'" in capsys.readouterr().err
     assert not (tmp_path / "t.jsonl").exists()
 
 
