@@ -42,7 +42,7 @@ from tools.llamafactory_dataset import (
     FORMATS,
     ConversionError,
     DatasetOutput,
-    check_dataset_name,
+    dataset_name_arg,
     make_record,
     publish,
 )
@@ -312,7 +312,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--settings", type=Path, nargs="+", default=[],
                         help="settings files (JSON array or JSONL) or folders of them")
     parser.add_argument("--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)")
-    parser.add_argument("--name", required=True, help="dataset name prefix, an identifier (e.g. furina)")
+    parser.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name prefix, an identifier (e.g. furina)")
     parser.add_argument("--speaker", nargs="+", help="keep only records of these speakers")
     parser.add_argument("--min-chars", type=int, default=4,
                         help="drop voice lines with fewer letters or digits than this (default: %(default)s)")
@@ -331,10 +331,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("give --voice-lines, --settings or both")
     if args.settings_weight < 1:
         parser.error("--settings-weight must be at least 1")
-    try:
-        check_dataset_name(args.name)
-    except ValueError as e:
-        parser.error(str(e))
     return args
 
 

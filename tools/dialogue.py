@@ -46,7 +46,7 @@ from tools.fileio import EXAMPLES_PER_REASON, Report, atomic_write_json
 from tools.llamafactory_dataset import (
     ConversionError,
     DatasetOutput,
-    check_dataset_name,
+    dataset_name_arg,
     dataset_entry,
     publish,
 )
@@ -285,7 +285,7 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     target.add_argument("--merge-existing", type=Path, metavar="FILE",
                         help="merge into this ShareGPT JSON file (atomic, after a FILE.<time>.bak backup), "
                         "skipping samples that duplicate its records")
-    parser.add_argument("--name", help="dataset name with --out-dir, an identifier (e.g. wusong_dialogue)")
+    parser.add_argument("--name", type=dataset_name_arg, help="dataset name with --out-dir, an identifier (e.g. wusong_dialogue)")
     parser.add_argument("--assistant", required=True, help="the character the model plays (gpt turns)")
     parser.add_argument("--assistant-alias", action="append", default=[], metavar="A,B",
                         help="other names of the assistant in the text, comma-separated (repeatable)")
@@ -325,10 +325,6 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     if args.out_dir is not None:
         if not args.name:
             parser.error("--out-dir needs --name")
-        try:
-            check_dataset_name(args.name)
-        except ValueError as e:
-            parser.error(str(e))
     elif args.name:
         parser.error("--name goes with --out-dir; --merge-existing writes into FILE")
     for flag in ("max_turns", "max_turn_chars", "max_sample_chars"):

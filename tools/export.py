@@ -29,7 +29,7 @@ from tqdm import tqdm
 from plugins.speaker_rec.protocol import PROTOCOLS, TOOL_NAMES, action_from_openai, parse_turn, render_turn
 from plugins.speaker_rec.rules import Judge, RuleConfig
 from tools.fileio import Report, json_objects
-from tools.llamafactory_dataset import FORMATS, ConversionError, DatasetOutput, check_dataset_name, publish
+from tools.llamafactory_dataset import FORMATS, ConversionError, DatasetOutput, dataset_name_arg, publish
 from tools.split import PARTS, part_contains, read_split
 
 log = logging.getLogger("export")
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument("--part", choices=PARTS, default="sft", help="split part to export (default: %(default)s)")
     sft.add_argument("--format", choices=FORMATS, default="alpaca")
     sft.add_argument("--out-dir", required=True, type=Path)
-    sft.add_argument("--name", required=True, help="dataset name (an identifier): NAME.json, dataset_info key")
+    sft.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name (an identifier): NAME.json, dataset_info key")
     sft.add_argument("--keep-invalid", action="store_true", help="keep invalid turns and the errors they got")
     sft.add_argument("--include-incorrect", action="store_true", help="keep trajectories with a wrong answer")
     sft.add_argument("--include-incomplete", action="store_true", help="keep trajectories without an answer")
@@ -229,7 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        check_dataset_name(args.name)
         manifest = read_split(args.split)
         if not args.traces.is_file():
             raise ConversionError(args.traces, "file is missing")

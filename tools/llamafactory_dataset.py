@@ -7,6 +7,7 @@ Point LLaMA-Factory at the output folder with `dataset_dir=<out-dir> dataset=<na
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import fcntl
 import json
@@ -37,6 +38,14 @@ def check_dataset_name(name: str) -> str:
     if not DATASET_NAME.match(name):
         raise ValueError(f"dataset name {name!r} is not an identifier (letters, digits, '_' and '-' only)")
     return name
+
+
+def dataset_name_arg(value: str) -> str:
+    """argparse `type=` for a dataset name: the same check, reported as a usage error."""
+    try:
+        return check_dataset_name(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def make_record(fmt: str, prompt: str, response: str, system: str) -> dict:

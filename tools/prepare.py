@@ -24,6 +24,7 @@ from plugins.speaker_rec.propagation import Inputs, Params, Propagation, Result
 from plugins.speaker_rec.seeding import MIN_SECONDS, select_seeds
 from plugins.speaker_rec.series import Line, Series, SeriesError, load_series
 from tools.fileio import atomic_write_text
+from tools.series_args import add_series_args
 
 log = logging.getLogger("prepare")
 
@@ -268,8 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         "truth outside the seeded characters (unnamed, several speakers, narration, other, an unseeded name) "
         "is right when the answer is 'other' or a new role.",
     )
-    parser.add_argument("--series", required=True, help="series name (an identifier, not a path)")
-    parser.add_argument("--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)")
+    add_series_args(parser)
     parser.add_argument("--seeds", default=None, metavar="FILE|select",
                         help="a seed file of the series (init_seeds_*.json; default: its only one, or "
                         "init_seeds_1pct.json), or 'select' to draw --seed-fraction of every known character's "

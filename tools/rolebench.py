@@ -33,7 +33,7 @@ from tools.llamafactory_dataset import (
     FORMATS,
     ConversionError,
     DatasetOutput,
-    check_dataset_name,
+    dataset_name_arg,
     make_record,
     publish,
 )
@@ -254,7 +254,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--profiles", type=Path, required=True,
                         help="profile descriptions, a JSON object role -> description (profiles-zh/desc.json)")
     parser.add_argument("--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)")
-    parser.add_argument("--name", required=True, help="dataset name, an identifier (e.g. rolebench_zh)")
+    parser.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name, an identifier (e.g. rolebench_zh)")
     parser.add_argument("--lang", choices=sorted(PERSONA_TEMPLATES), default="zh",
                         help="language of the data: persona prompt and address forms (default: %(default)s)")
     parser.add_argument("--roles", nargs="+", help="keep only these roles (names from the profile file)")
@@ -273,10 +273,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
-    try:
-        check_dataset_name(args.name)
-    except ValueError as e:
-        parser.error(str(e))
     return args
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 
 from plugins.speaker_rec.series import Series, SeriesError, load_series
+from tools.series_args import add_series_args
 
 
 def summarize(series: Series) -> dict:
@@ -51,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         description="Load a DramaSR-LRM series (drama_data/<series>/), validate every file, "
         "and print a JSON summary. Exits 2 naming the file and reason when the series is malformed.",
     )
-    parser.add_argument("--series", required=True, help="series name (an identifier, not a path)")
-    parser.add_argument("--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)")
+    add_series_args(parser)
     args = parser.parse_args(argv)
     started = time.perf_counter()
     try:

@@ -20,11 +20,12 @@ import random
 import sys
 from pathlib import Path
 
-from plugins.speaker_rec.labelfile import SAMPLE_TYPES, read_labels
+from plugins.speaker_rec.labelfile import SAMPLE_TYPES
 from plugins.speaker_rec.prompts import CONTEXT_WINDOW
 from plugins.speaker_rec.selection import parse_named_numbers
-from plugins.speaker_rec.series import SeriesError, load_series
+from plugins.speaker_rec.series import SeriesError
 from tools.fileio import atomic_write_json
+from tools.series_args import add_series_args, load_series_and_labels
 
 log = logging.getLogger("split")
 
@@ -149,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "(or contiguous blocks), dropping 30 lines on each side of every boundary between parts so that "
         "no two lines in different parts share context. Writes a JSON manifest (atomic).",
     )
-    parser.add_argument("--series", required=True)
-    parser.add_argument("--data-dir", default="data/demo")
-    parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.prepare")
+    add_series_args(parser, labels=True)
     parser.add_argument("--out", required=True, type=Path, help="split manifest to write (JSON)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the order in which units are assigned")
     parser.add_argument("--ratios", default=DEFAULT_RATIOS, help="share of lines per part (default: %(default)s)")
@@ -164,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--block-lines must be >= 0")
     try:
         ratios = parse_ratios(args.ratios)
-        series = load_series(args.series, args.data_dir)
-        labels = read_labels(args.labels, series)
+        series, labels = load_series_and_labels(args)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -26,11 +26,11 @@ from tqdm import tqdm
 
 from plugins.speaker_rec.correctness import judge_answer
 from plugins.speaker_rec.env import SpeakerEnv, Trajectory
-from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import PROTOCOLS, Action, action_from_openai, render_turn
 from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.selection import parse_rates, select_lines
-from plugins.speaker_rec.series import SeriesError, load_series
+from plugins.speaker_rec.series import SeriesError
+from tools.series_args import add_series_args, load_series_and_labels
 
 log = logging.getLogger("traces")
 
@@ -196,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         "comes from OPENAI_API_KEY. --teacher oracle needs no API: it answers the ground truth "
         "deterministically (for demos and tests; records say so).",
     )
-    parser.add_argument("--series", required=True)
-    parser.add_argument("--data-dir", default="data/demo")
-    parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.prepare")
+    add_series_args(parser, labels=True)
     parser.add_argument("--out", required=True, type=Path, help="traces.jsonl (appended to, resumable)")
     parser.add_argument("--teacher", choices=("api", "oracle"), default=None,
                         help="default: api when --teacher-url is given, else an error")
@@ -230,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--teacher api needs --teacher-url and --teacher-model")
     try:
         rates = parse_rates(args.select)
-        series = load_series(args.series, args.data_dir)
-        labels = read_labels(args.labels, series)
+        series, labels = load_series_and_labels(args)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
