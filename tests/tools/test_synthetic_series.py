@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from plugins.speaker_rec.series import load_series
 from tools.synthetic_series import build_synthetic
@@ -23,3 +24,15 @@ def test_synthetic_series_loads_with_the_requested_lines(tmp_path):
     assert not np.allclose(big.embeddings[n:2 * n][source.embedding_ok], source.embeddings[source.embedding_ok])
     assert np.array_equal(big.embeddings, load_series("big", tmp_path / "b").embeddings, equal_nan=True)
     assert len(big.seeds()) > len(source.seeds())
+
+
+def test_cli_builds_a_loadable_series_and_refuses_to_overwrite(tmp_path, capsys):
+    from tools.synthetic_series import main
+
+    argv = ["--series", "chun_jiang", "--data-dir", str(Path(__file__).resolve().parents[2] / "data" / "demo"), "--lines", "450", "--out-dir", str(tmp_path),
+            "--name", "syn"]
+    assert main(argv) == 0
+    assert len(load_series("syn", tmp_path)) == 450
+    with pytest.raises(SystemExit):
+        main(argv)
+    assert "exists" in capsys.readouterr().err
