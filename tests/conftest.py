@@ -35,3 +35,15 @@ def api_server(tiny_model: Path, tmp_path_factory) -> str:
 
     with start_api_server(tiny_model, tmp_path_factory.mktemp("api") / "server.log") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def demo_labels(repo_root: Path, tmp_path_factory) -> Path:
+    """labels.json of the demo series (chun_jiang under data/demo), written once per session
+    by the real `tools.prepare` with its default seed."""
+    from tools import prepare
+
+    out = tmp_path_factory.mktemp("demo-labels") / "labels.json"
+    assert prepare.main(["--series", "chun_jiang", "--data-dir", str(repo_root / "data" / "demo"),
+                         "--out", str(out), "--quiet"]) == 0
+    return out
