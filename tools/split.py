@@ -157,17 +157,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block-lines", type=int, default=0,
                         help="split by contiguous blocks of this many lines instead of whole episodes "
                         "(for series with few episodes); 0 = episodes (default)")
+    parser.add_argument("--gap-lines", type=int, default=CONTEXT_WINDOW,
+                        help="lines dropped on each side of a boundary between parts (default: the prompt's "
+                        "context window, %(default)s; less lets parts share context: for tiny demo series only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.block_lines < 0:
-        parser.error("--block-lines must be >= 0")
+    if args.block_lines < 0 or args.gap_lines < 0:
+        parser.error("--block-lines and --gap-lines must be >= 0")
     try:
         ratios = parse_ratios(args.ratios)
         series, labels = load_series_and_labels(args)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines)
+    manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines, args.gap_lines)
+    if args.gap_lines < CONTEXT_WINDOW:
+        log.warning("--gap-lines %d < the context window %d: prompts of different parts share lines",
+                    args.gap_lines, CONTEXT_WINDOW)
     atomic_write_json(args.out, manifest, indent=1)
     for part in PARTS:
         if ratios[part] > 0 and not manifest["parts"][part]["lines"]:

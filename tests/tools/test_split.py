@@ -86,3 +86,18 @@ def test_whole_episodes_respect_ratios_roughly(tmp_path):
         assert abs(manifest["parts"][part]["lines"] - ratio * total) < 1100, (part, manifest["parts"][part]["lines"])
     episodes = [e for p in manifest["parts"].values() for e in p["episodes"]]
     assert sorted(episodes) == sorted(set(episodes)) == [e.number for e in series.episodes]
+
+
+def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_labels, tmp_path, caplog):
+    series, _, labels_path = demo_labels
+    out = tmp_path / "demo.json"
+    assert split.main(["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path),
+                       "--block-lines", "25", "--gap-lines", "2", "--out", str(out)]) == 0
+    assert "share lines" in caplog.text
+    manifest = split.read_split(out)
+    assert manifest["gap_lines_each_side"] == 2
+    assert all(manifest["parts"][p]["lines"] > 0 for p in split.PARTS)
+    assigned = [(pos, part) for pos, part in _part_by_position(series, manifest) if part]
+    for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:]):
+        if part_a != part_b:
+            assert pos_b - pos_a > 2 * 2
