@@ -74,7 +74,7 @@ def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) 
                      structured=None)
         if step.done:
             break
-    return _record(env, trajectory, messages, truth, teacher={"kind": "oracle", "seed": teacher.seed},
+    return trajectory_record(env, trajectory, messages, truth, teacher={"kind": "oracle", "seed": teacher.seed},
                    seconds=time.perf_counter() - started, requests=0, hint_used=False)
 
 
@@ -83,19 +83,22 @@ async def run_api(env: SpeakerEnv, client, model: str, index: int, truth: str, *
     """One API trajectory (`client` is an AsyncOpenAI), retried once with the truth as a hint
     when the first is wrong. The stored messages never contain the hint."""
     started = time.perf_counter()
-    trajectory, messages, requests = await _api_attempt(env, client, model, index, sampling, hint=None)
+    trajectory, messages, requests = await api_attempt(env, client, model, index, sampling, hint=None)
     hint_used = False
     if hints and trajectory.judge.complete and not judge_answer(
             env.series.lines[index], trajectory.judge.answer, trajectory.label.names, env.other, env.known)["strict"]:
-        trajectory, messages, more = await _api_attempt(env, client, model, index, sampling, hint=truth)
+        trajectory, messages, more = await api_attempt(env, client, model, index, sampling, hint=truth)
         requests += more
         messages[1] = env.prompt(index)[1]
         hint_used = True
-    return _record(env, trajectory, messages, truth, teacher={"kind": "api", "model": model},
+    return trajectory_record(env, trajectory, messages, truth, teacher={"kind": "api", "model": model},
                    seconds=time.perf_counter() - started, requests=requests, hint_used=hint_used)
 
 
-async def _api_attempt(env: SpeakerEnv, client, model: str, index: int, sampling: dict, hint: str | None):
+async def api_attempt(env: SpeakerEnv, client, model: str, index: int, sampling: dict, hint: str | None):
+    """Play one trajectory for line `index` against an OpenAI-compatible chat API; returns
+    (trajectory, stored messages, requests made). `client` is anything with the AsyncOpenAI
+    `post(path, cast_to=, body=)` method (tools.eval passes a per-port wrapper)."""
     trajectory = env.start(index)
     messages = env.prompt(index)
     sent = [dict(m) for m in messages]
@@ -137,8 +140,9 @@ def _append_turn(messages: list, env: SpeakerEnv, text: str, action: Action, obs
         messages.append({"role": "user", "content": observation})
 
 
-def _record(env: SpeakerEnv, trajectory: Trajectory, messages: list, truth: str, *, teacher: dict,
+def trajectory_record(env: SpeakerEnv, trajectory: Trajectory, messages: list, truth: str, *, teacher: dict,
             seconds: float, requests: int, hint_used: bool) -> dict:
+    """The JSONL record of one finished trajectory (traces.jsonl; tools.eval adds port fields)."""
     judge = trajectory.judge
     line = env.series.lines[trajectory.index]
     correct = judge_answer(line, judge.answer, trajectory.label.names, env.other, env.known) if judge.complete \
@@ -245,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
         oracle = OracleTeacher(args.seed)
 
         async def solve(i: int) -> dict:
-            return run_oracle(env, oracle, i, _truth(env, i))
+            return run_oracle(env, oracle, i, line_truth(env, i))
     else:
         client = teacher_client(args.teacher_url, args.timeout, args.retries)
         sampling = {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens}
 
         async def solve(i: int) -> dict:
-            return await run_api(env, client, args.teacher_model, i, _truth(env, i),
+            return await run_api(env, client, args.teacher_model, i, line_truth(env, i),
                                  sampling=sampling, hints=not args.no_hint_retry)
     failed = asyncio.run(write_records(args.out, todo, solve, args.workers))
     return 1 if failed else 0
@@ -265,21 +269,25 @@ def teacher_client(url: str, timeout: float, retries: int) -> AsyncOpenAI:
                        max_retries=retries, http_client=DefaultAioHttpClient())
 
 
-def _truth(env: SpeakerEnv, index: int) -> str:
+def line_truth(env: SpeakerEnv, index: int) -> str:
+    """The ground truth stored in records: the speaker, or the "other" label when unnamed."""
     return env.series.lines[index].speaker or env.other
 
 
-async def write_records(out: Path, todo: list[int], solve, workers: int) -> int:
+async def write_records(out: Path, todo: list[int], solve, workers: int, *, desc: str = "traces",
+                        stop_on: tuple[type[BaseException], ...] = ()) -> int:
     """Run the coroutine `solve(i)` over `todo` with `workers` at a time; one writer appends
-    each finished record whole. Returns how many lines failed (a rerun retries them). Teacher calls wait on the network, so asyncio beats threads:
-    64 threads spend more CPU fighting over the GIL than on the requests."""
+    each finished record whole. Returns how many lines failed (a rerun retries them); an
+    exception of a type in `stop_on` ends the whole run instead (what was written stays).
+    Teacher calls wait on the network, so asyncio beats threads: 64 threads spend more CPU
+    fighting over the GIL than on the requests."""
     out.parent.mkdir(parents=True, exist_ok=True)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in todo:
         queue.put_nowait(i)
     correct = failed = 0
     with out.open("a", encoding="utf-8") as f, \
-            tqdm(total=len(todo), desc="traces", unit="line", mininterval=1.0) as bar:
+            tqdm(total=len(todo), desc=desc, unit="line", mininterval=1.0) as bar:
 
         async def worker() -> None:
             nonlocal correct, failed
@@ -287,6 +295,8 @@ async def write_records(out: Path, todo: list[int], solve, workers: int) -> int:
                 i = queue.get_nowait()
                 try:
                     record = await solve(i)
+                except stop_on:
+                    raise
                 except Exception as e:  # one line's failure must not stop the run; a rerun retries it
                     failed += 1
                     log.warning("line %d failed, will be retried on rerun: %s", i, e)

@@ -1,0 +1,192 @@
+"""tools.eval: two real `llamafactory-cli api` servers sharing the lines, failover when a port
+dies and resume after the client is SIGKILLed (scripted stand-in servers with latency, in their
+own processes where the test kills them), config checks, and how the served chat template
+renders earlier `<think>` turns."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from plugins.speaker_rec.env import SpeakerEnv
+from plugins.speaker_rec.labelfile import read_labels
+from plugins.speaker_rec.series import load_series
+from tools import eval as sr_eval
+from tools.openai_endpoint import free_port, wait_ready
+from tools.scripted_openai import ScriptedOpenAI
+
+REPO = Path(__file__).resolve().parents[2]
+SERIES, DATA_DIR = "chun_jiang", REPO / "data" / "demo"
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+
+
+def eval_args(labels: Path, out: Path, *extra: str) -> list[str]:
+    return ["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels), "--out", str(out), *extra]
+
+
+def read_results(out: Path) -> list[dict]:
+    return [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+
+
+def count_lines(out: Path) -> int:
+    return out.read_text(encoding="utf-8").count("\n") if out.exists() else 0
+
+
+def wait_for_lines(out: Path, n: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while count_lines(out) < n:
+        assert time.monotonic() < deadline, f"{out} never reached {n} records"
+        time.sleep(0.02)
+
+
+def start_stand_in(latency: float) -> tuple[subprocess.Popen, str]:
+    """A scripted OpenAI server in its own process (so a test can SIGKILL it)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "tools.scripted_openai", "--port", str(port),
+                             "--latency", str(latency)], cwd=REPO, env=ENV, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    wait_ready(url, 30, proc)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def second_api_server(tiny_model, tmp_path_factory):
+    from llamafactory_run import api_server
+
+    with api_server(tiny_model, tmp_path_factory.mktemp("api2") / "server.log") as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_two_real_servers_share_the_lines(api_server, second_api_server, demo_labels, tmp_path):
+    out = tmp_path / "results.jsonl"
+    assert sr_eval.main(eval_args(demo_labels, out, "--urls", api_server, second_api_server, "--sample", "20",
+                                  "--seed", "1", "--max-tokens", "8", "--max-turns", "2",
+                                  "--concurrency", "2")) == 0
+    records = read_results(out)
+    config = json.loads((tmp_path / "eval_config.json").read_text())
+    assert sorted(r["line"] for r in records) == config["lines"] and len(config["lines"]) == 20
+    ports = Counter(r["port"] for r in records)
+    assert set(ports) == {int(u.rsplit(":", 1)[1].split("/")[0]) for u in (api_server, second_api_server)}
+    assert all(n > 0 for n in ports.values())
+    assert config["run"]["model"] == "tiny-qwen3"
+    assert config["run"]["sampling"] == {"temperature": 0.6, "top_p": 0.95, "max_tokens": 8, "seed": 1}
+    for record in records:
+        assert record["turns"] == record["timing"]["requests"] == len(record["latency_s"]) <= 2
+        assert record["attempts"] == 0 and record["hint_used"] is False
+        assert record["teacher"] == {"kind": "api", "model": "tiny-qwen3"}
+
+
+@pytest.mark.slow
+def test_a_port_killed_mid_run_hands_its_lines_to_the_other(demo_labels, tmp_path):
+    survivor, survivor_url = start_stand_in(0.1)
+    victim, victim_url = start_stand_in(0.1)
+    out = tmp_path / "results.jsonl"
+    try:
+        client = subprocess.Popen(
+            [sys.executable, "-m", "tools.eval", *eval_args(demo_labels, out, "--urls", survivor_url, victim_url,
+                                                             "--lines", "0-60", "--concurrency", "3",
+                                                             "--backoff", "0.05", "--model", "m")],
+            cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_lines(out, 6)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        at_kill = count_lines(out)
+        _, err = client.communicate(timeout=120)
+        assert client.returncode == 0, err[-2000:]
+    finally:
+        survivor.kill()
+        survivor.wait()
+    records = read_results(out)
+    config = json.loads((tmp_path / "eval_config.json").read_text())
+    lines = [r["line"] for r in records]
+    assert len(lines) == len(set(lines)) and sorted(lines) == config["lines"]
+    assert at_kill < len(records), "the kill must land mid-run"
+    ports = Counter(r["port"] for r in records)
+    victim_port = int(victim_url.rsplit(":", 1)[1].split("/")[0])
+    assert 0 < ports[victim_port] < ports[int(survivor_url.rsplit(":", 1)[1].split("/")[0])]
+    assert sum(r["attempts"] for r in records) >= 1  # the in-flight trajectories moved
+    assert "dropped" in err
+
+
+@pytest.mark.slow
+def test_sigkilled_client_resumes_to_the_uninterrupted_line_set(demo_labels, tmp_path):
+    with ScriptedOpenAI(latency=0.05) as server:
+        common = ["--urls", server.url, "--model", "m", "--sample", "60", "--seed", "2", "--concurrency", "4"]
+        assert sr_eval.main(eval_args(demo_labels, tmp_path / "ref" / "results.jsonl", *common)) == 0
+        out = tmp_path / "killed" / "results.jsonl"
+        client = subprocess.Popen([sys.executable, "-m", "tools.eval", *eval_args(demo_labels, out, *common)],
+                                  cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_lines(out, 10)
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait()
+        partial = count_lines(out)
+        with out.open("a", encoding="utf-8") as f:
+            f.write('{"line": 999, "torn')  # as if the kill had landed mid-write
+        assert 10 <= partial < 60, "the kill must land mid-run"
+        assert sr_eval.main(eval_args(demo_labels, out, *common)) == 0
+    reference = [r["line"] for r in read_results(tmp_path / "ref" / "results.jsonl")]
+    resumed = [r["line"] for r in read_results(out)]
+    assert len(resumed) == len(set(resumed)) == 60
+    assert sorted(resumed) == sorted(reference)
+
+
+def test_a_different_configuration_refuses_to_append(demo_labels, tmp_path, capsys):
+    out = tmp_path / "results.jsonl"
+    with ScriptedOpenAI() as server:
+        common = ["--urls", server.url, "--model", "m", "--lines", "0-4"]
+        assert sr_eval.main(eval_args(demo_labels, out, *common)) == 0
+        before = out.read_text(encoding="utf-8")
+        assert sr_eval.main(eval_args(demo_labels, out, *common, "--temperature", "0")) == 2
+        assert "differs in sampling" in capsys.readouterr().err
+        assert out.read_text(encoding="utf-8") == before
+        assert sr_eval.main(eval_args(demo_labels, out, *common, "--lines", "0-6", "--force")) == 0
+    config = json.loads((tmp_path / "eval_config.json").read_text())
+    assert config["previous"][0]["selection"]["lines"] == "0-4" and config["run"]["selection"]["lines"] == "0-6"
+    assert sorted(r["line"] for r in read_results(out)) == list(range(7))
+
+
+def test_bad_lines_and_dead_ports_exit_non_zero(demo_labels, tmp_path, capsys):
+    labels = read_labels(demo_labels, load_series(SERIES, DATA_DIR))
+    out = tmp_path / "results.jsonl"
+    missing = max(labels.lines) + 1
+    assert sr_eval.main(eval_args(demo_labels, out, "--urls", "http://127.0.0.1:9/v1", "--model", "m",
+                                  "--lines", f"0,{missing}")) == 2
+    assert f"first: {missing}" in capsys.readouterr().err
+    assert not out.exists() and not (tmp_path / "eval_config.json").exists()
+    dead = [f"http://127.0.0.1:{free_port()}/v1" for _ in range(2)]
+    assert sr_eval.main(eval_args(demo_labels, out, "--urls", *dead, "--model", "m", "--lines", "0-9",
+                                  "--backoff", "0.01")) == 3
+    assert "every port" in capsys.readouterr().err
+    assert count_lines(out) == 0
+
+
+def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_drops(tiny_model, demo_labels):
+    """What each server renders for a tags conversation after two turns: LLaMA-Factory's
+    qwen3_nothink (tools.serve on CPU, and SFT) keeps both earlier `<think>` blocks verbatim, as
+    DramaSR-LRM's tags checkpoints were trained; the stock Qwen3 chat template (what vLLM applies)
+    drops them because every tags observation is a user message."""
+    from llamafactory.data.template import TEMPLATES
+    from transformers import AutoTokenizer
+
+    series = load_series(SERIES, DATA_DIR)
+    labels = read_labels(demo_labels, series)
+    env = SpeakerEnv(series, labels.lines, protocol="tags", known=labels.characters)
+    messages = env.prompt(next(iter(sorted(labels.lines))))
+    for n, tool in enumerate(("audio_sim", "char_relation")):
+        messages += [{"role": "assistant", "content": f"<think>第{n}步推理</think>\n<tool>{tool}</tool>"},
+                     {"role": "user", "content": f"观察{n}"}]
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    # As LLaMA-Factory's HF engine does for /v1/chat/completions: system apart, an empty reply appended.
+    prompt_ids, _ = TEMPLATES["qwen3_nothink"].encode_oneturn(
+        tokenizer, messages[1:] + [{"role": "assistant", "content": ""}], messages[0]["content"])
+    served = tokenizer.decode(prompt_ids)
+    assert "<think>第0步推理</think>\n<tool>audio_sim</tool>" in served and "<think>第1步推理</think>" in served
+    stock = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert "第0步推理" not in stock and "<tool>audio_sim</tool>" in stock
