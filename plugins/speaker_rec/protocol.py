@@ -71,7 +71,8 @@ def _tool_from_json(payload: str, think: str) -> Action:
         call = json.loads(payload)
     except json.JSONDecodeError:
         return invalid("bad_tool_call", think)
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+    # verl's hermes parser drops a call without "arguments", so such a call is no call at all.
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments"), dict):
         return invalid("bad_tool_call", think)
     return Action("tool", call["name"].strip(), think)
 

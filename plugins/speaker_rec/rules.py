@@ -16,7 +16,7 @@ MESSAGES = {
     "zh": {
         "no_action": "格式错误：每轮必须调用一个工具或给出一个答案。",
         "several_actions": "格式错误：每轮只能调用一个工具或给出一个答案，不能同时出现多个。",
-        "bad_tool_call": "格式错误：工具调用不是合法的 JSON（需要 name 字段）。",
+        "bad_tool_call": "格式错误：工具调用不是合法的 JSON（需要 name 和 arguments 字段）。",
         "missing_think": "格式错误：每轮必须以一个 <think>…</think> 开头。",
         "bad_layout": "格式错误：每轮只能包含 <think>…</think> 和一个 <tool>…</tool> 或 <answer>…</answer>。",
         "unknown_tool": "工具 {name} 不存在。可用工具：{tools}。",
@@ -28,7 +28,7 @@ MESSAGES = {
     "en": {
         "no_action": "Format error: each turn must call one tool or give one answer.",
         "several_actions": "Format error: only one tool call or one answer per turn.",
-        "bad_tool_call": "Format error: the tool call is not valid JSON with a name field.",
+        "bad_tool_call": "Format error: the tool call is not valid JSON with name and arguments fields.",
         "missing_think": "Format error: every turn must start with one <think>…</think>.",
         "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or <answer>…</answer>.",
         "unknown_tool": "There is no tool named {name}. Available tools: {tools}.",

@@ -19,7 +19,10 @@ def test_render_then_parse_round_trips(protocol, action):
 
 HERMES = {
     "<think>x</think><tool_call>{\"name\": \"audio_sim\", \"arguments\": {}}</tool_call>": ("tool", "audio_sim", None),
-    "<tool_call>{\"name\": \"char_relation\"}</tool_call>": ("tool", "char_relation", None),
+    "<tool_call>{\"name\": \"char_relation\", \"arguments\": {}}</tool_call>": ("tool", "char_relation", None),
+    # verl's hermes parser drops a call without an arguments object; so do we
+    "<tool_call>{\"name\": \"char_relation\"}</tool_call>": ("invalid", None, "bad_tool_call"),
+    "<tool_call>{\"name\": \"char_relation\", \"arguments\": \"{}\"}</tool_call>": ("invalid", None, "bad_tool_call"),
     "<think>x</think>\n<answer> 林朗 </answer>": ("answer", "林朗", None),
     "<think>只想不做</think>": ("invalid", None, "no_action"),
     "": ("invalid", None, "no_action"),
