@@ -1,0 +1,404 @@
+"""The speaker-recognition tool server: `python -m plugins.speaker_rec.server --series NAME --labels PATH`.
+
+One asyncio process (aiohttp) holds the SR environment of every series it serves and the state
+of each trajectory in flight. It speaks verl-tool's wire format, so a verl-tool trainer can
+point at it unchanged, and our verl adapter (plugins.speaker_rec.verl_tool) calls it too:
+
+    POST /get_observation   {"trajectory_ids": [str], "actions": [str], "extra_fields": [{"series": str,
+                             "line": int, "protocol": "hermes"|"tags" (optional), "call_seq": int (optional)}],
+                             "finish": [bool], "is_last_step": [bool]}     (five lists of equal length)
+                         -> {"observations": [str], "dones": [bool], "valids": [bool]}
+    GET  /health            {"status": "ok", "series": [...], "live_trajectories": N}
+    GET  /metrics           requests, observations, status counts, latency p50/p99, freed-by-reason
+
+As in verl-tool: `finish` ends a trajectory without performing its action (observation "",
+done, valid); `is_last_step` performs the action, then ends the trajectory; `valid` says
+whether the action was accepted. An action is one raw assistant turn, judged by the SR
+environment (rules, duplicates, turn limit): a tool call returns the tool's output, a turn that
+breaks a rule returns the rule's message with valid=false (done only at the turn limit), a valid
+answer ends the trajectory. A problem with one item (unknown series, line without a label, bad
+protocol, an id that already finished, an internal error) answers that item with an error
+observation, valid=false and done=true, and never fails the batch; a malformed request as a whole
+gets a 4xx with a JSON error. State is freed on finish, last step, done, and after
+`--idle-timeout` seconds without use (verl's tool agent loop never sends finish: its rollouts
+end on a turn without a tool call, so the sweep is what frees them).
+
+Binds 127.0.0.1 by default. A bearer token from DRAMAKIT_TOOL_TOKEN is required to bind any
+other address, and is checked on /get_observation and /metrics whenever it is set.
+Started by `make rl` (tools.rl), the tests, and tools.bench_tool_server.
+"""
+
+import argparse
+import asyncio
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections import Counter, deque
+from pathlib import Path
+
+from aiohttp import web
+
+from plugins.speaker_rec.env import SpeakerEnv
+from plugins.speaker_rec.labelfile import read_labels
+from plugins.speaker_rec.protocol import PROTOCOLS
+from plugins.speaker_rec.rules import RuleConfig
+from plugins.speaker_rec.series import SeriesError, load_series
+from plugins.speaker_rec.trajectory_store import TrajectoryStore
+
+log = logging.getLogger("tool_server")
+
+TOKEN_ENV = "DRAMAKIT_TOOL_TOKEN"
+DEFAULT_PORT = 8100
+DEFAULT_IDLE_TIMEOUT_S = 600.0
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+# The request's lists and the type every item must have.
+FIELDS = (("trajectory_ids", str), ("actions", str), ("extra_fields", dict), ("finish", bool),
+          ("is_last_step", bool))
+LATENCY_WINDOW = 4096
+PROTECTED_PATHS = ("/get_observation", "/metrics")
+
+
+class BadRequest(Exception):
+    """The request as a whole is malformed; the message says what is wrong (answered 400)."""
+
+
+def parse_request(body: bytes) -> tuple[list, ...]:
+    """The five lists of a /get_observation body, checked for presence, type and length;
+    raises BadRequest naming the problem."""
+    try:
+        data = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise BadRequest(f"body is not valid UTF-8 (byte {e.start})") from None
+    except RecursionError:
+        raise BadRequest("JSON nested too deeply") from None
+    except ValueError as e:
+        raise BadRequest(f"malformed JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"body must be a JSON object, not {type(data).__name__}")
+    lists = []
+    for name, kind in FIELDS:
+        if name not in data:
+            raise BadRequest(f"missing key {name!r}")
+        value = data[name]
+        if not isinstance(value, list):
+            raise BadRequest(f"{name!r} must be a list, not {type(value).__name__}")
+        for i, item in enumerate(value):
+            if type(item) is not kind:
+                raise BadRequest(f"{name}[{i}] must be {kind.__name__}, not {type(item).__name__}")
+        lists.append(value)
+    lengths = {name: len(value) for (name, _), value in zip(FIELDS, lists)}
+    if len(set(lengths.values())) != 1:
+        raise BadRequest(f"the lists must have equal lengths, got {lengths}")
+    if not lists[0]:
+        raise BadRequest("empty batch: the lists hold no items")
+    return tuple(lists)
+
+
+class ToolService:
+    """The environments of the served series, the trajectories in flight and the counters;
+    everything the HTTP layer calls, with no HTTP in it."""
+
+    def __init__(self, envs: dict[tuple[str, str], SpeakerEnv], idle_timeout: float):
+        self.envs = envs
+        self.series = sorted({name for name, _ in envs})
+        self.store = TrajectoryStore(idle_timeout)
+        self.observations = 0
+        self.item_errors = 0
+
+    def observe_batch(self, ids: list, actions: list, extras: list, finish: list, last: list) -> dict:
+        """Answer every item of a batch in order; one item's failure never fails the others."""
+        observations, dones, valids = [], [], []
+        for item in zip(ids, actions, extras, finish, last):
+            try:
+                observation, done, valid = self.observe(*item)
+            except Exception:  # an internal bug on one item must not fail the batch
+                log.exception("internal error on trajectory %r", item[0])
+                observation, done, valid = self._error(item[0], "internal error while judging this action")
+            observations.append(observation)
+            dones.append(done)
+            valids.append(valid)
+        self.observations += len(ids)
+        return {"observations": observations, "dones": dones, "valids": valids}
+
+    def observe(self, trajectory_id: str, action: str, extra: dict, finish: bool,
+                last: bool) -> tuple[str, bool, bool]:
+        """(observation, done, valid) for one assistant turn of one trajectory."""
+        if finish:
+            self.store.free(trajectory_id, "finish")
+            return "", True, True
+        resolved = self._resolve(extra)
+        if isinstance(resolved, str):
+            return self._error(trajectory_id, resolved)
+        env, line, seq = resolved
+        entry = self.store.get(trajectory_id)
+        if entry is None:
+            if self.store.finished(trajectory_id):
+                return self._error(trajectory_id, f"trajectory {trajectory_id!r} already finished; "
+                                                  "a new trajectory needs a new id")
+            entry = self.store.add(trajectory_id, env.start(line))
+        elif entry.trajectory.env is not env or entry.trajectory.index != line:
+            return self._error(trajectory_id, f"trajectory {trajectory_id!r} is for line "
+                                              f"{entry.trajectory.index} of {entry.trajectory.env.series.name} "
+                                              f"({entry.trajectory.env.protocol}), not this request's")
+        elif seq is not None and seq == entry.last_seq:
+            return entry.last_reply  # a client's retry of a call already judged
+        step = entry.trajectory.step_text(action)
+        reply = (step.observation, step.done or last, step.valid)
+        if step.done or last:
+            self.store.free(trajectory_id, "done" if step.done else "last_step")
+        else:
+            entry.last_seq, entry.last_reply = seq, reply
+        return reply
+
+    def _resolve(self, extra: dict) -> tuple[SpeakerEnv, int, int | None] | str:
+        """The environment, line and call number an item's extra_fields name, or what is wrong."""
+        series, line = extra.get("series"), extra.get("line")
+        protocol, seq = extra.get("protocol", "hermes"), extra.get("call_seq")
+        if not isinstance(series, str):
+            return "extra_fields.series must be a series name (string)"
+        if protocol not in PROTOCOLS:
+            return f"extra_fields.protocol must be one of {list(PROTOCOLS)}"
+        env = self.envs.get((series, protocol))
+        if env is None:
+            return f"unknown series {series!r}; this server serves {self.series}"
+        if type(line) is not int or line not in env.labels:
+            return f"extra_fields.line must be a labelled line of {series} (an integer index)"
+        if seq is not None and type(seq) is not int:
+            return "extra_fields.call_seq must be an integer when given"
+        return env, line, seq
+
+    def _error(self, trajectory_id: str, reason: str) -> tuple[str, bool, bool]:
+        self.item_errors += 1
+        self.store.free(trajectory_id, "error")
+        return f"error: {reason}", True, False
+
+
+class Metrics:
+    """Request counts by endpoint and status, and latencies over a recent window."""
+
+    def __init__(self):
+        self.started = time.monotonic()
+        self.requests: Counter = Counter()
+        self.statuses: Counter = Counter()
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
+
+    def record(self, path: str, status: int, seconds: float) -> None:
+        self.requests[path.lstrip("/") if path in ("/get_observation", "/health", "/metrics") else "other"] += 1
+        self.statuses[str(status)] += 1
+        if path == "/get_observation" and status == 200:
+            self.latencies.append(seconds)
+
+    def snapshot(self) -> dict:
+        ordered = sorted(self.latencies)
+
+        def percentile(q: float) -> float | None:
+            return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 1),
+            "requests": dict(self.requests),
+            "status": dict(self.statuses),
+            "4xx": sum(n for code, n in self.statuses.items() if code.startswith("4")),
+            "latency_ms": {"p50": percentile(0.50), "p99": percentile(0.99), "window": len(ordered)},
+        }
+
+
+def json_response(payload: dict, status: int = 200) -> web.Response:
+    # ensure_ascii keeps any lone surrogate a client sent (say, in a tool name echoed back in a
+    # rule message) encodable.
+    return web.Response(body=json.dumps(payload).encode("ascii"), status=status, content_type="application/json")
+
+
+def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+              token: str | None = None) -> web.Application:
+    """The aiohttp application serving `service`; `token`, when given, is required as
+    `Authorization: Bearer <token>` on /get_observation and /metrics."""
+    metrics = Metrics()
+    expected = f"Bearer {token}".encode() if token else None
+
+    @web.middleware
+    async def guard(request: web.Request, handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        if expected is not None and request.path in PROTECTED_PATHS and not hmac.compare_digest(
+                request.headers.get("Authorization", "").encode("utf-8", "surrogateescape"), expected):
+            response = json_response({"error": "missing or wrong bearer token (Authorization: Bearer ...)"}, 401)
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPException as e:  # aiohttp's own 404, 405, 413: answered as JSON too
+                response = json_response({"error": e.text or e.reason}, e.status)
+        metrics.record(request.path, response.status, time.perf_counter() - started)
+        return response
+
+    async def get_observation(request: web.Request) -> web.Response:
+        if request.content_length is not None and request.content_length > max_body_bytes:
+            return json_response({"error": f"body of {request.content_length} bytes exceeds the limit of "
+                                           f"{max_body_bytes} bytes"}, 413)
+        body = await request.read()
+        try:
+            lists = parse_request(body)
+        except BadRequest as e:
+            return json_response({"error": str(e)}, 400)
+        return json_response(service.observe_batch(*lists))
+
+    async def health(request: web.Request) -> web.Response:
+        return json_response({"status": "ok", "series": service.series, "live_trajectories": len(service.store)})
+
+    async def metrics_view(request: web.Request) -> web.Response:
+        return json_response({**metrics.snapshot(), "observations": service.observations,
+                              "item_errors": service.item_errors, "live_trajectories": len(service.store),
+                              "finished_remembered": len(service.store.tombstones),
+                              "freed": dict(service.store.freed)})
+
+    app = web.Application(middlewares=[guard], client_max_size=max_body_bytes)
+    app.router.add_post("/get_observation", get_observation)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (or "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_envs(series_names: list[str], label_paths: list[Path], data_dir: str,
+              max_turns: int) -> dict[tuple[str, str], SpeakerEnv]:
+    """One environment per (series, protocol); raises SeriesError or ValueError naming the
+    file and the reason."""
+    envs = {}
+    for name, path in zip(series_names, label_paths):
+        series = load_series(name, data_dir)
+        labels = read_labels(path, series)
+        for protocol in PROTOCOLS:
+            envs[(name, protocol)] = SpeakerEnv(series, labels.lines, protocol=protocol,
+                                                rules=RuleConfig(max_turns=max_turns), known=labels.characters)
+    return envs
+
+
+async def serve(service: ToolService, host: str, port: int, *, max_body_bytes: int, token: str | None) -> None:
+    """Serve until SIGTERM or SIGINT, sweeping idle trajectories meanwhile."""
+    runner = web.AppRunner(build_app(service, max_body_bytes=max_body_bytes, token=token), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("serving %s on http://%s:%d (idle timeout %.0f s, token %s)", ", ".join(service.series), host, port,
+             service.store.idle_timeout, "required" if token else "off")
+    period = max(0.2, min(service.store.idle_timeout / 4, 30.0))
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=period)
+        except TimeoutError:
+            freed = service.store.sweep()
+            if freed:
+                log.info("freed %d idle trajectories; %d live", freed, len(service.store))
+    log.info("stopping: %d trajectories live", len(service.store))
+    await runner.cleanup()
+
+
+def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> dict:
+    """Poll `<url>/health` until it answers 200 and return its JSON; TimeoutError after
+    `timeout` seconds, RuntimeError as soon as `proc` (the server, if given) has exited."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the tool server at {url} exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                return json.loads(reply.read())
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"tool server {url} not healthy after {timeout:.0f} s")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def running_server(args: list[str], *, port: int, env: dict | None = None, log_path: Path | None = None,
+                   timeout: float = 60.0):
+    """Run `python -m plugins.speaker_rec.server ARGS --port PORT` from the repository root on
+    127.0.0.1; yield its base URL once /health answers, then stop exactly that process (SIGTERM,
+    by its pid) and check it shut down cleanly. For tests, benchmarks and launchers."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, **(env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
+    with open(log_path or os.devnull, "w") as log_file:
+        proc = subprocess.Popen([sys.executable, "-m", "plugins.speaker_rec.server", *args, "--port", str(port)],
+                                cwd=repo, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(url, timeout, proc)
+        yield url, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.returncode != 0:
+        raise RuntimeError(f"the tool server exited with {proc.returncode} on SIGTERM")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m plugins.speaker_rec.server",
+        description="Serve the speaker-recognition tools over HTTP in verl-tool's wire format "
+        "(POST /get_observation; GET /health, /metrics) for the given series. Binds 127.0.0.1 by default; "
+        f"binding any other address needs a bearer token in {TOKEN_ENV}.")
+    parser.add_argument("--series", nargs="+", required=True, help="series names (identifiers, not paths)")
+    parser.add_argument("--labels", nargs="+", required=True, type=Path,
+                        help="labels.json of each series, in the order of --series")
+    parser.add_argument("--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
+    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
+                        help="seconds after which an unused trajectory is freed (default: %(default)s)")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
+                        help="largest request body accepted; larger gets 413 (default: %(default)s)")
+    parser.add_argument("--max-turns", type=int, default=RuleConfig.max_turns,
+                        help="assistant turns before a trajectory ends (default: %(default)s)")
+    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if len(args.series) != len(args.labels):
+        parser.error(f"--series names {len(args.series)} series but --labels gives {len(args.labels)} files")
+    if args.idle_timeout <= 0 or args.max_body_bytes <= 0 or args.max_turns <= 0:
+        parser.error("--idle-timeout, --max-body-bytes and --max-turns must be positive")
+    token = os.environ.get(TOKEN_ENV) or None
+    if token is None and not is_loopback(args.host):
+        print(f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} (clients then send "
+              "'Authorization: Bearer <token>'), or bind 127.0.0.1", file=sys.stderr)
+        return 2
+    try:
+        envs = load_envs(args.series, args.labels, args.data_dir, args.max_turns)
+    except (SeriesError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    service = ToolService(envs, args.idle_timeout)
+    try:
+        asyncio.run(serve(service, args.host, args.port, max_body_bytes=args.max_body_bytes, token=token))
+    except OSError as e:
+        print(f"error: cannot listen on {args.host}:{args.port}: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
