@@ -1,7 +1,8 @@
-"""Export speaker-recognition trajectories as LLaMA-Factory SFT data: `make sft-data SERIES=...`.
+"""Export speaker-recognition data for training: `python -m tools.export sft|rl`.
 
-`python -m tools.export sft` reads traces.jsonl and a split manifest and writes, for one split
-part (default sft), complete and strictly correct trajectories as
+`rl` writes verl parquet from the split's RL parts (tools/export_rl.py; `make rl-data`). `sft`
+(`make sft-data SERIES=...`) reads traces.jsonl and a split manifest and writes, for one split
+part (default sft), complete and strictly correct trajectories as LLaMA-Factory SFT data:
 
 - alpaca: one record per valid assistant turn (`system`, `instruction`, `output`, `history`, and
   `tools` for hermes); each turn is trained once, the earlier turns are history. Pair with
@@ -28,6 +29,7 @@ from tqdm import tqdm
 
 from plugins.speaker_rec.protocol import PROTOCOLS, TOOL_NAMES, action_from_openai, parse_turn, render_turn
 from plugins.speaker_rec.rules import Judge, RuleConfig
+from tools import export_rl
 from tools.fileio import Report, json_objects
 from tools.llamafactory_dataset import FORMATS, ConversionError, DatasetOutput, dataset_name_arg, publish
 from tools.split import PARTS, part_contains, read_split
@@ -226,8 +228,11 @@ def main(argv: list[str] | None = None) -> int:
     sft.add_argument("--include-incomplete", action="store_true", help="keep trajectories without an answer")
     sft.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER,
                      help="tokenizer dir for the length percentiles (default: the tiny model, %(default)s)")
+    export_rl.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "rl":
+        return export_rl.run(args)
     try:
         manifest = read_split(args.split)
         if not args.traces.is_file():
