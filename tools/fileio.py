@@ -16,22 +16,27 @@ from typing import Iterator
 EXAMPLES_PER_REASON = 5
 
 
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same directory and a rename,
+def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write `data` to `path` through a temp file in the same directory and a rename,
     so a reader (or a crash) never sees a half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are shared on a cluster
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path | str, text: str) -> None:
+    """`atomic_write_bytes` of `text` as UTF-8."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def atomic_write_json(path: Path | str, obj, indent: int | None = 1) -> None:

@@ -9,13 +9,13 @@ comes back maps them to the names, so report.md can print it.
 import functools
 import io
 import math
-import os
-import tempfile
 from pathlib import Path
 
 from matplotlib import font_manager, ft2font, rcParams
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from tools.fileio import atomic_write_bytes
 
 SERIES = (("model", "strict", "model strict", "#1f77b4"),
           ("model", "candidate_aware", "model cand.-aware", "#aec7e8"),
@@ -54,20 +54,12 @@ def _font_for(texts: list[str]) -> str | None:
 
 
 def _write_png(figure: Figure, path: Path) -> None:
-    """Render to memory, then temp file + rename: a reader never sees half a PNG. No timestamp
+    """Render to memory, then write atomically: a reader never sees half a PNG. No timestamp
     or version in the metadata, so the same report draws the same bytes."""
     buffer = io.BytesIO()
     FigureCanvasAgg(figure)
     figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o644)
-        with os.fdopen(fd, "wb") as f:
-            f.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def _accuracy_bars(rows: list[dict], names: list[str], title: str, xlabel: str, font) -> Figure:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tools.fileio import Report, atomic_write_json, atomic_write_text, json_objects, read_jsonl
+from tools.fileio import Report, atomic_write_bytes, atomic_write_json, atomic_write_text, json_objects, read_jsonl
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -23,8 +23,8 @@ def test_atomic_write_failure_keeps_old_file_and_leaves_no_temp(tmp_path):
         def __str__(self):
             raise RuntimeError("boom")
 
-    with pytest.raises(TypeError):
-        atomic_write_text(target, Boom())
+    with pytest.raises(TypeError):  # fails inside the write, after the temp file exists
+        atomic_write_bytes(target, Boom())
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
 

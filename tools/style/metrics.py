@@ -7,10 +7,11 @@ never predicted has precision 0 (scikit-learn's `zero_division=0`). Called by `t
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 
 from plugins.style.labels import LabelSet
+from tools.fileio import atomic_write_bytes
 
 
 def confusion_matrix(y_true: list[int], y_pred: list[int], num_classes: int) -> list[list[int]]:
@@ -91,10 +92,7 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: LabelSet, path: Path 
         for j, count in enumerate(row):
             ax.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Temp file + rename, like every other writer: a reader never sees half a PNG.
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, dpi=100, format="png")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format="png")
     plt.close(fig)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, buffer.getvalue())
