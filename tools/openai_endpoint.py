@@ -1,6 +1,6 @@
-"""Small helpers for OpenAI-compatible endpoints on this machine: a free loopback port, and
-waiting until a server answers `GET /v1/models`. Used by the benchmarks and the tests that
-start servers (llamafactory-cli api, the scripted teacher)."""
+"""Small helpers for local servers: a free loopback port, and waiting until a server answers
+(`GET /v1/models` of an OpenAI-compatible endpoint, or any URL). Used by the commands, benchmarks
+and tests that start servers (llamafactory-cli api, vLLM, the scripted teacher, a Ray head)."""
 
 import socket
 import subprocess
@@ -15,19 +15,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll `<url>/models` until it answers 200; raise TimeoutError after `timeout` seconds,
-    or RuntimeError as soon as `proc` (the server's process, if given) has exited."""
+def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2) -> bytes:
+    """Poll GET `url` until it answers 200 and return the body; raise TimeoutError after
+    `timeout` seconds, or RuntimeError as soon as `proc` (the server's process, if given) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"the server at {url} exited with {proc.returncode} before it was ready")
         try:
-            with urllib.request.urlopen(f"{url}/models", timeout=2) as reply:
+            with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:
-                    return
+                    return reply.read()
         except OSError:
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-        time.sleep(0.2)
+        time.sleep(interval)
+
+
+def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see wait_http_ok)."""
+    wait_http_ok(f"{url}/models", timeout, proc)

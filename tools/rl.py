@@ -33,12 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 from tools.fileio import atomic_write_json, atomic_write_text
-from tools.openai_endpoint import free_port
+from tools.openai_endpoint import free_port, wait_http_ok
 
 log = logging.getLogger("rl")
 
@@ -278,20 +277,13 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
                                 start_new_session=True)
     started.add("ray_head", proc)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
-    deadline = time.monotonic() + RAY_START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise LaunchError(f"ray start exited with {proc.returncode}; its log {log_path} ends:\n"
-                              f"{log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{address}/api/version", timeout=2) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise LaunchError(f"the local Ray head's job API {address} did not answer in {RAY_START_TIMEOUT_S} s")
-        time.sleep(0.5)
+    try:
+        wait_http_ok(f"{address}/api/version", RAY_START_TIMEOUT_S, proc, interval=0.5)
+    except RuntimeError:
+        raise LaunchError(f"ray start exited with {proc.returncode}; its log {log_path} ends:\n"
+                          f"{log_path.read_text()[-3000:]}") from None
+    except TimeoutError:
+        raise LaunchError(f"the local Ray head's job API {address} did not answer in {RAY_START_TIMEOUT_S} s") from None
     log.info("local Ray head ready: job API %s, GCS 127.0.0.1:%d, %d CPUs", address, ports["port"], num_cpus)
     return address, temp_dir
 
