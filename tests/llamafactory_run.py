@@ -153,10 +153,10 @@ def loaded_examples(
 API_START_TIMEOUT = 240
 
 
-@contextlib.contextmanager
-def api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"):
-    """A real `llamafactory-cli api` serving `model_dir` on 127.0.0.1; yields its /v1 URL once
-    /v1/models answers, and stops exactly that process (by its pid) on exit."""
+def start_api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink",
+                     name: str = "tiny-qwen3") -> tuple[subprocess.Popen, str]:
+    """Start a real `llamafactory-cli api` serving `model_dir` on 127.0.0.1 and return its process
+    and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it mid-run)."""
     port = free_port()
     env = {**os.environ, "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_MODEL_NAME": name,
            "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -168,15 +168,29 @@ def api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothin
         proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        try:
-            wait_ready(url, API_START_TIMEOUT, proc)
-        except (RuntimeError, TimeoutError) as e:
-            raise RuntimeError(f"{e}:\n{log_path.read_text()[-3000:]}") from None
+        wait_ready(url, API_START_TIMEOUT, proc)
+    except (RuntimeError, TimeoutError) as e:
+        stop(proc)
+        raise RuntimeError(f"{e}:\n{log_path.read_text()[-3000:]}") from None
+    return proc, url
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop exactly this process: SIGTERM, then SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@contextlib.contextmanager
+def api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"):
+    """A real `llamafactory-cli api` serving `model_dir` on 127.0.0.1; yields its /v1 URL once
+    /v1/models answers, and stops exactly that process (by its pid) on exit."""
+    proc, url = start_api_server(model_dir, log_path, template=template, name=name)
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
