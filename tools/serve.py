@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -85,9 +86,9 @@ def server_command(backend: str, args: argparse.Namespace, port: int) -> list[st
         return [str(bin_dir / "vllm"), "serve", str(args.model), "--host", args.host, "--port", str(port),
                 "--served-model-name", args.served_name, "--max-model-len", str(args.max_model_len),
                 "--gpu-memory-utilization", str(args.gpu_mem_util),
-                "--enable-auto-tool-choice", "--tool-call-parser", "hermes"]
+                "--enable-auto-tool-choice", "--tool-call-parser", "hermes", *shlex.split(args.server_args)]
     return [str(bin_dir / "llamafactory-cli"), "api", "--model_name_or_path", str(args.model),
-            "--template", args.template, "--infer_backend", "huggingface"]
+            "--template", args.template, "--infer_backend", "huggingface", *shlex.split(args.server_args)]
 
 
 def server_env(backend: str, args: argparse.Namespace, port: int, offset: int) -> dict:
@@ -277,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     begin.add_argument("--max-model-len", type=int, default=32768, help="vLLM --max-model-len (default: %(default)s)")
     begin.add_argument("--gpu-mem-util", type=float, default=0.9,
                        help="vLLM --gpu-memory-utilization (default: %(default)s)")
+    begin.add_argument("--server-args", default="",
+                       help="more arguments for every server's command line, one shell-quoted string, e.g. "
+                       "\"--chat-template tpl.jinja\" for vLLM")
     begin.add_argument("--ready-timeout", type=float, default=900.0,
                        help="seconds to wait for each server's /v1/models (default: %(default)s)")
     end = sub.add_parser("stop", parents=[common], help="stop the servers of the pid files")

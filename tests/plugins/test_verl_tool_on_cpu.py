@@ -16,6 +16,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import TOOL_NAMES
 from plugins.speaker_rec.series import load_series
 from plugins.speaker_rec.server import TOKEN_ENV, running_server
+from plugins.speaker_rec.toolset import Toolset
 from plugins.speaker_rec.verl_tool import EXTRAS_KEY, ID_KEY, URL_ENV
 from tools.openai_endpoint import free_port
 
@@ -79,6 +80,17 @@ def test_tools_yaml_declares_every_tool_with_the_toolset_schema(tools, env):
         schema = tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True)
         assert schema == expected[name], name
         assert set(tool.config) == {"type", "server_url", "timeout"}
+
+
+def test_english_tools_yaml_matches_the_english_toolset(repo_root, env, monkeypatch):
+    from verl.tools.tool_registry import initialize_tools_from_config
+
+    monkeypatch.chdir(repo_root)
+    built = initialize_tools_from_config("recipes/rl/tools_en.yaml")
+    english = {entry["function"]["name"]: entry for entry in Toolset(env.series, "en").openai_schema()}
+    assert [tool.name for tool in built] == list(TOOL_NAMES)
+    for tool in built:
+        assert tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True) == english[tool.name]
 
 
 def test_calls_return_the_tool_output_and_duplicates_are_refused(tools, env):

@@ -1,12 +1,12 @@
 """tools.serve on CPU: two real `llamafactory-cli api` servers with the tiny model, their pid
 files, refusals, stale pid files, and a stop that ends exactly the processes it started."""
 
+import argparse
 import json
 import socket
 import subprocess
 import sys
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -86,6 +86,20 @@ def test_port_ranges_parse_and_bad_ones_are_named():
     for bad in ("", "a", "3-1", "1-x"):
         with pytest.raises(ValueError, match="--ports"):
             serve.parse_ranges(bad, "--ports")
+
+
+def test_commands_per_backend_carry_the_extra_server_args():
+    args = argparse.Namespace(model="m", host="127.0.0.1", served_name="sft", max_model_len=4096,
+                              gpu_mem_util=0.8, template="qwen3_nothink",
+                              server_args="--chat-template 'my template.jinja'")
+    vllm = serve.server_command("vllm", args, 8003)
+    assert vllm[1:3] == ["serve", "m"] and vllm[-2:] == ["--chat-template", "my template.jinja"]
+    assert vllm[vllm.index("--port") + 1] == "8003" and vllm[vllm.index("--served-model-name") + 1] == "sft"
+    assert serve.server_env("vllm", args, 8003, 3)["CUDA_VISIBLE_DEVICES"] == "2"
+    cpu = serve.server_command("llamafactory", args, 8001)
+    assert cpu[1] == "api" and cpu[cpu.index("--template") + 1] == "qwen3_nothink" and cpu[-1] == "my template.jinja"
+    env = serve.server_env("llamafactory", args, 8001, 1)
+    assert (env["API_HOST"], env["API_PORT"], env["API_MODEL_NAME"]) == ("127.0.0.1", "8001", "sft")
 
 
 @pytest.mark.slow
