@@ -49,6 +49,35 @@ SFT_NAME   := $(SERIES)_sft_$(SFT_FORMAT)
 RECIPE     ?= recipes/sft/speaker_rec_cpu.yaml
 OUT        ?= $(RUNS)/$(SERIES)/sft-out
 EXPORT_ARGS ?=
+# RL (verl GRPO with the tool server)
+RL_DATA    ?= $(RUNS)/$(SERIES)/rl
+RL_RECIPE  ?= recipes/rl/speaker_rec_grpo.yaml
+RL_OUT     ?= $(RUNS)/$(SERIES)/rl-out
+RL_MODEL   ?= $(OUT)
+RL_EXPORT_ARGS ?=
+TOOL_HOST  ?= 127.0.0.1
+TOOL_PORT  ?= 8100
+TOOL_URL   ?=
+RAY_NUM_CPUS ?= 8
+DRY_RUN    ?=
+# serving and evaluation
+PORTS      ?= 1-2
+BASE_PORT  ?= 8000
+SERVE_BACKEND ?= auto
+SERVED_NAME ?=
+MAX_MODEL_LEN ?= 32768
+GPU_MEM_UTIL ?= 0.9
+SERVE_ARGS ?=
+SERVE_DIR  ?= $(RUNS)/serve
+EVAL_OUT   ?= $(RUNS)/$(SERIES)/eval/results.jsonl
+CONCURRENCY ?= 8
+EVAL_ARGS  ?=
+REPORT_DIR ?= $(RUNS)/$(SERIES)/report
+REPORT_ARGS ?=
+# The demo's series has 212 lines: blocks of 25 and a 2-line gap give every split part some.
+DEMO_SPLIT_ARGS := --block-lines 25 --gap-lines 2
+# The tiny model writes nonsense: short turns and few of them keep the demo's eval quick.
+DEMO_EVAL_ARGS := --split $(SPLIT) --part eval --max-tokens 16 --max-turns 2
 # role-play
 ROLE        ?= 孙悟空
 PROFILES    ?= ../shared/data/rolebench-zh/profiles-zh_desc.json
@@ -90,7 +119,8 @@ HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
 .PHONY: help install tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench clean \
-	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve
+	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve \
+	rl-data tool-server rl serve stop-serve eval report
 
 help: ## list targets and variables
 	@echo "dramakit targets:"
@@ -156,11 +186,53 @@ sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on a 20-record sa
 	$(VENV)/bin/llamafactory-cli train $(SMOKE_RECIPE) model_name_or_path=$(MODEL) output_dir=$(SMOKE_OUT) $(ARGS)
 	@echo "loss plot: $(SMOKE_OUT)/training_loss.png"
 
-# The demo series has three episodes: blocks of 40 lines let every split part get some.
-demo: series-info ## the end-to-end demo on the demo series, on CPU: prepare, oracle traces, split, export, SFT
-	$(MAKE) sft TEACHER=oracle SPLIT_ARGS="--block-lines 40 $(SPLIT_ARGS)"
+rl-data: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet ## rl_train / rl_val split parts -> verl parquet in RL_DATA
+
+# One export writes both files and rl.report.json; val.parquet comes with train.parquet.
+$(RL_DATA)/train.parquet: $(SPLIT) $(LABELS)
+	$(PY) -m tools.export rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --split $(SPLIT) \
+		--out-dir $(RL_DATA) --seed $(SEED) $(RL_EXPORT_ARGS)
+$(RL_DATA)/val.parquet: $(RL_DATA)/train.parquet
+
+tool-server: $(LABELS) ## serve the SR tools for SERIES on TOOL_HOST:TOOL_PORT (verl-tool wire format); ARGS pass through
+	$(PY) -m plugins.speaker_rec.server --series $(SERIES) --labels $(LABELS) --data-dir $(DATA_DIR) \
+		--host $(TOOL_HOST) --port $(TOOL_PORT) $(ARGS)
+
+rl: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet $(RL_RECIPE) | $(INSTALLED) ## GRPO with verl as a Ray job (RL_RECIPE, RL_MODEL; RAY_ADDRESS or a local head); DRY_RUN=1 checks only
+	$(PY) -m tools.rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) \
+		--train $(RL_DATA)/train.parquet --val $(RL_DATA)/val.parquet --recipe $(RL_RECIPE) \
+		--model $(RL_MODEL) --out $(RL_OUT) --tool-host $(TOOL_HOST) --tool-port $(TOOL_PORT) \
+		$(if $(TOOL_URL),--tool-url $(TOOL_URL)) --num-cpus $(RAY_NUM_CPUS) $(if $(DRY_RUN),--dry-run) $(ARGS)
+
+# ---- serving and evaluation ----------------------------------------------------
+
+serve: | $(INSTALLED) $(MODEL_DEP) ## one OpenAI-compatible server per port offset in PORTS on BASE_PORT+i (vLLM per GPU, else llamafactory-cli api)
+	$(PY) -m tools.serve start --ports $(PORTS) --base-port $(BASE_PORT) --model $(MODEL) --backend $(SERVE_BACKEND) \
+		--template $(TEMPLATE) --max-model-len $(MAX_MODEL_LEN) --gpu-mem-util $(GPU_MEM_UTIL) --run-dir $(SERVE_DIR) \
+		$(if $(SERVED_NAME),--served-name $(SERVED_NAME)) $(if $(SERVE_ARGS),--server-args="$(SERVE_ARGS)")
+
+stop-serve: ## stop the servers make serve started (by their own pids)
+	$(PY) -m tools.serve stop --run-dir $(SERVE_DIR) --base-port $(BASE_PORT)
+
+eval: $(LABELS) ## evaluate the served model on SERIES over PORTS (-> EVAL_OUT, resumable); EVAL_ARGS e.g. "--split runs/S/split.json"
+	$(PY) -m tools.eval --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $(EVAL_OUT) \
+		--ports $(PORTS) --base-port $(BASE_PORT) --protocol $(PROTOCOL) --concurrency $(CONCURRENCY) \
+		--seed $(SEED) $(if $(SERVED_NAME),--model $(SERVED_NAME)) $(EVAL_ARGS)
+
+report: install ## EVAL_OUT + LABELS -> REPORT_DIR (report.md, report.json, PNG plots); REPORT_ARGS e.g. "--top-n 15"
+	$(PY) -m tools.report --results $(EVAL_OUT) --labels $(LABELS) --out-dir $(REPORT_DIR) $(REPORT_ARGS)
+
+# The demo's serve -> eval -> report always stops the servers it started, also when eval fails.
+demo: series-info ## the end-to-end demo on CPU: prepare, oracle traces, split, export, SFT, RL dry run, serve, eval, report
+	$(MAKE) sft TEACHER=oracle SPLIT_ARGS="$(DEMO_SPLIT_ARGS) $(SPLIT_ARGS)"
+	$(MAKE) rl DRY_RUN=1 SPLIT_ARGS="$(DEMO_SPLIT_ARGS) $(SPLIT_ARGS)"
+	$(MAKE) serve PORTS=1-2 MODEL=$(OUT)
+	$(MAKE) eval PORTS=1-2 CONCURRENCY=2 EVAL_ARGS="$(DEMO_EVAL_ARGS) $(EVAL_ARGS)" || { $(MAKE) stop-serve; exit 1; }
+	$(MAKE) stop-serve
+	$(MAKE) report
 	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), split $(SPLIT),"
-	@echo "  SFT data $(SFT_DATA), SFT output and loss plot in $(OUT)"
+	@echo "  SFT data $(SFT_DATA), SFT output and loss plot in $(OUT), RL data $(RL_DATA) (dry run),"
+	@echo "  eval results $(EVAL_OUT); report: $(REPORT_DIR)/report.md (tiny model: plumbing only)"
 
 # ---- role-play ----------------------------------------------------------------
 

@@ -77,7 +77,7 @@ def test_llamafactory_trains_on_every_exported_record_and_only_on_assistant_turn
     assert len(rows) == report.get("rows_out", report["records_out"]) > 0
 
     run = run_sft(tiny_model, out_dir, name, tmp_path / "out", max_steps=2,
-                  overrides=(f"cutoff_len=4096", "mask_history=true"))
+                  overrides=("cutoff_len=4096", "mask_history=true"))
     run.assert_trained(2)
     assert run.num_examples == len(rows), "LLaMA-Factory dropped exported records"
 

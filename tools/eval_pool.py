@@ -11,7 +11,7 @@ the run. Used by tools.eval and tools.bench_eval.
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 

@@ -1,6 +1,5 @@
 """Split manifest: no shared context across parts, determinism, ratios, recorded counts."""
 
-import json
 from pathlib import Path
 
 import pytest
