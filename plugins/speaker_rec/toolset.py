@@ -9,6 +9,7 @@ A tool whose data the series lacks is not offered. Outputs are plain text in the
 language; the same function serves traces, the tool server, evaluation and the reward.
 """
 
+import functools
 from dataclasses import dataclass
 
 from plugins.speaker_rec.protocol import TOOL_NAMES
@@ -76,9 +77,10 @@ class Toolset:
         self.language = "zh" if language == "zh" else "en"
         self.text = TEXT[self.language]
 
-    @property
+    @functools.cached_property
     def available(self) -> tuple[str, ...]:
-        """Tools whose data this series has, in the canonical order."""
+        """Tools whose data this series has, in the canonical order (the series does not change,
+        and the tool server asks on every call)."""
         has = {
             "audio_sim": True,
             "char_relation": self.series.relations is not None,
