@@ -78,6 +78,8 @@ REPORT_ARGS ?=
 DEMO_SPLIT_ARGS := --block-lines 25 --gap-lines 2
 # The tiny model writes nonsense: short turns and few of them keep the demo's eval quick.
 DEMO_EVAL_ARGS := --split $(SPLIT) --part eval --max-tokens 16 --max-turns 2
+# The report recognises the tiny model (and its warning applies) by this name.
+DEMO_SERVED_NAME := tiny-qwen3-sft
 # role-play
 ROLE        ?= 孙悟空
 PROFILES    ?= ../shared/data/rolebench-zh/profiles-zh_desc.json
@@ -226,8 +228,9 @@ report: install ## EVAL_OUT + LABELS -> REPORT_DIR (report.md, report.json, PNG 
 demo: series-info ## the end-to-end demo on CPU: prepare, oracle traces, split, export, SFT, RL dry run, serve, eval, report
 	$(MAKE) sft TEACHER=oracle SPLIT_ARGS="$(DEMO_SPLIT_ARGS) $(SPLIT_ARGS)"
 	$(MAKE) rl DRY_RUN=1 SPLIT_ARGS="$(DEMO_SPLIT_ARGS) $(SPLIT_ARGS)"
-	$(MAKE) serve PORTS=1-2 MODEL=$(OUT)
-	$(MAKE) eval PORTS=1-2 CONCURRENCY=2 EVAL_ARGS="$(DEMO_EVAL_ARGS) $(EVAL_ARGS)" || { $(MAKE) stop-serve; exit 1; }
+	$(MAKE) serve PORTS=1-2 MODEL=$(OUT) SERVED_NAME=$(DEMO_SERVED_NAME)
+	$(MAKE) eval PORTS=1-2 CONCURRENCY=2 SERVED_NAME=$(DEMO_SERVED_NAME) EVAL_ARGS="$(DEMO_EVAL_ARGS) $(EVAL_ARGS)" \
+		|| { $(MAKE) stop-serve; exit 1; }
 	$(MAKE) stop-serve
 	$(MAKE) report
 	@echo "demo finished: labels $(LABELS), traces $(TRACES) (oracle teacher), split $(SPLIT),"

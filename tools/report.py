@@ -194,10 +194,12 @@ def read_eval_model(results_path: Path) -> tuple[Path | None, str | None]:
 
 
 def is_tiny_model(model: str) -> bool:
-    """Whether a model name or path is the tiny demo model: the name tools.serve gives it (its
-    folder's name), or a folder holding the tiny model's build stamp."""
+    """Whether a model name or path is the tiny demo model or trained from it: a name that starts
+    with the tiny model's folder name (what tools.serve calls it; `make demo` serves its SFT
+    output as tiny-qwen3-sft), or a folder holding the tiny model's build stamp."""
     try:
-        return Path(model).name == TINY_MODEL_DIR.name or (Path(model).is_dir() and read_stamp(Path(model)) is not None)
+        return Path(model).name.startswith(TINY_MODEL_DIR.name) or (
+            Path(model).is_dir() and read_stamp(Path(model)) is not None)
     except OSError:  # a name that is no usable path (too long, odd bytes)
         return False
 

@@ -235,6 +235,7 @@ def test_tiny_model_detection(tmp_path):
 
     assert report.is_tiny_model("tiny-qwen3")  # tools.serve's default served name: the folder's name
     assert report.is_tiny_model(".cache/models/tiny-qwen3/")
+    assert report.is_tiny_model("tiny-qwen3-sft")  # what make demo serves its SFT output as
     (tmp_path / "m").mkdir()
     assert not report.is_tiny_model(str(tmp_path / "m"))
     (tmp_path / "m" / STAMP_NAME).write_text("{}")
