@@ -63,8 +63,8 @@ def assign(n_lines_per_unit: list[int], ratios: dict[str, float], seed: int) -> 
     random.Random(seed).shuffle(order)
     filled = dict.fromkeys(PARTS, 0)
     parts = [""] * len(order)
+    wanted = [p for p in PARTS if ratios[p] > 0]
     for unit in order:
-        wanted = [p for p in PARTS if ratios[p] > 0]
         part = max(wanted, key=lambda p: (ratios[p] * total - filled[p], -PARTS.index(p)))
         parts[unit] = part
         filled[part] += n_lines_per_unit[unit]
@@ -81,11 +81,11 @@ def build_manifest(series, labels, ratios: dict[str, float], seed: int, block_li
     for unit, part in zip(units, unit_parts):
         for position in unit:
             part_at[position] = part
+    # Drop by position, not by unit: a unit shorter than the gap must not let its neighbours close in.
     dropped = set()
-    for left, right, part_left, part_right in zip(units, units[1:], unit_parts, unit_parts[1:]):
-        if part_left != part_right:
-            dropped.update(left[-gap:])
-            dropped.update(right[:gap])
+    for boundary in range(1, len(kept)):
+        if part_at[boundary - 1] != part_at[boundary]:
+            dropped.update(range(max(0, boundary - gap), min(len(kept), boundary + gap)))
     parts = {p: {"ratio": ratios[p], "episodes": [], "blocks": [], "lines": 0,
                  "sample_types": dict.fromkeys(SAMPLE_TYPES, 0)} for p in PARTS}
     gap_counts = dict.fromkeys(SAMPLE_TYPES, 0)
@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.split",
         description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole episodes "
-        "(or contiguous blocks), dropping 30 lines on each side of every boundary between parts so that "
+        "(or contiguous blocks), dropping --gap-lines lines (default 30) on each side of every boundary between parts so that "
         "no two lines in different parts share context. Writes a JSON manifest (atomic).",
     )
     add_series_args(parser, labels=True)

@@ -27,11 +27,12 @@ def _part_by_position(series, manifest):
             for pos, i in enumerate(kept)]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 7])
-def test_no_context_window_is_shared_across_parts(demo_labels, seed):
+@pytest.mark.parametrize("seed, block_lines", [(0, 30), (1, 30), (7, 30), (0, 10), (3, 7)])
+def test_no_context_window_is_shared_across_parts(demo_labels, seed, block_lines):
+    # Blocks shorter than the window must not let the parts on either side close in.
     series, labels, _ = demo_labels
     manifest = split.build_manifest(series, labels, split.parse_ratios("sft=0.5,rl_train=0.2,eval=0.3"),
-                                    seed, block_lines=30)
+                                    seed, block_lines=block_lines)
     assigned = [(pos, part) for pos, part in _part_by_position(series, manifest) if part]
     for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:]):
         if part_a != part_b:
@@ -100,3 +101,10 @@ def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_labels, tmp_path, cap
     for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:]):
         if part_a != part_b:
             assert pos_b - pos_a > 2 * 2
+
+
+def test_a_zero_gap_drops_nothing(demo_labels):
+    series, labels, _ = demo_labels
+    manifest = split.build_manifest(series, labels, split.parse_ratios("sft=0.5,eval=0.5"), 0, block_lines=20, gap=0)
+    assert manifest["dropped_in_gaps"]["lines"] == 0
+    assert sum(p["lines"] for p in manifest["parts"].values()) == len(labels.lines)
