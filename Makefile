@@ -55,6 +55,11 @@ RL_RECIPE  ?= recipes/rl/speaker_rec_grpo.yaml
 RL_OUT     ?= $(RUNS)/$(SERIES)/rl-out
 RL_MODEL   ?= $(OUT)
 RL_EXPORT_ARGS ?=
+# hydra overrides of the RL recipe (ARGS is LLaMA-Factory's, and sub-makes of the demo inherit it)
+RL_ARGS    ?=
+TOOL_SERVER_ARGS ?=
+# make rl trains on the SFT output; when it is ours to make, make it first.
+RL_MODEL_DEP = $(if $(filter $(OUT),$(RL_MODEL)),$(OUT)/trainer_state.json)
 TOOL_HOST  ?= 127.0.0.1
 TOOL_PORT  ?= 8100
 TOOL_URL   ?=
@@ -190,21 +195,20 @@ sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on a 20-record sa
 
 rl-data: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet ## rl_train / rl_val split parts -> verl parquet in RL_DATA
 
-# One export writes both files and rl.report.json; val.parquet comes with train.parquet.
-$(RL_DATA)/train.parquet: $(SPLIT) $(LABELS)
+# One export writes both files and rl.report.json.
+$(RL_DATA)/train.parquet $(RL_DATA)/val.parquet &: $(SPLIT) $(LABELS)
 	$(PY) -m tools.export rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --split $(SPLIT) \
 		--out-dir $(RL_DATA) --seed $(SEED) $(RL_EXPORT_ARGS)
-$(RL_DATA)/val.parquet: $(RL_DATA)/train.parquet
 
-tool-server: $(LABELS) ## serve the SR tools for SERIES on TOOL_HOST:TOOL_PORT (verl-tool wire format); ARGS pass through
+tool-server: $(LABELS) ## serve the SR tools for SERIES on TOOL_HOST:TOOL_PORT (verl-tool wire format); TOOL_SERVER_ARGS
 	$(PY) -m plugins.speaker_rec.server --series $(SERIES) --labels $(LABELS) --data-dir $(DATA_DIR) \
-		--host $(TOOL_HOST) --port $(TOOL_PORT) $(ARGS)
+		--host $(TOOL_HOST) --port $(TOOL_PORT) $(TOOL_SERVER_ARGS)
 
-rl: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet $(RL_RECIPE) | $(INSTALLED) ## GRPO with verl as a Ray job (RL_RECIPE, RL_MODEL; RAY_ADDRESS or a local head); DRY_RUN=1 checks only
+rl: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet $(RL_RECIPE) | $(INSTALLED) $(RL_MODEL_DEP) ## GRPO with verl as a Ray job (RL_RECIPE, RL_MODEL; RAY_ADDRESS or a local head); DRY_RUN=1 checks only
 	$(PY) -m tools.rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) \
 		--train $(RL_DATA)/train.parquet --val $(RL_DATA)/val.parquet --recipe $(RL_RECIPE) \
 		--model $(RL_MODEL) --out $(RL_OUT) --tool-host $(TOOL_HOST) --tool-port $(TOOL_PORT) \
-		$(if $(TOOL_URL),--tool-url $(TOOL_URL)) --num-cpus $(RAY_NUM_CPUS) $(if $(DRY_RUN),--dry-run) $(ARGS)
+		$(if $(TOOL_URL),--tool-url $(TOOL_URL)) --num-cpus $(RAY_NUM_CPUS) $(if $(DRY_RUN),--dry-run) $(RL_ARGS)
 
 # ---- serving and evaluation ----------------------------------------------------
 
