@@ -50,8 +50,9 @@ CONFIG_NAME = "eval_config.json"
 
 
 def judged_lines(series, labels) -> list[int]:
-    """Lines that have a label and a ground truth to judge against, in order."""
-    return [i for i in sorted(labels.lines) if is_judged(series.lines[i].kind)]
+    """Lines with a ground truth to judge against that are not seeds (their label is given), in
+    order: the lines prepare's and the report's accuracy count."""
+    return [i for i in sorted(labels.lines) if is_judged(series.lines[i].kind) and i not in labels.seeds]
 
 
 def choose_lines(valid: list[int], args: argparse.Namespace) -> list[int]:
@@ -118,11 +119,14 @@ def sampling_settings(args: argparse.Namespace) -> dict:
     return {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed}
 
 
-def check_config(path: Path, run: dict, results: Path, force: bool) -> list[dict]:
+def check_config(path: Path, run: dict, results: Path, has_results: bool, force: bool) -> list[dict]:
     """Earlier configurations to keep in the new eval_config.json; raises ValueError when the
-    results were made with another configuration and `force` is not set."""
+    results (`has_results`: the file holds records) were made with another configuration and
+    `force` is not set. Without results there is nothing to protect."""
+    if not has_results:
+        return []
     if not path.exists():
-        if results.exists() and results.stat().st_size and not force:
+        if not force:
             raise ValueError(f"{results}: results without {path.name}; refusing to append (use --force)")
         return []
     try:
@@ -196,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         model = args.model or served_model(urls)
         config_path = args.out.parent / CONFIG_NAME
         run = run_config(args, env, model, lines)
-        previous = check_config(config_path, run, args.out, args.force)
+        done = finished_lines(args.out)
+        previous = check_config(config_path, run, args.out, bool(done), args.force)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -210,7 +215,6 @@ def main(argv: list[str] | None = None) -> int:
         "labels": str(args.labels), "results": str(args.out), "lines": lines,
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:] if argv is None else list(argv),
     })
-    done = finished_lines(args.out)
     todo = [i for i in lines if i not in done]
     log.info("%d lines, %d already done, %d to run on %d ports (model %s)",
              len(lines), len(lines) - len(todo), len(todo), len(urls), model)

@@ -1,7 +1,7 @@
 """The multi-port engine behind tools.eval: a pool of OpenAI-compatible endpoints with bounded
 concurrency per port, per-request timeout and retries with exponential back-off, and failover.
 
-A port that fails `max_failures` times in a row (connection errors, timeouts, 408/429/5xx) is
+A port that fails `max_failures` times in a row (connection errors, timeouts, 408/409/429/5xx) is
 dropped for the rest of the run; a trajectory that was running on it starts again on a live
 port, and since every worker takes its next line from one shared queue, the dropped port's
 share of the remaining lines goes to the live ports. When no port is left, `AllPortsDead` ends
@@ -47,7 +47,9 @@ class Endpoint:
 
     @property
     def port(self) -> int:
-        return urlparse(self.url).port
+        """The URL's port, or its scheme's default (a hosted endpoint names none)."""
+        parsed = urlparse(self.url)
+        return parsed.port or (443 if parsed.scheme == "https" else 80)
 
 
 @dataclass

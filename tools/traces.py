@@ -89,7 +89,6 @@ async def run_api(env: SpeakerEnv, client, model: str, index: int, truth: str, *
             env.series.lines[index], trajectory.judge.answer, trajectory.label.names, env.other, env.known)["strict"]:
         trajectory, messages, more = await api_attempt(env, client, model, index, sampling, hint=truth)
         requests += more
-        messages[1] = env.prompt(index)[1]
         hint_used = True
     return trajectory_record(env, trajectory, messages, truth, teacher={"kind": "api", "model": model},
                    seconds=time.perf_counter() - started, requests=requests, hint_used=hint_used)
@@ -172,18 +171,20 @@ def trajectory_record(env: SpeakerEnv, trajectory: Trajectory, messages: list, t
 
 
 def finished_lines(path: Path) -> set[int]:
-    """Lines that already have a record; a torn last line (a crash mid-write) is cut off."""
+    """Lines that already have a record; a torn last line (a crash mid-write) is cut off. Raises
+    ValueError naming the file and line when a complete line is not a record."""
     if not path.exists():
         return set()
     done, good_bytes = set(), 0
     with path.open("rb") as f:
-        for raw in f:
+        for number, raw in enumerate(f, 1):
             if not raw.endswith(b"\n"):
                 break
             try:
                 done.add(json.loads(raw)["line"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise SystemExit(f"{path}: byte {good_bytes}: not a trace record; refusing to append to it")
+            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
+                raise ValueError(f"{path}:{number}: not a record with a line index; refusing to append "
+                                 "to this file") from None
             good_bytes += len(raw)
     if good_bytes < path.stat().st_size:
         log.warning("%s: cutting off a torn last record (%d bytes)", path, path.stat().st_size - good_bytes)
@@ -241,7 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     selected = select_lines(series, labels.lines, rates, args.seed)
     if args.limit is not None:
         selected = selected[: args.limit]
-    done = finished_lines(args.out)
+    try:
+        done = finished_lines(args.out)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     todo = [i for i in selected if i not in done]
     log.info("%d lines selected, %d already done, %d to run", len(selected), len(selected) - len(todo), len(todo))
 

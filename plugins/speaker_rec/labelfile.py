@@ -12,7 +12,8 @@ The file is one JSON object: the run's settings, counts, warnings and accuracy s
     sample                        wrong | low_score | close | confident (line selection)
     truth, correct                ground truth and {strict, candidate_aware} (null when unlabelled)
 
-Traces, the tool server, eval and report read it with `read_labels`.
+Traces, the tool server, export and eval read it with `read_labels`; the report reads the
+records' own fields.
 """
 
 import json
@@ -35,6 +36,7 @@ class LabelFile:
     characters: list[str]
     other: str
     header: dict
+    seeds: frozenset[int] = frozenset()  # lines whose label is a seed (given, so never judged)
 
 
 def dumps(header: dict, records: list[dict]) -> str:
@@ -63,7 +65,7 @@ def read_labels(path: Path | str, series: Series) -> LabelFile:
     if data.get("series") != series.name:
         raise bad(f"written for series {data.get('series')!r}, not {series.name!r}")
     other = data.get("other")
-    lines = {}
+    lines, seeds = {}, set()
     for position, record in enumerate(data.get("lines", [])):
         try:
             index = record["index"]
@@ -78,7 +80,10 @@ def read_labels(path: Path | str, series: Series) -> LabelFile:
         if label.sample_type not in SAMPLE_TYPES:
             raise bad(f"lines[{position}]: unknown sample type {label.sample_type!r}")
         lines[index] = label
+        if record.get("source") == "seed":
+            seeds.add(index)
     missing = [line.index for line in series.lines if not line.deleted and line.index not in lines]
     if missing:
         raise bad(f"{len(missing)} non-deleted lines have no record (first: {missing[0]})")
-    return LabelFile(lines, list(data.get("characters", [])), other, {k: v for k, v in data.items() if k != "lines"})
+    return LabelFile(lines, list(data.get("characters", [])), other, {k: v for k, v in data.items() if k != "lines"},
+                     frozenset(seeds))

@@ -157,6 +157,30 @@ def test_bad_lines_and_dead_ports_exit_non_zero(demo_labels, tmp_path, capsys):
     assert count_lines(out) == 0
 
 
+def test_a_results_file_that_is_not_results_exits_2_and_writes_nothing(demo_labels, tmp_path, capsys):
+    out = tmp_path / "results.jsonl"
+    out.write_text('{"line": 3}\nnot json\n', encoding="utf-8")
+    assert sr_eval.main(eval_args(demo_labels, out, "--urls", "http://127.0.0.1:9/v1", "--model", "m",
+                                  "--force")) == 2
+    assert f"{out}:2: not a record" in capsys.readouterr().err
+    assert not (tmp_path / "eval_config.json").exists()
+
+
+def test_seed_lines_are_not_evaluated(demo_labels):
+    series = load_series(SERIES, DATA_DIR)
+    labels = read_labels(demo_labels, series)
+    chosen = sr_eval.judged_lines(series, labels)
+    assert labels.seeds and not labels.seeds & set(chosen)
+    assert len(chosen) == json.loads(demo_labels.read_text())["summary"]["judged_lines"]
+
+
+def test_a_url_without_a_port_counts_as_its_schemes_default():
+    from tools.eval_pool import Endpoint
+
+    assert Endpoint("https://api.example.com/v1", None).port == 443
+    assert Endpoint("http://127.0.0.1:8001/v1", None).port == 8001
+
+
 def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_drops(tiny_model, demo_labels):
     """What each server renders for a tags conversation after two turns: LLaMA-Factory's
     qwen3_nothink (tools.serve on CPU, and SFT) keeps both earlier `<think>` blocks verbatim, as
