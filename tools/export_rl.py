@@ -12,10 +12,8 @@ only when both parts convert, each through a temp file and a rename.
 """
 
 import logging
-import os
 import random
 import sys
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -28,7 +26,7 @@ from plugins.speaker_rec.labelfile import LabelFile
 from plugins.speaker_rec.protocol import PROTOCOLS, TOOL_NAMES
 from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import Series, SeriesError
-from tools.fileio import Report, atomic_write_json
+from tools.fileio import Report, atomic_write_bytes, atomic_write_json
 from tools.series_args import add_series_args, load_series_and_labels
 from tools.split import part_contains, read_split
 
@@ -131,17 +129,10 @@ def convert_part(env: SpeakerEnv, labels: LabelFile, manifest: dict, part: str, 
 
 
 def write_parquet(path: Path, rows: list[dict]) -> None:
-    """Write `rows` with SCHEMA through a temp file in the same directory and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write `rows` with SCHEMA atomically (a reader never sees half a file)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), buffer)
+    atomic_write_bytes(path, buffer.getvalue().to_pybytes())
 
 
 def export(series: Series, labels: LabelFile, manifest: dict, out_dir: Path, *, labels_path: Path,

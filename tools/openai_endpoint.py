@@ -1,4 +1,4 @@
-"""Small helpers for local servers: a free loopback port, and waiting until a server answers
+"""Small helpers for local servers: a free loopback port, whether a port is taken, and waiting until a server answers
 (`GET /v1/models` of an OpenAI-compatible endpoint, or any URL). Used by the commands, benchmarks
 and tests that start servers (llamafactory-cli api, vLLM, the scripted teacher, a Ray head)."""
 
@@ -13,6 +13,18 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether something listens on (host, port). SO_REUSEADDR as uvicorn and vLLM set it, so
+    connections of a just-stopped server lingering in TIME_WAIT do not count."""
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return True
+    return False
 
 
 def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2) -> bytes:

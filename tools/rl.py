@@ -37,7 +37,8 @@ import uuid
 from pathlib import Path
 
 from tools.fileio import atomic_write_json, atomic_write_text
-from tools.openai_endpoint import free_port, wait_http_ok
+from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, URL_ENV
+from tools.openai_endpoint import free_port, port_in_use, wait_http_ok
 
 log = logging.getLogger("rl")
 
@@ -48,8 +49,6 @@ CONFIG_OK = "config ok"
 # history. Ray's limit for a working_dir package is 512 MiB (RAY_max_grpc_message_size); without
 # these the upload is gigabytes (.venv) and fails.
 UPLOAD_EXCLUDES = [".venv", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
-TOOL_SERVER_URL_ENV = "DRAMAKIT_TOOL_SERVER_URL"
-TOOL_TOKEN_ENV = "DRAMAKIT_TOOL_TOKEN"
 RAY_START_TIMEOUT_S = 180
 TOOL_SERVER_TIMEOUT_S = 120
 # Seconds between SIGTERM and SIGKILL when stopping; a Ray head drains and stops in about 6 s here.
@@ -101,6 +100,29 @@ def _files(value) -> list[str]:
     return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
+def exported_max_turns(config) -> int:
+    """The turn limit the prompts of the local parquet files state (export's --max-turns); the tool
+    server must judge with the same one (remote files only: the recipe's). Raises LaunchError when
+    the files disagree."""
+    import pyarrow.parquet as pq
+
+    recipe_limit = config.actor_rollout_ref.rollout.multi_turn.max_assistant_turns
+    limits = set()
+    for key in ("train_files", "val_files"):
+        for name in _files(config.data[key]):
+            if "://" not in name:
+                column = pq.read_table(name, columns=["extra_info"]).column("extra_info").combine_chunks()
+                limits.update(column.field("max_turns").to_pylist())
+    if not limits:
+        return recipe_limit
+    if len(limits) != 1:
+        raise LaunchError(f"the data states {sorted(limits)} as the turn limit; export every file with one --max-turns")
+    limit = limits.pop()
+    if limit != recipe_limit:
+        log.warning("the prompts state %d turns but multi_turn.max_assistant_turns is %s", limit, recipe_limit)
+    return limit
+
+
 def check_data(config) -> dict[str, int]:
     """Rows of every parquet file in data.train_files and data.val_files; raises LaunchError
     naming the file when it is missing, empty, or not of tools.export_rl's schema."""
@@ -145,8 +167,6 @@ def check_config(recipe: Path, overrides: list[str]) -> None:
     from verl.trainer.ppo.utils import need_critic, need_reference_policy
     from verl.utils.config import validate_config
 
-    from plugins.speaker_rec.server import wait_healthy
-
     config = compose(recipe, overrides)
     validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
     if get_custom_reward_fn(config) is None:
@@ -158,10 +178,11 @@ def check_config(recipe: Path, overrides: list[str]) -> None:
     tools = load_all_tools(tool_config_path=tool_config, function_tool_path=multi_turn.get("function_tool_path"))
     print(f"tools: {sorted(tool.name for tool in tools)}")
     print(f"data rows: {check_data(config)}")
-    url = os.environ.get(TOOL_SERVER_URL_ENV)
+    url = os.environ.get(URL_ENV)
     if not url:
-        raise LaunchError(f"{TOOL_SERVER_URL_ENV} is not set on the worker")
-    print(f"tool server {url}: {wait_healthy(url, timeout=30)}")
+        raise LaunchError(f"{URL_ENV} is not set on the worker")
+    health = json.loads(wait_http_ok(url.rstrip("/") + "/health", 30))
+    print(f"tool server {url}: {health}")
 
 
 # ---- processes --------------------------------------------------------------------------------
@@ -212,12 +233,6 @@ class Started:
             log.info("stopped %s (%d processes)", name, len(tree))
 
 
-def _port_open(host: str, port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(1)
-        return s.connect_ex((host, port)) == 0
-
-
 def _probe_host(host: str) -> str:
     """Where this machine reaches a server bound to `host` (a wildcard bind answers on loopback)."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -228,16 +243,14 @@ def _url_host(host: str) -> str:
     return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
 
 
-def start_tool_server(args: argparse.Namespace, run_dir: Path, started: Started) -> dict:
+def start_tool_server(args: argparse.Namespace, run_dir: Path, started: Started, max_turns: int) -> dict:
     """Start the tool server for the series and wait for /health; returns its health reply."""
-    from plugins.speaker_rec.server import wait_healthy
-
     host = _probe_host(args.tool_host)
-    if _port_open(host, args.tool_port):
-        raise LaunchError(f"port {args.tool_port} on {host} is already in use; pick another with --tool-port")
+    if port_in_use(args.tool_host, args.tool_port):
+        raise LaunchError(f"port {args.tool_port} on {args.tool_host} is already in use; pick another with --tool-port")
     command = [sys.executable, "-m", "plugins.speaker_rec.server", "--series", args.series, "--labels",
                str(args.labels), "--data-dir", str(args.data_dir), "--host", args.tool_host,
-               "--port", str(args.tool_port)]
+               "--port", str(args.tool_port), "--max-turns", str(max_turns)]
     log_path = run_dir / "tool_server.log"
     log.info("tool server: %s (log %s)", shlex.join(command), log_path)
     with open(log_path, "w") as log_file:
@@ -247,7 +260,7 @@ def start_tool_server(args: argparse.Namespace, run_dir: Path, started: Started)
     started.add("tool_server", proc)
     url = f"http://{host}:{args.tool_port}"
     try:
-        health = wait_healthy(url, TOOL_SERVER_TIMEOUT_S, proc)
+        health = json.loads(wait_http_ok(f"{url}/health", TOOL_SERVER_TIMEOUT_S, proc, interval=0.1))
     except (RuntimeError, TimeoutError) as e:
         raise LaunchError(f"{e}; its log {log_path} ends:\n{log_path.read_text()[-2000:]}") from None
     if args.series not in health.get("series", []):
@@ -304,10 +317,10 @@ def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> 
 def runtime_env(tool_url: str) -> dict:
     """The job's runtime_env: the repository as working_dir (minus UPLOAD_EXCLUDES) and the
     variables workers need; the tool token travels only when set (Ray shows env_vars in its dashboard)."""
-    env_vars = {TOOL_SERVER_URL_ENV: tool_url, "PYTHONPATH": ".",
+    env_vars = {URL_ENV: tool_url, "PYTHONPATH": ".",
                 "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
-    if os.environ.get(TOOL_TOKEN_ENV):
-        env_vars[TOOL_TOKEN_ENV] = os.environ[TOOL_TOKEN_ENV]
+    if os.environ.get(TOKEN_ENV):
+        env_vars[TOKEN_ENV] = os.environ[TOKEN_ENV]
     return {"working_dir": str(REPO), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars}
 
 
@@ -318,7 +331,7 @@ def run_job(address: str | None, command: str, env: dict, job_log: Path) -> int:
 
     client = JobSubmissionClient(address)
     submission_id = f"dramakit-rl-{uuid.uuid4().hex[:8]}"
-    shown = {**env, "env_vars": {k: ("***" if k == TOOL_TOKEN_ENV else v) for k, v in env["env_vars"].items()}}
+    shown = {**env, "env_vars": {k: ("***" if k == TOKEN_ENV else v) for k, v in env["env_vars"].items()}}
     log.info("submitting %s to %s; the same by hand: ray job submit --address %s --submission-id %s "
              "--runtime-env-json %s -- %s", submission_id, address or "$RAY_ADDRESS", address or "$RAY_ADDRESS",
              submission_id, shlex.quote(json.dumps(shown)), command)
@@ -358,23 +371,24 @@ def launch(args: argparse.Namespace) -> int:
     if not args.recipe.resolve().is_relative_to(REPO):
         raise LaunchError(f"{args.recipe}: the recipe must be inside the repository {REPO}, which the job uploads")
     run_dir = args.out / "launcher"
-    run_dir.mkdir(parents=True, exist_ok=True)
     overrides = launcher_overrides(args) + args.overrides
     config = compose(args.recipe, overrides)
     from omegaconf import OmegaConf
 
     resolved = OmegaConf.to_yaml(config, resolve=True)
-    atomic_write_text(run_dir / "config.yaml", resolved)
     print(resolved, flush=True)
+    rows = check_data(config)  # before anything is written: bad data leaves no run directory behind
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / "config.yaml", resolved)
     log.info("resolved config written to %s", run_dir / "config.yaml")
-    log.info("data rows: %s", check_data(config))
+    log.info("data rows: %s", rows)
 
     started = Started(run_dir / "pids.json")
     temp_dir = None
     # SIGTERM (a scheduler, `kill`) unwinds like Ctrl-C, so `finally` stops what we started.
     previous_handler = signal.signal(signal.SIGTERM, _raise_exit)
     try:
-        start_tool_server(args, run_dir, started)
+        start_tool_server(args, run_dir, started, exported_max_turns(config))
         address = os.environ.get("RAY_ADDRESS")
         if address:
             log.info("using the Ray cluster at RAY_ADDRESS=%s", address)
@@ -414,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
                         "runs/<series>/rl-out); launcher logs go to OUT/launcher/")
     parser.add_argument("--tool-host", default="127.0.0.1", help="address the tool server binds (default: "
                         "%(default)s; a non-loopback address needs DRAMAKIT_TOOL_TOKEN)")
-    parser.add_argument("--tool-port", type=int, default=8100, help="tool server port (default: %(default)s)")
+    parser.add_argument("--tool-port", type=int, default=DEFAULT_PORT, help="tool server port (default: %(default)s)")
     parser.add_argument("--tool-url", help="tool server URL the Ray workers use (default: http://TOOL_HOST:TOOL_PORT; "
                         "on a cluster, an address every node can reach)")
     parser.add_argument("--num-cpus", type=int, default=8, help="logical CPUs of a local Ray head; verl's actors "
@@ -422,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="submit a config check instead of training")
     parser.add_argument("--check-config", action="store_true",
                         help="(the dry run's job, on a Ray worker) compose the recipe with the overrides, run verl's "
-                        f"checks, load reward and tools, read the data, probe ${TOOL_SERVER_URL_ENV}/health")
+                        f"checks, load reward and tools, read the data, probe ${URL_ENV}/health")
     parser.add_argument("overrides", nargs="*", metavar="key=value", help="hydra overrides of the recipe")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

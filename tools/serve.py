@@ -15,7 +15,6 @@ import logging
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from tools.fileio import atomic_write_json
-from tools.openai_endpoint import wait_ready
+from tools.openai_endpoint import port_in_use, wait_ready
 
 log = logging.getLogger("serve")
 
@@ -113,18 +112,6 @@ def read_pid_file(path: Path) -> dict | None:
 def is_ours(record: dict | None) -> bool:
     """Whether the process a pid file names is still running and is the one we started."""
     return record is not None and process_start_ticks(record["pid"]) == record["start_ticks"]
-
-
-def port_in_use(host: str, port: int) -> bool:
-    """Whether something listens on (host, port). SO_REUSEADDR as uvicorn and vLLM set it, so
-    connections of a just-stopped server lingering in TIME_WAIT do not count."""
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def start(args: argparse.Namespace) -> int:

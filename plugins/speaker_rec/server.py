@@ -51,12 +51,11 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import PROTOCOLS
 from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import SeriesError, load_series
+from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV
 from plugins.speaker_rec.trajectory_store import TrajectoryStore
 
 log = logging.getLogger("tool_server")
 
-TOKEN_ENV = "DRAMAKIT_TOOL_TOKEN"
-DEFAULT_PORT = 8100
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 # The request's lists and the type every item must have.

@@ -28,12 +28,10 @@ from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from plugins.speaker_rec.protocol import Action, render_turn
-from plugins.speaker_rec.server import DEFAULT_PORT, TOKEN_ENV
+from plugins.speaker_rec.tool_endpoint import DEFAULT_URL, TOKEN_ENV, URL_ENV
 
 log = logging.getLogger(__name__)
 
-URL_ENV = "DRAMAKIT_TOOL_SERVER_URL"
-DEFAULT_URL = f"http://127.0.0.1:{DEFAULT_PORT}"
 DEFAULT_TIMEOUT_S = 30.0
 EXTRAS_KEY = "extras"
 ID_KEY = "dramakit_trajectory_id"

@@ -11,12 +11,13 @@ import urllib.request
 import pytest
 
 from tools import serve
+from tools.openai_endpoint import port_in_use
 
 
 def free_base_port(offsets: int = 2) -> int:
     """A base port whose next `offsets` ports are free on 127.0.0.1."""
     for base in range(21000, 60000, 97):
-        if not any(serve.port_in_use("127.0.0.1", base + i) for i in range(1, offsets + 1)):
+        if not any(port_in_use("127.0.0.1", base + i) for i in range(1, offsets + 1)):
             return base
     raise RuntimeError("no free port range")
 
