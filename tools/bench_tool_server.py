@@ -180,9 +180,10 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series: str = "chun_jiang
     per_level = trajectories_per_level or {1: 300, 64: 3000, 256: 5000}
     with tempfile.TemporaryDirectory(prefix="bench_tool_server_") as tmp:
         labels_path = Path(tmp) / "labels.json"
+        # prepare's own errors (an unknown series, a malformed one) reach the terminal.
         subprocess.run([sys.executable, "-m", "tools.prepare", "--series", series, "--data-dir", str(data_dir),
                         "--out", str(labels_path), "--quiet"], check=True, cwd=REPO, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
         loaded = load_series(series, data_dir)
         labels = read_labels(labels_path, loaded)
         lines = sorted(labels.lines)
@@ -247,11 +248,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle-timeout", type=float, default=2.0, help="the server's idle timeout for the bench")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.memory_trajectories < 1 or args.never_finish < 0 or args.idle_timeout <= 0:
+        parser.error("--memory-trajectories and --idle-timeout must be positive, --never-finish >= 0")
     if args.never_finish * 10 > args.memory_trajectories:
         parser.error("--never-finish may be at most a tenth of --memory-trajectories")
-    print(json.dumps(run(args.data_dir, args.series, memory_trajectories=args.memory_trajectories,
-                         never_finish=args.never_finish, idle_timeout=args.idle_timeout)), flush=True)
-    return 0
+    try:
+        result = run(args.data_dir, args.series, memory_trajectories=args.memory_trajectories,
+                     never_finish=args.never_finish, idle_timeout=args.idle_timeout)
+    except subprocess.CalledProcessError:
+        print(f"error: prepare failed on {args.series} in {args.data_dir} (its message is above)", file=sys.stderr)
+        return 2
+    print(json.dumps(result), flush=True)
+    return 0 if all(target["met"] for target in result["targets"].values()) else 1
 
 
 if __name__ == "__main__":

@@ -13,12 +13,16 @@ import argparse
 import hashlib
 import itertools
 import json
+import re
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
+
+from plugins.speaker_rec.labels import other_label
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -45,11 +49,13 @@ Policy = Callable[[dict, int], Reply]
 
 
 def default_policy(request: dict, attempt: int) -> Reply:
-    """Call audio_sim once, then answer the last candidate ("other")."""
+    """Call audio_sim once, then answer the last candidate, the "other" label of the prompt's
+    language (a Chinese prompt holds CJK characters)."""
     called = any(m.get("role") == "tool" or "<tool>" in str(m.get("content")) for m in request["messages"])
     if not called:
-        return Reply(content="<think>先听声音。</think>", tool_calls=["audio_sim"])
-    return Reply(content="<think>都不像。</think><answer>其他</answer>")
+        return Reply(content="<think>Listen first.</think>", tool_calls=["audio_sim"])
+    chinese = re.search(r"[\u4e00-\u9fff]", str(request["messages"][0].get("content")))
+    return Reply(content=f"<think>None fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>")
 
 
 class ScriptedOpenAI:
@@ -158,7 +164,7 @@ class ScriptedOpenAI:
         return Handler
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.scripted_openai",
         description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, then "
@@ -174,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
         server.httpd.serve_forever()
     except KeyboardInterrupt:
         server.httpd.server_close()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

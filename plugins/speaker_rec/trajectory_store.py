@@ -54,8 +54,7 @@ class TrajectoryStore:
         return entry
 
     def add(self, trajectory_id: str, trajectory: Trajectory) -> Entry:
-        """Start tracking a new trajectory (its id must not be live)."""
-        self.tombstones.pop(trajectory_id, None)
+        """Start tracking a new trajectory (its id must be neither live nor recently finished)."""
         entry = self.live[trajectory_id] = Entry(trajectory, self.clock())
         return entry
 
@@ -63,15 +62,13 @@ class TrajectoryStore:
         """Whether `trajectory_id` was freed less than one idle timeout ago."""
         return trajectory_id in self.tombstones
 
-    def free(self, trajectory_id: str, reason: str) -> bool:
-        """Drop a trajectory's state and remember its id for one idle timeout; returns whether
-        it was live."""
+    def free(self, trajectory_id: str, reason: str) -> None:
+        """Drop a trajectory's state and remember its id for one idle timeout."""
         entry = self.live.pop(trajectory_id, None)
         self.tombstones[trajectory_id] = self.clock()
         self.tombstones.move_to_end(trajectory_id)
         if entry is not None:
             self.freed[reason] += 1
-        return entry is not None
 
     def sweep(self) -> int:
         """Free trajectories idle for longer than the timeout and forget old tombstones;

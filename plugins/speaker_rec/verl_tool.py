@@ -3,8 +3,10 @@
 `recipes/rl/tools.yaml` declares one `SpeakerRecTool` per tool name; verl's
 `initialize_tools_from_config` builds them and `ToolAgentLoop` calls create / execute / release
 around every single tool call. The adapter keeps no judging logic: each call becomes one assistant
-turn posted to the tool server (plugins.speaker_rec.server), which holds the trajectory's state,
-so duplicates, unavailable tools and the turn limit are judged exactly as in traces and eval.
+turn posted to the tool server (plugins.speaker_rec.server), which holds the trajectory's state and
+judges repeated calls as traces and eval do. verl itself answers a call to a tool the line does
+not offer (`extra_info.tool_selection`) or with bad arguments, and bounds the turns with
+`multi_turn.max_assistant_turns`; those turns never reach the server, and the reward judges them.
 
 The trajectory id must be stable over one rollout but distinct across rollouts and steps, so it is
 a fresh uuid stored in `agent_data.extra_fields` on the first call (`agent_data.request_id` is
