@@ -33,13 +33,11 @@ from pathlib import Path
 
 from plugins.speaker_rec.correctness import is_judged
 from plugins.speaker_rec.env import SpeakerEnv
-from plugins.speaker_rec.protocol import PROTOCOLS
-from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import SeriesError
 from tools.eval_pool import AllPortsDead, RetryPolicy, run_pool
 from tools.fileio import atomic_write_json
 from tools.serve import parse_ranges
-from tools.series_args import add_series_args, load_series_and_labels
+from tools.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
 from tools.split import PARTS, part_contains, read_split
 from tools.traces import finished_lines
 
@@ -161,8 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-port", type=int, default=8000, help="default: %(default)s")
     parser.add_argument("--host", default="127.0.0.1", help="host of the --ports servers (default: %(default)s)")
     parser.add_argument("--model", help="served model name (default: the first name the servers list)")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="hermes")
-    parser.add_argument("--language", choices=("zh", "en"), help="prompt language (default: the series')")
+    add_rollout_args(parser)
     subset = parser.add_mutually_exclusive_group()
     subset.add_argument("--lines", help="only these line indices, e.g. 3,10,20-40")
     subset.add_argument("--sample", type=int, help="a seeded random sample of this many judged lines")
@@ -175,17 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backoff", type=float, default=1.0, help="first back-off in seconds, doubled per retry")
     parser.add_argument("--max-failures", type=int, default=3,
                         help="failures in a row after which a port is dropped (default: %(default)s)")
-    parser.add_argument("--max-turns", type=int, default=RuleConfig.max_turns)
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-tokens", type=int, default=1024, help="tokens per assistant turn")
     parser.add_argument("--force", action="store_true", help="append even when eval_config.json differs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # The OpenAI client's transport logs every request at INFO: thousands of lines under the bar.
-    for noisy in ("httpx", "httpx2"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    for name in ("concurrency", "max_failures", "max_turns", "max_tokens"):
+    for name in ("concurrency", "max_failures"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.retries < 0:
@@ -194,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         urls = endpoint_urls(args)
         series, labels = load_series_and_labels(args)
-        env = SpeakerEnv(series, labels.lines, protocol=args.protocol, language=args.language,
-                         rules=RuleConfig(max_turns=args.max_turns), known=labels.characters)
+        env = rollout_env(args, series, labels)
         lines = choose_lines(judged_lines(series, labels), args)
         model = args.model or served_model(urls)
         config_path = args.out.parent / CONFIG_NAME

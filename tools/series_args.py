@@ -1,10 +1,14 @@
-"""Command-line arguments every speaker-recognition command shares: the series, where its data
-lives, and (for steps after prepare) its labels.json. Not a command itself."""
+"""Command-line arguments speaker-recognition commands share: the series, where its data lives,
+(for steps after prepare) its labels.json, and (for commands that let a model play the
+environment: traces, eval) the protocol, language, turn limit and sampling. Not a command itself."""
 
 import argparse
 from pathlib import Path
 
+from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import LabelFile, read_labels
+from plugins.speaker_rec.protocol import PROTOCOLS
+from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import Series, load_series
 
 
@@ -21,3 +25,27 @@ def load_series_and_labels(args: argparse.Namespace) -> tuple[Series, LabelFile]
     naming the file and the reason."""
     series = load_series(args.series, args.data_dir)
     return series, read_labels(args.labels, series)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_rollout_args(parser: argparse.ArgumentParser) -> None:
+    """Add --protocol, --language, --max-turns and the sampling settings of each turn."""
+    parser.add_argument("--protocol", choices=PROTOCOLS, default="hermes")
+    parser.add_argument("--language", choices=("zh", "en"), help="prompt language (default: the series')")
+    parser.add_argument("--max-turns", type=positive_int, default=RuleConfig.max_turns)
+    parser.add_argument("--temperature", type=float, default=0.6)
+    parser.add_argument("--top-p", type=float, default=0.95)
+    parser.add_argument("--max-tokens", type=positive_int, default=1024, help="tokens per assistant turn")
+
+
+def rollout_env(args: argparse.Namespace, series: Series, labels: LabelFile) -> SpeakerEnv:
+    """The environment the arguments of add_rollout_args describe."""
+    return SpeakerEnv(series, labels.lines, protocol=args.protocol, language=args.language,
+                      rules=RuleConfig(max_turns=args.max_turns), known=labels.characters)

@@ -26,11 +26,10 @@ from tqdm import tqdm
 
 from plugins.speaker_rec.correctness import judge_answer
 from plugins.speaker_rec.env import SpeakerEnv, Trajectory
-from plugins.speaker_rec.protocol import PROTOCOLS, Action, action_from_openai, render_turn
-from plugins.speaker_rec.rules import RuleConfig
+from plugins.speaker_rec.protocol import Action, action_from_openai, render_turn
 from plugins.speaker_rec.selection import parse_rates, select_lines
 from plugins.speaker_rec.series import SeriesError
-from tools.series_args import add_series_args, load_series_and_labels
+from tools.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
 
 log = logging.getLogger("traces")
 
@@ -207,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="default: api when --teacher-url is given, else an error")
     parser.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     parser.add_argument("--teacher-model", help="model name at the teacher endpoint")
-    parser.add_argument("--protocol", choices=PROTOCOLS, default="hermes")
-    parser.add_argument("--language", choices=("zh", "en"), help="prompt language (default: the series')")
+    add_rollout_args(parser)
     parser.add_argument("--select", default="wrong=1,low_score=1,close=1,confident=0.1",
                         help="sampling rate per sample type (default: %(default)s)")
     parser.add_argument("--limit", type=int, help="at most this many lines (after selection)")
@@ -217,10 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
     parser.add_argument("--retries", type=int, default=5, help="retries per request (429, 5xx, timeouts), "
                         "with exponential back-off")
-    parser.add_argument("--max-turns", type=int, default=RuleConfig.max_turns)
-    parser.add_argument("--temperature", type=float, default=0.6)
-    parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-tokens", type=int, default=1024, help="tokens per assistant turn")
     parser.add_argument("--no-hint-retry", action="store_true",
                         help="do not retry a wrong trajectory with the ground truth as a hint")
     args = parser.parse_args(argv)
@@ -237,8 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    env = SpeakerEnv(series, labels.lines, protocol=args.protocol, language=args.language,
-                     rules=RuleConfig(max_turns=args.max_turns), known=labels.characters)
+    env = rollout_env(args, series, labels)
     selected = select_lines(series, labels.lines, rates, args.seed)
     if args.limit is not None:
         selected = selected[: args.limit]
@@ -270,6 +263,9 @@ def teacher_client(url: str, timeout: float, retries: int) -> AsyncOpenAI:
     """The async OpenAI client for a teacher; the key comes from OPENAI_API_KEY. Its aiohttp
     transport keeps CPU per request flat as concurrency grows (httpx's pool does not: at 64
     concurrent requests it spent more CPU than the requests themselves)."""
+    # The client's transport logs every request at INFO: thousands of lines under the progress bar.
+    for noisy in ("httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     return AsyncOpenAI(base_url=url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), timeout=timeout,
                        max_retries=retries, http_client=DefaultAioHttpClient())
 
