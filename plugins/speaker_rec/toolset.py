@@ -53,6 +53,16 @@ TEXT = {
 }
 
 
+def tool_schema(name: str, language: str) -> dict:
+    """The OpenAI `tools=` entry of one tool (argument-free) in a language ("zh", else English)."""
+    if name not in TOOL_NAMES:
+        raise ValueError(f"unknown tool {name!r}; the tools are {', '.join(TOOL_NAMES)}")
+    description = DESCRIPTIONS["zh" if language == "zh" else "en"][name]
+    return {"type": "function", "function": {
+        "name": name, "description": description,
+        "parameters": {"type": "object", "properties": {}, "required": []}}}
+
+
 @dataclass(frozen=True)
 class LineLabel:
     """What prepare says about one line: its pseudo-label, its candidate list (best first,
@@ -94,12 +104,7 @@ class Toolset:
 
     def openai_schema(self) -> list[dict]:
         """The offered tools as OpenAI `tools=` entries (no parameters)."""
-        return [
-            {"type": "function", "function": {
-                "name": name, "description": self.describe(name),
-                "parameters": {"type": "object", "properties": {}, "required": []}}}
-            for name in self.available
-        ]
+        return [tool_schema(name, self.language) for name in self.available]
 
     def run(self, name: str, line_index: int, label: LineLabel) -> str:
         """Output of tool `name` for line `line_index` whose candidates are in `label`."""

@@ -31,6 +31,7 @@ from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
 from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.tool_endpoint import DEFAULT_URL, TOKEN_ENV, URL_ENV
+from plugins.speaker_rec import toolset
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +63,18 @@ class SpeakerRecTool(BaseTool):
     video_cap_detailed), answered by the tool server. `create_kwargs` (from the parquet's
     `extra_info.tools_kwargs`) name the series, the line and the protocol."""
 
-    def __init__(self, config: dict, tool_schema: OpenAIFunctionToolSchema):
+    def __init__(self, config: dict, tool_schema: OpenAIFunctionToolSchema | None = None):
         super().__init__(config, tool_schema)
         self.timeout = float(config.get("timeout", DEFAULT_TIMEOUT_S))
         self._instances: dict[str, dict] = {}
+
+    def get_openai_tool_schema(self) -> OpenAIFunctionToolSchema:
+        """The schema from `config.name` and `config.language` (zh or en), with the descriptions the
+        SR environment offers in SFT and eval, so tools.yaml holds no copy of them."""
+        if self.config.get("language", "zh") not in ("zh", "en"):
+            raise ValueError(f"tool config language must be zh or en, not {self.config['language']!r}")
+        return OpenAIFunctionToolSchema.model_validate(
+            toolset.tool_schema(self.config.get("name"), self.config.get("language", "zh")))
 
     async def create(self, instance_id: str | None = None, **kwargs) -> tuple[str, ToolResponse]:
         """Remember the line this call is about; ToolAgentLoop passes `create_kwargs`."""

@@ -79,7 +79,7 @@ def test_tools_yaml_declares_every_tool_with_the_toolset_schema(tools, env):
     for name, tool in tools.items():
         schema = tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True)
         assert schema == expected[name], name
-        assert set(tool.config) == {"type", "server_url", "timeout"}
+        assert tool.config == {"type": "native", "name": name, "language": "zh"}
 
 
 def test_english_tools_yaml_matches_the_english_toolset(repo_root, env, monkeypatch):
@@ -91,6 +91,15 @@ def test_english_tools_yaml_matches_the_english_toolset(repo_root, env, monkeypa
     assert [tool.name for tool in built] == list(TOOL_NAMES)
     for tool in built:
         assert tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True) == english[tool.name]
+
+
+def test_a_tool_config_naming_no_known_tool_is_refused():
+    from plugins.speaker_rec.verl_tool import SpeakerRecTool
+
+    with pytest.raises(ValueError, match="unknown tool 'audio'"):
+        SpeakerRecTool({"type": "native", "name": "audio"})
+    with pytest.raises(ValueError, match="language must be zh or en"):
+        SpeakerRecTool({"type": "native", "name": "audio_sim", "language": "fr"})
 
 
 def test_calls_return_the_tool_output_and_duplicates_are_refused(tools, env):
