@@ -16,6 +16,7 @@ top-level `tests` package into site-packages).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import math
@@ -157,13 +158,15 @@ def start_api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_
                      name: str = "tiny-qwen3") -> tuple[subprocess.Popen, str]:
     """Start a real `llamafactory-cli api` serving `model_dir` on 127.0.0.1 and return its process
     and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it mid-run)."""
+    from tools import serve
+
     port = free_port()
-    env = {**os.environ, "API_HOST": "127.0.0.1", "API_PORT": str(port), "API_MODEL_NAME": name,
-           "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    env.pop("API_KEY", None)
-    cli = Path(sys.executable).parent / "llamafactory-cli"
-    command = [str(cli), "api", "--model_name_or_path", str(model_dir), "--template", template,
-               "--infer_backend", "huggingface"]
+    # The command line and environment `make serve` uses on CPU.
+    settings = argparse.Namespace(model=model_dir, host="127.0.0.1", served_name=name, template=template,
+                                  server_args="")
+    command = serve.server_command("llamafactory", settings, port)
+    env = {**serve.server_env("llamafactory", settings, port, 1), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop("API_KEY", None)  # a key in the caller's environment would make the server demand it
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"
