@@ -5,10 +5,41 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 # ---- environment ------------------------------------------------------------
+# One environment per upstream stack, each built from its lock in envs/ (see envs/*.toml):
+# DEVICE=cpu  (default) one CPU environment, VENV, for everything: make demo, make test;
+# DEVICE=cuda SFT_ENV for LLaMA-Factory targets, RL_ENV for verl, the tool server and vLLM;
+#             data steps run in VENV, which is then RL_ENV. make install-gpu builds both.
+# A folder given for any of them that dramakit did not create is checked and used as is, never modified.
 PYTHON     ?= python3
+DEVICE     ?= cpu
+ifeq ($(DEVICE),cuda)
+SFT_ENV    ?= .venv-cuda-sft
+RL_ENV     ?= .venv-cuda-rl
+VENV       ?= $(RL_ENV)
+VENV_STACK := cuda-rl
+SFT_STACK  := cuda-sft
+RL_STACK   := cuda-rl
+else
 VENV       ?= .venv
+SFT_ENV    ?= $(VENV)
+RL_ENV     ?= $(VENV)
+VENV_STACK := cpu
+SFT_STACK  := cpu
+RL_STACK   := cpu
+endif
 PY         := $(VENV)/bin/python
-INSTALLED  := $(VENV)/.make-installed
+SFT_PY     := $(SFT_ENV)/bin/python
+RL_PY      := $(RL_ENV)/bin/python
+# Order-only prerequisites: each builds our own environment or brings it up to date (instant when it
+# is), or checks a user's; `tools.install_env ensure` decides which.
+INSTALLED  := env-ready
+SFT_READY  := sft-env-ready
+RL_READY   := rl-env-ready
+UPGRADE    ?=
+# make serve: vLLM (on GPUs, DEVICE=cuda) runs in RL_ENV, llamafactory-cli api in SFT_ENV.
+SERVE_ON_RL = $(if $(filter llamafactory,$(SERVE_BACKEND)),,$(filter cuda,$(DEVICE)))
+SERVE_ENV   = $(if $(SERVE_ON_RL),$(RL_ENV),$(SFT_ENV))
+SERVE_READY = $(if $(SERVE_ON_RL),$(RL_READY),$(SFT_READY))
 # The repository root is on PYTHONPATH: our code is never pip-installed.
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
@@ -125,7 +156,7 @@ DIALOGUE_ARGS ?=
 HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
-.PHONY: help install tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench clean \
+.PHONY: help install install-gpu lock upstream-check check-gpu-envs $(INSTALLED) $(SFT_READY) $(RL_READY) tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench clean \
 	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve \
 	rl-data tool-server rl serve stop-serve eval report
 
@@ -135,12 +166,32 @@ help: ## list targets and variables
 	@echo "variables (current value): SERIES=$(SERIES) DATA_DIR=$(DATA_DIR) MODEL=$(MODEL) RECIPE=$(RECIPE)"
 	@echo "  OUT=$(OUT) SEED=$(SEED) VENV=$(VENV) PYTHON=$(PYTHON) ARGS=\"$(ARGS)\" PYTEST_ARGS=\"$(PYTEST_ARGS)\""
 
-install: $(INSTALLED) ## create .venv with the pinned CPU stack (a stamp makes reruns instant)
+install: $(INSTALLED) $(if $(filter cuda,$(DEVICE)),install-gpu) ## build VENV from envs/cpu.lock (DEVICE=cuda: make install-gpu); reruns are instant
 
-# install_env keeps its own stamp of the pins; this one lets file targets depend on the environment.
-$(INSTALLED): pyproject.toml tools/install_env.py
-	$(PYTHON) -m tools.install_env --venv $(VENV)
-	touch $@
+install-gpu: ## build the CUDA environments .venv-cuda-sft and .venv-cuda-rl from envs/cuda-*.lock (uv, hashes)
+	$(PYTHON) -m tools.install_env install --stack cuda-sft --venv $(if $(filter cuda,$(DEVICE)),$(SFT_ENV),.venv-cuda-sft)
+	$(PYTHON) -m tools.install_env install --stack cuda-rl --venv $(if $(filter cuda,$(DEVICE)),$(RL_ENV),.venv-cuda-rl)
+
+$(INSTALLED):
+	$(PYTHON) -m tools.install_env ensure --stack $(VENV_STACK) --venv $(VENV)
+
+$(SFT_READY):
+	$(PYTHON) -m tools.install_env ensure --stack $(SFT_STACK) --venv $(SFT_ENV)
+
+$(RL_READY):
+	$(PYTHON) -m tools.install_env ensure --stack $(RL_STACK) --venv $(RL_ENV)
+
+lock: ## resolve envs/*.lock for Linux x86_64 GPUs on this machine (uv; UPGRADE=1 takes the newest admitted)
+	$(PYTHON) -m tools.lock_envs lock $(if $(UPGRADE),--upgrade)
+
+upstream-check: ## newest LLaMA-Factory/verl/vLLM/transformers/torch: resolve, build in .cache, check; changes nothing
+	$(PYTHON) -m tools.lock_envs upstream-check
+
+check-gpu-envs: ## in the CUDA environments (built if missing): RL tests, make rl DRY_RUN=1, import vllm; GPU recipes via LLaMA-Factory
+	$(PYTHON) -m tools.install_env ensure --stack cuda-rl --venv $(if $(filter cuda,$(DEVICE)),$(RL_ENV),.venv-cuda-rl)
+	$(PYTHON) -m tools.install_env ensure --stack cuda-sft --venv $(if $(filter cuda,$(DEVICE)),$(SFT_ENV),.venv-cuda-sft)
+	$(PYTHON) -m tools.check_envs --stack cuda-rl --venv $(if $(filter cuda,$(DEVICE)),$(RL_ENV),.venv-cuda-rl) \
+		--stack cuda-sft --venv $(if $(filter cuda,$(DEVICE)),$(SFT_ENV),.venv-cuda-sft)
 
 tiny-model: $(TINY_STAMP) ## build the tiny random Qwen3 model into TINY_MODEL (offline, seeded)
 
@@ -184,13 +235,13 @@ $(SFT_DATA)/$(SFT_NAME).json: $(TRACES_DONE) $(SPLIT)
 
 sft: $(OUT)/trainer_state.json ## SR SFT: prepare -> traces -> split -> sft-data -> llamafactory-cli train RECIPE
 
-$(OUT)/trainer_state.json: $(SFT_DATA)/$(SFT_NAME).json $(RECIPE) | $(INSTALLED) $(MODEL_DEP)
-	$(VENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) dataset=$(SFT_NAME) \
+$(OUT)/trainer_state.json: $(SFT_DATA)/$(SFT_NAME).json $(RECIPE) | $(SFT_READY) $(MODEL_DEP)
+	$(SFT_ENV)/bin/llamafactory-cli train $(RECIPE) model_name_or_path=$(MODEL) dataset=$(SFT_NAME) \
 		dataset_dir=$(SFT_DATA) output_dir=$(OUT) $(ARGS)
 	@echo "loss plot: $(OUT)/training_loss.png"
 
-sft-smoke: tiny-model ## a few SFT steps with llamafactory-cli on a 20-record sample (SMOKE_RECIPE); ARGS pass through
-	$(VENV)/bin/llamafactory-cli train $(SMOKE_RECIPE) model_name_or_path=$(MODEL) output_dir=$(SMOKE_OUT) $(ARGS)
+sft-smoke: tiny-model | $(SFT_READY) ## a few SFT steps with llamafactory-cli on a 20-record sample (SMOKE_RECIPE); ARGS pass through
+	$(SFT_ENV)/bin/llamafactory-cli train $(SMOKE_RECIPE) model_name_or_path=$(MODEL) output_dir=$(SMOKE_OUT) $(ARGS)
 	@echo "loss plot: $(SMOKE_OUT)/training_loss.png"
 
 rl-data: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet ## rl_train / rl_val split parts -> verl parquet in RL_DATA
@@ -200,20 +251,20 @@ $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet &: $(SPLIT) $(LABELS)
 	$(PY) -m tools.export rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --split $(SPLIT) \
 		--out-dir $(RL_DATA) --seed $(SEED) $(RL_EXPORT_ARGS)
 
-tool-server: $(LABELS) ## serve the SR tools for SERIES on TOOL_HOST:TOOL_PORT (verl-tool wire format); TOOL_SERVER_ARGS
-	$(PY) -m plugins.speaker_rec.server --series $(SERIES) --labels $(LABELS) --data-dir $(DATA_DIR) \
+tool-server: $(LABELS) | $(RL_READY) ## serve the SR tools for SERIES on TOOL_HOST:TOOL_PORT (verl-tool wire format); TOOL_SERVER_ARGS
+	$(RL_PY) -m plugins.speaker_rec.server --series $(SERIES) --labels $(LABELS) --data-dir $(DATA_DIR) \
 		--host $(TOOL_HOST) --port $(TOOL_PORT) $(TOOL_SERVER_ARGS)
 
-rl: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet $(RL_RECIPE) | $(INSTALLED) $(RL_MODEL_DEP) ## GRPO with verl as a Ray job (RL_RECIPE, RL_MODEL; RAY_ADDRESS or a local head); DRY_RUN=1 checks only
-	$(PY) -m tools.rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) \
+rl: $(RL_DATA)/train.parquet $(RL_DATA)/val.parquet $(RL_RECIPE) | $(RL_READY) $(RL_MODEL_DEP) ## GRPO with verl as a Ray job (RL_RECIPE, RL_MODEL; RAY_ADDRESS or a local head); DRY_RUN=1 checks only
+	$(RL_PY) -m tools.rl --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) \
 		--train $(RL_DATA)/train.parquet --val $(RL_DATA)/val.parquet --recipe $(RL_RECIPE) \
 		--model $(RL_MODEL) --out $(RL_OUT) --tool-host $(TOOL_HOST) --tool-port $(TOOL_PORT) \
 		$(if $(TOOL_URL),--tool-url $(TOOL_URL)) --num-cpus $(RAY_NUM_CPUS) $(if $(DRY_RUN),--dry-run) $(RL_ARGS)
 
 # ---- serving and evaluation ----------------------------------------------------
 
-serve: | $(INSTALLED) $(MODEL_DEP) ## one OpenAI-compatible server per port offset in PORTS on BASE_PORT+i (vLLM per GPU, else llamafactory-cli api)
-	$(PY) -m tools.serve start --ports $(PORTS) --base-port $(BASE_PORT) --model $(MODEL) --backend $(SERVE_BACKEND) \
+serve: | $(SERVE_READY) $(MODEL_DEP) ## one OpenAI-compatible server per port offset in PORTS on BASE_PORT+i (vLLM per GPU, else llamafactory-cli api)
+	$(SERVE_ENV)/bin/python -m tools.serve start --ports $(PORTS) --base-port $(BASE_PORT) --model $(MODEL) --backend $(SERVE_BACKEND) \
 		--template $(TEMPLATE) --max-model-len $(MAX_MODEL_LEN) --gpu-mem-util $(GPU_MEM_UTIL) --run-dir $(SERVE_DIR) \
 		$(if $(SERVED_NAME),--served-name $(SERVED_NAME)) $(if $(SERVE_ARGS),--server-args="$(SERVE_ARGS)")
 
@@ -251,8 +302,8 @@ character: install ## voice lines + settings -> ROLEPLAY_DATA/CHARACTER_{voice,s
 	$(PY) -m tools.character --voice-lines $(VOICE_LINES) --settings $(SETTINGS) --speaker $(SPEAKER) \
 	  --out-dir $(ROLEPLAY_DATA) --name $(CHARACTER)
 
-roleplay: tiny-model ## role-play SFT: llamafactory-cli train ROLEPLAY_RECIPE on DATASET (MODEL, ARGS)
-	$(VENV)/bin/llamafactory-cli train $(ROLEPLAY_RECIPE) model_name_or_path=$(MODEL) \
+roleplay: tiny-model | $(SFT_READY) ## role-play SFT: llamafactory-cli train ROLEPLAY_RECIPE on DATASET (MODEL, ARGS)
+	$(SFT_ENV)/bin/llamafactory-cli train $(ROLEPLAY_RECIPE) model_name_or_path=$(MODEL) \
 	  dataset=$(DATASET) dataset_dir=$(ROLEPLAY_DATA) output_dir=$(ROLEPLAY_OUT) \
 	  $(if $(filter $(TINY_MODEL),$(MODEL)),$(ROLEPLAY_TINY_ARGS)) $(ARGS)
 	@echo "loss plot: $(ROLEPLAY_OUT)/training_loss.png"
@@ -262,23 +313,23 @@ dialogue: install ## extract ASSISTANT's dialogue with USER (default: anyone) fr
 		$(foreach u,$(DIALOGUE_USERS),--user $(u)) $(foreach a,$(USER_ALIASES),--user-alias $(a)) \
 		--out-dir $(RUNS)/dialogue --name $(DIALOGUE) $(DIALOGUE_ARGS)
 
-export: tiny-model ## merge LoRA ADAPTER into MODEL, save to EXPORT_DIR (llamafactory-cli export)
+export: tiny-model | $(SFT_READY) ## merge LoRA ADAPTER into MODEL, save to EXPORT_DIR (llamafactory-cli export)
 	@test -n "$(ADAPTER)" || { echo "make export: set ADAPTER=<LoRA output dir>" >&2; exit 2; }
-	$(VENV)/bin/llamafactory-cli export --model_name_or_path $(MODEL) --adapter_name_or_path $(ADAPTER) \
+	$(SFT_ENV)/bin/llamafactory-cli export --model_name_or_path $(MODEL) --adapter_name_or_path $(ADAPTER) \
 		--template $(TEMPLATE) --finetuning_type lora --export_dir $(EXPORT_DIR) $(ARGS)
 
 chat-config: tiny-model ## write CHAT_CONFIG: MODEL (+ ADAPTER) with ROLE's persona as default_system
 	$(PY) -m tools.persona --role $(ROLE) --profiles $(PROFILES) --write-chat-config $(CHAT_CONFIG) \
 		--model $(MODEL) --template $(TEMPLATE) $(if $(ADAPTER),--adapter $(ADAPTER))
 
-chat: chat-config ## chat with ROLE in the terminal
-	$(VENV)/bin/llamafactory-cli chat $(CHAT_CONFIG) $(ARGS)
+chat: chat-config | $(SFT_READY) ## chat with ROLE in the terminal
+	$(SFT_ENV)/bin/llamafactory-cli chat $(CHAT_CONFIG) $(ARGS)
 
-webchat: chat-config ## web chat with ROLE on 127.0.0.1:WEBCHAT_PORT
-	GRADIO_SERVER_NAME=127.0.0.1 GRADIO_SERVER_PORT=$(WEBCHAT_PORT) $(VENV)/bin/llamafactory-cli webchat $(CHAT_CONFIG) $(ARGS)
+webchat: chat-config | $(SFT_READY) ## web chat with ROLE on 127.0.0.1:WEBCHAT_PORT
+	GRADIO_SERVER_NAME=127.0.0.1 GRADIO_SERVER_PORT=$(WEBCHAT_PORT) $(SFT_ENV)/bin/llamafactory-cli webchat $(CHAT_CONFIG) $(ARGS)
 
-regress: tiny-model ## run ROLE's regression bank against ENDPOINT, or MODEL (+ ADAPTER) locally
-	$(PY) -m tools.regress --cases $(BANK) --role $(ROLE) --profiles $(PROFILES) \
+regress: tiny-model | $(SFT_READY) ## run ROLE's regression bank against ENDPOINT, or MODEL (+ ADAPTER) locally
+	$(SFT_PY) -m tools.regress --cases $(BANK) --role $(ROLE) --profiles $(PROFILES) \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT),--model $(MODEL) --template $(TEMPLATE) $(if $(ADAPTER),--adapter $(ADAPTER))) \
 		--seed $(SEED) --out $(REGRESS_OUT) $(if $(COMPARE),--compare $(COMPARE)) $(REGRESS_ARGS)
 
