@@ -81,6 +81,7 @@ def _read_only_env() -> dict:
 
 def probe_versions(python: Path, names: list[str]) -> dict:
     """The interpreter's Python version and the installed version (or None) of each distribution."""
+    python = python.absolute()
     result = subprocess.run([str(python), "-B", "-s", "-c", _PROBE, json.dumps(names)], capture_output=True,
                             text=True, env=_read_only_env(), cwd=tempfile.gettempdir(), timeout=120)
     if result.returncode != 0:
@@ -89,6 +90,7 @@ def probe_versions(python: Path, names: list[str]) -> dict:
 
 
 def import_failures(python: Path, modules: list[str], extra_env: dict | None = None) -> list[str]:
+    python = python.absolute()  # the imports run in a temp working directory
     """Import each module in its own interpreter, all at once; 'module: last error line' per failure.
     Bytecode writing is off and the working directory is a temp one, so nothing lands in the env."""
     env = {**_read_only_env(), **(extra_env or {})}

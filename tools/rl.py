@@ -8,7 +8,10 @@ Steps, each failing early with the reason:
 3. start the tool server (plugins.speaker_rec.server) and wait for its /health;
 4. use the Ray cluster in RAY_ADDRESS, or start a local head of our own (`ray start --head --block`
    on free ports with its own temp dir; RAY_AUTH_MODE=disabled);
-5. submit `python -m verl.trainer.main_ppo --config-path <recipe dir> --config-name <recipe> ...`
+5. unless it is a dry run, compare the cluster's GPUs (alive nodes) with what the recipe asks,
+   trainer.nnodes x trainer.n_gpus_per_node, and stop with both numbers when they are not there
+   (verl would otherwise wait for them silently, forever);
+6. submit `python -m verl.trainer.main_ppo --config-path <recipe dir> --config-name <recipe> ...`
    with the repository as the job's working_dir, stream its logs, and exit with its exit code.
    With --dry-run the job is `python -m tools.rl --check-config ...` instead: on a Ray worker it
    composes the same config, runs verl's own checks (validate_config, the dataclass conversions
@@ -301,6 +304,32 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
     return address, temp_dir
 
 
+def cluster_gpus(address: str) -> tuple[float, int]:
+    """GPUs of the Ray cluster's alive nodes and the number of those nodes (Ray's state API). A
+    fresh head appears in the state API some seconds after its job API answers: wait for a node."""
+    from ray.util.state import list_nodes
+
+    deadline = time.monotonic() + RAY_START_TIMEOUT_S
+    while True:
+        nodes = [node for node in list_nodes(address=address, detail=True) if node.state == "ALIVE"]
+        if nodes or time.monotonic() > deadline:
+            return sum(float((node.resources_total or {}).get("GPU", 0)) for node in nodes), len(nodes)
+        time.sleep(1)
+
+
+def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
+    """Raise LaunchError when the cluster has fewer GPUs than trainer.nnodes x trainer.n_gpus_per_node."""
+    nnodes, per_node = int(config.trainer.nnodes), int(config.trainer.n_gpus_per_node)
+    needed = nnodes * per_node
+    if gpus < needed:
+        raise LaunchError(
+            f"the recipe asks for trainer.nnodes x trainer.n_gpus_per_node = {nnodes} x {per_node} = {needed} GPUs, "
+            f"but the Ray cluster at {address} has {gpus:g} GPUs on {nodes} alive node(s). Start Ray on the GPU "
+            "nodes (README: GPU cluster from zero) and set RAY_ADDRESS, or ask for what is there with "
+            "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` checks the config without GPUs")
+    log.info("the Ray cluster has %g GPUs on %d node(s); the recipe asks for %d", gpus, nodes, needed)
+
+
 # ---- the job ----------------------------------------------------------------------------------
 
 def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> str:
@@ -367,7 +396,7 @@ def _raise_exit(signum, frame):
 
 
 def launch(args: argparse.Namespace) -> int:
-    """Steps 1-5 of the module docstring; returns the job's exit code."""
+    """Steps 1-6 of the module docstring; returns the job's exit code."""
     if not args.recipe.resolve().is_relative_to(REPO):
         raise LaunchError(f"{args.recipe}: the recipe must be inside the repository {REPO}, which the job uploads")
     run_dir = args.out / "launcher"
@@ -395,6 +424,8 @@ def launch(args: argparse.Namespace) -> int:
         else:
             address, temp_dir = start_ray_head(args.num_cpus, run_dir, started)
             os.environ["RAY_AUTH_MODE"] = "disabled"  # our client talks to our own head
+        if not args.dry_run:
+            require_gpus(config, *cluster_gpus(address), address)
         tool_url = args.tool_url or f"http://{_url_host(args.tool_host)}:{args.tool_port}"
         code = run_job(address, entrypoint(args, args.recipe, overrides), runtime_env(tool_url),
                        run_dir / "job.log")

@@ -91,3 +91,31 @@ def test_missing_parquet_fails_before_starting_anything(demo_labels, rl_data, ti
     assert rl.main(args) == 2
     assert f"{tmp_path / 'val.parquet'}: data.val_files file is missing" in capsys.readouterr().err
     assert not (out / "launcher" / "pids.json").exists()
+
+
+def test_training_without_the_gpus_the_recipe_asks_for_stops_with_both_numbers(demo_labels, rl_data, tiny_model,
+                                                                                 tmp_path):
+    """Without GPUs verl would wait for its resource pool forever; the launcher stops first."""
+    out, port = tmp_path / "out", free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+    env.pop("RAY_ADDRESS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.rl", *launch_args(demo_labels, rl_data, tiny_model, out, "--tool-port", str(port),
+                                                        "--num-cpus", "8", "trainer.nnodes=2", "trainer.n_gpus_per_node=4")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 2, proc.stderr[-4000:]
+    assert "trainer.nnodes x trainer.n_gpus_per_node = 2 x 4 = 8 GPUs" in proc.stderr
+    assert "has 0 GPUs on 1 alive node(s)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    pids = json.loads((out / "launcher" / "pids.json").read_text())
+    assert set(pids) == {"tool_server", "ray_head"}
+    assert not any(alive(pid) for group in pids.values() for pid in group)
+
+
+def test_require_gpus_passes_when_the_cluster_has_them():
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.create({"trainer": {"nnodes": 2, "n_gpus_per_node": 8}})
+    rl.require_gpus(config, 16.0, 2, "http://head:8265")
+    with pytest.raises(rl.LaunchError, match="= 16 GPUs, but the Ray cluster at http://head:8265 has 15 GPUs"):
+        rl.require_gpus(config, 15.0, 2, "http://head:8265")
