@@ -4,6 +4,7 @@ never a hang); the tolerated cases (hidden files, a BOM, links inside the data d
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -298,3 +299,75 @@ def test_seed_file_read_by_the_same_rules(data_dir):
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "init_seeds_1pct.json: a FIFO, not a regular file" in done.stderr
     assert not (data_dir / "labels.json").exists()
+
+
+# --- a seeded generator of corruptions: the loader either loads or refuses by name -----------
+
+ODD_VALUES = [None, 0, -1, 2**70, 1.5, float("nan"), True, "", "x", "00:00:01.000", [], [1], {}, {"0": {}},
+              {"name": "x"}, [[["a"]]]]
+
+
+def value_paths(value, prefix=()):
+    """Paths into a JSON value: every key of the first 8 entries of each object and 5 of each list."""
+    yield prefix
+    if isinstance(value, dict):
+        for key, child in list(value.items())[:8]:
+            yield from value_paths(child, (*prefix, key))
+    elif isinstance(value, list):
+        for i, child in enumerate(value[:5]):
+            yield from value_paths(child, (*prefix, i))
+
+
+def corrupt_one(path: Path, rng) -> str:
+    """Damage one file: bytes cut, flipped or inserted, or (JSON) a value replaced or removed."""
+    if path.suffix == ".npy" or rng.random() < 0.3:
+        raw = bytearray(path.read_bytes())
+        roll = rng.random()
+        if roll < 0.3:
+            del raw[rng.randrange(len(raw)):]
+        elif roll < 0.7:
+            for _ in range(rng.randint(1, 4)):
+                raw[rng.randrange(len(raw))] = rng.randrange(256)
+        else:
+            at = rng.randrange(len(raw))
+            raw[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 20)))
+        path.write_bytes(bytes(raw))
+        return "bytes"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    target = rng.choice(list(value_paths(data)))
+    if not target:
+        data = rng.choice(ODD_VALUES)
+    else:
+        parent = data
+        for key in target[:-1]:
+            parent = parent[key]
+        if isinstance(parent, dict) and rng.random() < 0.2:
+            del parent[target[-1]]
+        else:
+            parent[target[-1]] = rng.choice(ODD_VALUES)
+    path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return f"value at {list(target)}"
+
+
+def test_random_corruptions_load_or_refuse_by_name(tmp_path):
+    rng = random.Random(15)
+    files = sorted(p.relative_to(DEMO_DIR / DEMO) for p in (DEMO_DIR / DEMO).rglob("*") if p.is_file())
+    outcomes = {"loaded": 0, "refused": 0}
+    for trial in range(100):
+        data_dir = tmp_path / str(trial)
+        shutil.copytree(DEMO_DIR / DEMO, data_dir / DEMO)
+        relative = rng.choice(files)
+        what = corrupt_one(data_dir / DEMO / relative, rng)
+        try:
+            series = load_series(DEMO, data_dir)
+            series.seeds()
+        except SeriesError as e:
+            assert str(e.path).startswith(str(data_dir)), (relative, what, e)
+            outcomes["refused"] += 1
+        except Exception as e:  # noqa: BLE001 -- the point: nothing else may escape
+            pytest.fail(f"trial {trial}: {relative} ({what}) raised {type(e).__name__}: {e}")
+        else:
+            assert series.embeddings.shape[0] == len(series)
+            outcomes["loaded"] += 1
+        shutil.rmtree(data_dir)
+    assert min(outcomes.values()) >= 20, outcomes  # both outcomes are exercised
