@@ -295,3 +295,101 @@ def test_without_eval_config_the_model_is_unnamed(tmp_path):
     assert rep["warnings"] == [] and rep["model"] == {"name": None, "tiny": False}
     # top 15 covers every truth: Alice 6, Bob 4, Cara 3, 林晚 2, Dan 1; no rest row
     assert [r["character"] for r in rep["accuracy"]["by_character"]] == ["Alice", "Bob", "Cara", "林晚", "Dan"]
+
+
+# ---- several series ------------------------------------------------------------------------
+
+def second_series(folder: Path) -> tuple[Path, Path]:
+    """The fixture as a second series, "toy_b", of which only episode 1 (lines 0-5) was evaluated:
+    model strict {0,1,2,4} = 4, candidate-aware + {3,5} = 6; prepare strict {0,2,4} = 3, + {5} = 4."""
+    folder.mkdir(parents=True)
+    labels = json.loads((ASSETS / "labels.json").read_text(encoding="utf-8"))
+    (folder / "labels.json").write_text(json.dumps({**labels, "series": "toy_b"}, ensure_ascii=False),
+                                        encoding="utf-8")
+    records = [json.loads(line) for line in (ASSETS / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    (folder / "results.jsonl").write_text("".join(json.dumps({**r, "series": "toy_b"}) + "\n"
+                                                  for r in records if r["line"] <= 5), encoding="utf-8")
+    shutil.copy(ASSETS / "eval_config.json", folder / "eval_config.json")
+    return folder / "results.jsonl", folder / "labels.json"
+
+
+def run_series_report(out_dir, pairs, *extra):
+    results = [str(r) for r, _ in pairs]
+    labels = [str(x) for _, x in pairs]
+    return report.main(["--results", *results, "--labels", *labels, "--out-dir", str(out_dir), "--top-n", "2", *extra])
+
+
+@pytest.fixture(scope="module")
+def two_series(tmp_path_factory, built):
+    root = tmp_path_factory.mktemp("series")
+    pairs = [(ASSETS / "results.jsonl", ASSETS / "labels.json"), second_series(root / "toy_b")]
+    assert run_series_report(root / "out", pairs) == 0
+    singles = []
+    for results, labels in pairs:
+        single = root / "single" / json.loads(labels.read_text(encoding="utf-8"))["series"]
+        assert run_report(single, results, labels) == 0
+        singles.append(single)
+    return root / "out", json.loads((root / "out" / "report.json").read_text(encoding="utf-8")), singles
+
+
+def test_a_row_per_series_equals_that_series_own_report(two_series):
+    out, rep, singles = two_series
+    assert rep["series"] == ["toy", "toy_b"]
+    assert rep["by_series"] == [{"series": "toy", **row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5))},
+                                {"series": "toy_b", **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67))}]
+    for single, entry in zip(singles, rep["by_series"]):
+        alone = json.loads((single / "report.json").read_text(encoding="utf-8"))
+        assert {"series": alone["series"], **alone["accuracy"]["overall"]} == entry
+        # each series' sub-report is the report it gets alone
+        for name in ("report.json", "report.md", *alone["plots"].values()):
+            assert (out / alone["series"] / name).read_bytes() == (single / name).read_bytes(), name
+
+
+def test_overall_lines_weighted_and_drama_averaged(two_series):
+    rep = two_series[1]
+    # every judged line once: model 14 / 18 of 22, prepare 12 / 14 of 22
+    assert rep["overall"]["lines_weighted"] == row(22, (14, 63.64), (18, 81.82), (12, 54.55), (14, 63.64))
+    # every series once: model (62.5 + 66.67) / 2, (75 + 100) / 2; prepare (56.25 + 50) / 2, (62.5 + 66.67) / 2
+    averaged = rep["overall"]["drama_averaged"]
+    assert averaged["series_count"] == 2 and averaged["lines"] == 22
+    assert {source: {rule: averaged[source][rule]["accuracy"] for rule in report.RULES}
+            for source in report.SOURCES} == {"model": {"strict": 64.58, "candidate_aware": 87.5},
+                                              "prepare": {"strict": 53.12, "candidate_aware": 64.58}}
+    assert rep["lines"]["records"] == 24 and rep["lines"]["evaluated"] == 22
+    assert rep["lines"]["judged_in_labels"] == 36
+    # pooled cuts: under 1 s are toy's 0,1,7,13 and toy_b's 0,1: model {0,1,13} + {0,1}; prepare {0} + {0}
+    assert rep["accuracy"]["by_duration"][0] == {"bucket": "<1s", "from_s": 0.0, "to_s": 1.0,
+                                                 **row(6, (5, 83.33), (5, 83.33), (2, 33.33), (2, 33.33))}
+    assert rep["model"] == {"names": {"toy": "tiny-qwen3", "toy_b": "tiny-qwen3"}, "tiny": True}
+    assert rep["warnings"] == [report.TINY_WARNING]
+
+
+def test_series_markdown_and_plots(two_series):
+    out, rep, _ = two_series
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| toy | 16 | 62.50 | 75.00 | 56.25 | 62.50 |" in md
+    assert "| toy_b | 6 | 66.67 | 100.00 | 50.00 | 66.67 |" in md
+    assert "| all, lines-weighted | 22 | 63.64 | 81.82 | 54.55 | 63.64 |" in md
+    assert "| all, drama-averaged (2 series) | 22 | 64.58 | 87.50 | 53.12 | 64.58 |" in md
+    assert "[toy_b](toy_b/report.md)" in md
+    assert set(rep["plots"]) == {"accuracy_by_series", "accuracy_by_duration", "hybrid_curve"}
+    for name in rep["plots"].values():
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_several_series_refuse_bad_pairs_and_write_nothing(tmp_path, capsys):
+    other = second_series(tmp_path / "toy_b")
+    twice = [(ASSETS / "results.jsonl", ASSETS / "labels.json")] * 2
+    assert run_series_report(tmp_path / "out", twice) == 2
+    assert "series 'toy' is given twice" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(other[0].read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+    assert run_series_report(tmp_path / "out", [(ASSETS / "results.jsonl", ASSETS / "labels.json"),
+                                                (broken, other[1])]) == 2
+    assert f"{broken}:7: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["--results", str(ASSETS / "results.jsonl"), str(other[0]), "--labels",
+                     str(ASSETS / "labels.json"), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "2 --results but 1 --labels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
