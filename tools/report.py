@@ -10,6 +10,12 @@ Accuracy is over the *judged* evaluated lines, as prepare counts them: lines wit
 that are not seed lines (prepare's label is the truth on a seed line). Every other record is
 counted under `lines.not_judged` and still counts for tool usage and latency.
 
+Beside our two rules, every accuracy row gives the published code's own judging rule
+(correctness.published, with the `published_known` characters labels.json carries), for the
+model's answer and prepare's label alike, so the figures compare with the published ones; and the
+lines split by overlapped vs clean speech (labels.json's per-line `overlap`). A labels.json from
+before these fields (no `published_known`, no `overlap`) still reports, without them.
+
 Several series in one report (`make report SERIES=a,b,c`, as the published pipeline evaluates
 one model on several dramas): one --results and one --labels per series, paired in order. Each
 series gets its own full report in `<out-dir>/<series>/` (the same files a one-series report
@@ -32,6 +38,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugins.speaker_rec.correctness import published
 from plugins.speaker_rec.labelfile import FORMAT as LABELS_FORMAT
 from plugins.speaker_rec.labelfile import SAMPLE_TYPES
 from plugins.speaker_rec.labels import is_other
@@ -44,7 +51,8 @@ log = logging.getLogger("report")
 
 FORMAT = "dramakit-report/1"
 SERIES_FORMAT = "dramakit-series-report/1"
-RULES = ("strict", "candidate_aware")
+RULES = ("strict", "candidate_aware")  # ours
+PUBLISHED = "published"  # the published code's rule, beside ours when labels.json says who is known
 SOURCES = ("model", "prepare")
 DEFAULT_EDGES = (1.0, 2.0, 4.0, 8.0)
 # Thresholds tried besides the observed margins, so curves of different runs share points.
@@ -67,6 +75,7 @@ class Labels:
     language: str
     other: str
     lines: dict[int, dict]
+    published_known: frozenset[str] | None = None  # None: labels.json predates the published rule
 
 
 @dataclass(frozen=True)
@@ -75,12 +84,15 @@ class Line:
 
     result: dict
     label: dict
+    published: dict[str, bool] | None = None  # per source, right by the published rule
 
     @property
     def judged(self) -> bool:
         return self.label["correct"] is not None and self.label["source"] != "seed"
 
     def correct(self, source: str, rule: str) -> bool:
+        if rule == PUBLISHED:
+            return self.published[source]
         return (self.result if source == "model" else self.label)["correct"][rule]
 
 
@@ -106,6 +118,9 @@ def read_labels_for_report(path: Path) -> Labels:
         raise InputError(f"{path}: not a labels file (format is not {LABELS_FORMAT!r})")
     if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):
         raise InputError(f"{path}: the header lacks 'other' or 'lines'")
+    known = data.get("published_known")
+    if known is not None and not (isinstance(known, list) and all(isinstance(name, str) for name in known)):
+        raise InputError(f"{path}: 'published_known' is not a list of names ({known!r})")
     checks = {
         "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -129,8 +144,11 @@ def read_labels_for_report(path: Path) -> Labels:
             raise InputError(f"{where}: 'truth' and 'correct' must both be set or both be null")
         if record["index"] in lines:
             raise InputError(f"{where}: index {record['index']} appears twice")
+        if "overlap" in record and not isinstance(record["overlap"], bool):
+            raise InputError(f"{where}: invalid 'overlap' ({record['overlap']!r})")
         lines[record["index"]] = record
-    return Labels(str(data.get("series")), str(data.get("language")), data["other"], lines)
+    return Labels(str(data.get("series")), str(data.get("language")), data["other"], lines,
+                  None if known is None else frozenset(known))
 
 
 RESULT_CHECKS = {
@@ -180,7 +198,10 @@ def read_results(path: Path, labels: Labels, labels_path: Path) -> list[Line]:
                 raise InputError(f"{where}: {ours} {result[ours]!r} disagrees with {labels_path} "
                                  f"({label[theirs]!r}); were they written by different runs?")
         seen[index] = record.line_no
-        joined.append(Line(result, label))
+        judged_by_published = None if labels.published_known is None else {
+            "model": published(result["answer"], label["truth"], labels.published_known),
+            "prepare": published(label["label"], label["truth"], labels.published_known)}
+        joined.append(Line(result, label, judged_by_published))
     if not joined:
         raise InputError(f"{path}: no result records")
     return sorted(joined, key=lambda line: line.result["line"])
@@ -232,12 +253,17 @@ def percent(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def accuracy_row(lines: list[Line]) -> dict:
+def rules_of(lines: list[Line]) -> tuple[str, ...]:
+    """Our two rules, and the published one when every line can be judged by it."""
+    return (*RULES, PUBLISHED) if all(line.published is not None for line in lines) else RULES
+
+
+def accuracy_row(lines: list[Line], rules: tuple[str, ...] = RULES) -> dict:
     """Lines, and per source and rule the correct count and accuracy in percent."""
     row = {"lines": len(lines)}
     for source in SOURCES:
         row[source] = {}
-        for rule in RULES:
+        for rule in rules:
             correct = sum(line.correct(source, rule) for line in lines)
             row[source][rule] = {"correct": correct, "accuracy": percent(correct, len(lines))}
     return row
@@ -256,31 +282,45 @@ def top_characters(lines: list[Line], top_n: int) -> list[str]:
     return sorted(counts, key=lambda name: (-counts[name], name))[:top_n]
 
 
+def overlap_rows(lines: list[Line], rules: tuple[str, ...]) -> list[dict] | None:
+    """Accuracy on lines whose speech overlaps another's and on clean ones (None when labels.json
+    has no overlap flags: written before prepare kept them)."""
+    if not all("overlap" in line.label for line in lines):
+        return None
+    return [{"speech": name, **accuracy_row([x for x in lines if x.label["overlap"] == flag], rules)}
+            for name, flag in (("overlapped", True), ("clean", False))]
+
+
 def line_cuts(lines: list[Line], edges: tuple[float, ...]) -> dict:
-    """Model vs prepare accuracy overall and per duration bucket and sample type: the cuts that
-    mean the same in every series, so they also pool the lines of several."""
+    """Model vs prepare accuracy overall and per duration bucket, sample type and overlapped vs
+    clean speech: the cuts that mean the same in every series, so they also pool several."""
+    rules = rules_of(lines)
     return {
-        "overall": accuracy_row(lines),
+        "overall": accuracy_row(lines, rules),
         "by_duration": [{"bucket": name, "from_s": lo, "to_s": None if hi == math.inf else hi,
-                         **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi])}
+                         **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi], rules)}
                         for name, lo, hi in duration_buckets(edges)],
-        "by_sample_type": [{"sample_type": kind, **accuracy_row([x for x in lines if x.label["sample"] == kind])}
+        "by_sample_type": [{"sample_type": kind,
+                            **accuracy_row([x for x in lines if x.label["sample"] == kind], rules)}
                            for kind in SAMPLE_TYPES],
+        "by_overlap": overlap_rows(lines, rules),
     }
 
 
 def accuracy_tables(lines: list[Line], edges: tuple[float, ...], top: list[str]) -> dict:
-    """Model vs prepare accuracy overall and per episode, duration bucket, sample type, character."""
+    """Model vs prepare accuracy overall and per episode, duration bucket, sample type, character,
+    and overlapped vs clean speech."""
+    rules = rules_of(lines)
     episodes = sorted({line.label["episode"] for line in lines})
-    by_character = [{"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name])}
+    by_character = [{"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name], rules)}
                     for name in top]
     rest = [x for x in lines if x.label["truth"] not in top]
     if rest:
         by_character.append({"character": REST, "characters": len({x.label["truth"] for x in rest}),
-                             **accuracy_row(rest)})
+                             **accuracy_row(rest, rules)})
     return {
         **line_cuts(lines, edges),
-        "by_episode": [{"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e])}
+        "by_episode": [{"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e], rules)}
                        for e in episodes],
         "by_character": by_character,
     }
@@ -440,10 +480,11 @@ def drama_averaged(rows: list[dict]) -> dict:
     """Per source and rule, the mean over series of each series' accuracy (every series counts
     once, however many lines it has), from the exact counts, rounded like the rest."""
     out = {"series_count": len(rows), "lines": sum(row["lines"] for row in rows)}
+    rules = [rule for rule in (*RULES, PUBLISHED) if all(rule in row["model"] for row in rows)]
     for source in SOURCES:
         out[source] = {rule: {"accuracy": round(sum(100.0 * row[source][rule]["correct"] / row["lines"]
                                                     for row in rows) / len(rows), 2)}
-                       for rule in RULES}
+                       for rule in rules}
     return out
 
 
@@ -491,12 +532,32 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return [*lines, ""]
 
 
+RULE_NAMES = {"strict": "strict", "candidate_aware": "cand.-aware", PUBLISHED: "published rule"}
+
+
 def _accuracy_table(first: str, rows: list[dict], key: str) -> list[str]:
-    header = [first, "lines", "model strict", "model cand.-aware", "prepare strict", "prepare cand.-aware"]
+    """Per row: lines, then model and prepare under our rules and (where known) the published one."""
+    rules = [rule for rule in (*RULES, PUBLISHED) if any(rule in row["model"] for row in rows)]
+    header = [first, "lines", *[f"{source} {RULE_NAMES[rule]}" for source in SOURCES for rule in rules]]
     return _table(header, [
         [f"(rest: {row['characters']} characters)" if "characters" in row else row[key], row["lines"],
-         *[_pct(row[source][rule]["accuracy"]) for source in SOURCES for rule in RULES]]
+         *[_pct(row[source].get(rule, {}).get("accuracy")) for source in SOURCES for rule in rules]]
         for row in rows])
+
+
+def _published_sentence(overall: dict) -> list[str]:
+    """The headline's figures by the published code's rule, when the report has them."""
+    if PUBLISHED not in overall["model"]:
+        return []
+    return [(f"By the published code's judging rule: model {_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
+             f"prepare {_pct(overall['prepare'][PUBLISHED]['accuracy'])} %."), ""]
+
+
+def _overlap_section(rows: list[dict] | None) -> list[str]:
+    if rows is None:
+        return ["### Overlapped vs clean speech", "",
+                "labels.json has no overlap flags (written before prepare kept them): rerun prepare.", ""]
+    return ["### Overlapped vs clean speech", "", *_accuracy_table("speech", rows, "speech")]
 
 
 def _headline(report: dict) -> list[str]:
@@ -512,7 +573,7 @@ def _headline(report: dict) -> list[str]:
         f"Model: {report['model']['name'] or 'not named (no eval_config.json)'}.", "",
         (f"**Model accuracy: strict {model['strict']} %, candidate-aware {model['candidate_aware']} %** "
          f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware {prepare['candidate_aware']} %)."),
-        "",
+        "", *_published_sentence(overall),
     ]
 
 
@@ -557,6 +618,7 @@ def render_markdown(report: dict, plots: dict[str, str], legend: dict[str, str])
            "### Per duration", "", *_accuracy_table("duration", acc["by_duration"], "bucket"),
            "### Per sample type (prepare's line selection)", "",
            *_accuracy_table("sample type", acc["by_sample_type"], "sample_type"),
+           *_overlap_section(acc["by_overlap"]),
            f"### Per character (ground truth, top {report['settings']['top_n']})", "",
            *_accuracy_table("character", acc["by_character"], "character"),
            *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
@@ -586,6 +648,7 @@ def render_series_markdown(report: dict, plots: dict[str, str]) -> str:
             f"{_pct(averaged['model']['candidate_aware']['accuracy'])} %** (prepare on the same lines, "
             f"lines-weighted: strict {_pct(weighted['prepare']['strict']['accuracy'])} %, candidate-aware "
             f"{_pct(weighted['prepare']['candidate_aware']['accuracy'])} %)."), "",
+           *_published_sentence(weighted),
            "## Accuracy per series (%)", "",
            "Lines-weighted counts every judged line once; drama-averaged is the mean of the series' figures.", "",
            *_accuracy_table("series", rows, "series"),
@@ -593,6 +656,7 @@ def render_series_markdown(report: dict, plots: dict[str, str]) -> str:
            "### Per duration", "", *_accuracy_table("duration", report["accuracy"]["by_duration"], "bucket"),
            "### Per sample type (prepare's line selection)", "",
            *_accuracy_table("sample type", report["accuracy"]["by_sample_type"], "sample_type"),
+           *_overlap_section(report["accuracy"]["by_overlap"]),
            *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
            "## Each series' own report", "",
            *[f"- [{entry['series']}]({entry['series']}/report.md)" for entry in report["inputs"]], "",

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.speaker_rec.correctness import published
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
@@ -231,12 +232,18 @@ def make(target: str, *variables: str) -> list[str]:
 
 
 def judged_figures(results: Path, labels: Path) -> tuple[int, dict]:
-    """Straight from the files: judged lines of results.jsonl and, per source and rule, how many are right."""
-    records = {r["index"]: r for r in json.loads(labels.read_text(encoding="utf-8"))["lines"]}
+    """Straight from the files: judged lines of results.jsonl and, per source and rule, how many are
+    right (the published rule judged here from the answers, the truths and labels.json's known set)."""
+    data = json.loads(labels.read_text(encoding="utf-8"))
+    records = {r["index"]: r for r in data["lines"]}
     judged = [(r, records[r["line"]]) for r in read_results(results)
               if records[r["line"]]["correct"] is not None and records[r["line"]]["source"] != "seed"]
-    return len(judged), {(source, rule): sum((r if source == "model" else label)["correct"][rule] for r, label in judged)
-                         for source in ("model", "prepare") for rule in ("strict", "candidate_aware")}
+    right = {(source, rule): sum((r if source == "model" else label)["correct"][rule] for r, label in judged)
+             for source in ("model", "prepare") for rule in ("strict", "candidate_aware")}
+    known = set(data["published_known"])
+    right["model", "published"] = sum(published(r["answer"], label["truth"], known) for r, label in judged)
+    right["prepare", "published"] = sum(published(label["label"], label["truth"], known) for r, label in judged)
+    return len(judged), right
 
 
 @pytest.mark.slow
@@ -286,6 +293,9 @@ def test_make_eval_and_report_on_two_series_resume_after_a_kill(api_server, seco
             assert row[source][rule]["correct"] == n
             averages[source, rule] += 100 * n / lines / 2
             totals[source, rule] += n
+    # the demo script marks no overlapped speech: every line is clean
+    assert [(r["speech"], r["lines"]) for r in overview["accuracy"]["by_overlap"]] == [("overlapped", 0), ("clean", 8)]
+    assert len(totals) == 6  # our two rules and the published one, for the model and prepare
     for (source, rule), n in totals.items():
         assert overview["overall"]["lines_weighted"][source][rule] == {"correct": n, "accuracy": round(100 * n / 8, 2)}
         assert overview["overall"]["drama_averaged"][source][rule] == {"accuracy": round(averages[source, rule], 2)}

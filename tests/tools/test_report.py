@@ -42,14 +42,20 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "report"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def row(lines, model_strict, model_aware, prepare_strict, prepare_aware):
-    """An accuracy row from hand counts: each rule is (correct, accuracy %)."""
+def row(lines, model_strict, model_aware, prepare_strict, prepare_aware, model_published=None,
+        prepare_published=None):
+    """An accuracy row from hand counts: each rule is (correct, accuracy %); the published rule's
+    cells only when given."""
     def cell(pair):
         return {"correct": pair[0], "accuracy": pair[1]}
 
-    return {"lines": lines,
-            "model": {"strict": cell(model_strict), "candidate_aware": cell(model_aware)},
-            "prepare": {"strict": cell(prepare_strict), "candidate_aware": cell(prepare_aware)}}
+    out = {"lines": lines,
+           "model": {"strict": cell(model_strict), "candidate_aware": cell(model_aware)},
+           "prepare": {"strict": cell(prepare_strict), "candidate_aware": cell(prepare_aware)}}
+    if model_published is not None:
+        out["model"]["published"] = cell(model_published)
+        out["prepare"]["published"] = cell(prepare_published)
+    return out
 
 
 def run_report(out_dir, results=ASSETS / "results.jsonl", labels=ASSETS / "labels.json", *extra):
@@ -392,4 +398,77 @@ def test_several_series_refuse_bad_pairs_and_write_nothing(tmp_path, capsys):
                      str(ASSETS / "labels.json"), "--out-dir", str(tmp_path / "out")])
     assert exit_info.value.code == 2
     assert "2 --results but 1 --labels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- the published rule and overlapped speech ------------------------------------------------
+
+OVERLAPPED = (1, 3, 10, 16)
+
+
+def published_labels(folder: Path) -> tuple[Path, Path]:
+    """The fixture as prepare writes it now: `published_known` = Alice and Bob (Cara never the
+    top-1 face), and lines 1, 3, 10 and 16 overlapped. By the published rule (equal, or neither
+    answer nor truth known) the model is also right on 3, 5, 15 (Cara truth, "other" answer) and
+    still wrong on 16 (Bob for Dan): 13; prepare also on 5 ("other" for Cara): 10."""
+    folder.mkdir(parents=True)
+    labels = json.loads((ASSETS / "labels.json").read_text(encoding="utf-8"))
+    labels["published_known"] = ["Alice", "Bob"]
+    for record in labels["lines"]:
+        record["overlap"] = record["index"] in OVERLAPPED
+    (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
+    for name in ("results.jsonl", "eval_config.json"):
+        shutil.copy(ASSETS / name, folder / name)
+    return folder / "results.jsonl", folder / "labels.json"
+
+
+def test_published_rule_beside_ours_and_overlapped_vs_clean(tmp_path):
+    results, labels = published_labels(tmp_path / "in")
+    assert run_report(tmp_path / "out", results, labels) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    acc = rep["accuracy"]
+    assert acc["overall"] == row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5), (13, 81.25), (10, 62.5))
+    assert acc["by_overlap"] == [
+        # 1, 3, 10, 16: model strict {1,10}, + {3}, published {1,3,10}; prepare none right
+        {"speech": "overlapped", **row(4, (2, 50.0), (3, 75.0), (0, 0.0), (0, 0.0), (3, 75.0), (0, 0.0))},
+        {"speech": "clean", **row(12, (8, 66.67), (9, 75.0), (9, 75.0), (10, 83.33), (10, 83.33), (10, 83.33))},
+    ]
+    # every cut carries the rule: episode 1 = lines 0-5: model published {0,1,2,3,4,5}, prepare {0,2,4,5}
+    assert acc["by_episode"][0] == {"episode": 1, **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67),
+                                                        (6, 100.0), (4, 66.67))}
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "By the published code's judging rule: model 81.25 %, prepare 62.50 %." in md
+    assert "| overlapped | 4 | 50.00 | 75.00 | 75.00 | 0.00 | 0.00 | 0.00 |" in md
+    assert "model published rule" in md
+
+
+def test_a_labels_file_without_the_new_fields_reports_without_them(built):
+    out, rep = built
+    assert "published" not in rep["accuracy"]["overall"]["model"] and rep["accuracy"]["by_overlap"] is None
+    assert "no overlap flags" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_series_with_and_without_the_published_rule(tmp_path):
+    pairs = [published_labels(tmp_path / "toy"), second_series(tmp_path / "toy_b")]
+    assert run_series_report(tmp_path / "out", pairs) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert rep["by_series"][0]["model"]["published"] == {"correct": 13, "accuracy": 81.25}
+    assert "published" not in rep["by_series"][1]["model"]
+    # a figure over all series needs the rule on all of them
+    assert "published" not in rep["overall"]["lines_weighted"]["model"]
+    assert "published" not in rep["overall"]["drama_averaged"]["model"]
+    assert "| toy_b | 6 | 66.67 | 100.00 | – | 50.00 | 66.67 | – |" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda labels: labels.update(published_known="Alice"), "'published_known' is not a list of names"),
+    (lambda labels: labels["lines"][2].update(overlap="yes"), "lines[2]: invalid 'overlap' ('yes')"),
+])
+def test_bad_published_fields_exit_2(tmp_path, capsys, edit, reason):
+    results, labels = published_labels(tmp_path / "in")
+    data = json.loads(labels.read_text(encoding="utf-8"))
+    edit(data)
+    labels.write_text(json.dumps(data), encoding="utf-8")
+    assert run_report(tmp_path / "out", results, labels) == 2
+    assert reason in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
