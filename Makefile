@@ -91,6 +91,7 @@ MULTI_SERIES = $(or $(findstring $(comma),$(SERIES)),$(filter all,$(SERIES)))
 per_series = $(foreach SERIES,$(SERIES_LIST),$($(1)))
 # Refuse a several-series run with no series, or whose series would share one output.
 check_series = $(if $(SERIES_LIST),,$(error SERIES=$(SERIES): no series (none under $(DATA_DIR))))$(if \
+	$(filter-out $(words $(SERIES_LIST)),$(words $(sort $(SERIES_LIST)))),$(error SERIES=$(SERIES): a series is named twice))$(if \
 	$(filter-out $(words $(SERIES_LIST)),$(words $(sort $(call per_series,$(1))))),$(error SERIES=$(SERIES): \
 	$(1) must differ per series (use $$(SERIES) in it)))
 # The demo's series has 212 lines: blocks of 25 and a 2-line gap give every split part some.

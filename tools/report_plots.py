@@ -64,7 +64,7 @@ def _write_png(figure: Figure, path: Path) -> None:
 
 def _accuracy_bars(rows: list[dict], names: list[str], title: str, xlabel: str, font) -> Figure:
     """Grouped bars: per row, model and prepare accuracy under both rules."""
-    figure = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2.5), 4.5))
+    figure = Figure(figsize=(max(7.0, 0.9 * len(rows) + 2.5), 4.5))  # 7 in: the legend fits
     ax = figure.add_subplot()
     width = 0.2
     for k, (source, rule, label, colour) in enumerate(SERIES):

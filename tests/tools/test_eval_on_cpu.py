@@ -299,3 +299,28 @@ def test_make_eval_and_report_on_two_series_resume_after_a_kill(api_server, seco
     for (source, rule), n in totals.items():
         assert overview["overall"]["lines_weighted"][source][rule] == {"correct": n, "accuracy": round(100 * n / 8, 2)}
         assert overview["overall"]["drama_averaged"][source][rule] == {"accuracy": round(averages[source, rule], 2)}
+
+
+@pytest.mark.parametrize("variables, reason", [
+    (["SERIES=chun_jiang,chun_jiang"], "a series is named twice"),
+    (["SERIES=all", "DATA_DIR=no/such/folder"], "no series (none under no/such/folder)"),
+    (["SERIES=chun_jiang,x", "EVAL_OUT=one.jsonl"], "EVAL_OUT must differ per series"),
+])
+def test_make_refuses_several_series_that_would_collide(variables, reason, tmp_path):
+    for target in ("eval", "report"):
+        done = subprocess.run(make(target, "-n", f"RUNS={tmp_path}", *variables), cwd=REPO, env=MAKE_ENV,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and reason in done.stderr, (target, done.stderr)
+
+
+def test_one_series_runs_the_same_eval_and_report_commands_as_before(tmp_path):
+    done = subprocess.run(make("eval", "-n", f"RUNS={tmp_path}"), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=60)
+    command = " ".join(done.stdout.replace("\\\n", " ").split())  # make -n keeps the continuation lines
+    assert f"-m tools.eval --series chun_jiang --data-dir data/demo --labels {tmp_path}/chun_jiang/labels.json " \
+           f"--out {tmp_path}/chun_jiang/eval/results.jsonl --ports 1-2 --base-port 8000 --protocol hermes " \
+           "--concurrency 8 --seed 0" in command, command
+    done = subprocess.run(make("report", "-n", f"RUNS={tmp_path}"), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert f"-m tools.report --results {tmp_path}/chun_jiang/eval/results.jsonl --labels " \
+           f"{tmp_path}/chun_jiang/labels.json --out-dir {tmp_path}/chun_jiang/report" in done.stdout
