@@ -22,9 +22,9 @@ from plugins.speaker_rec.labelfile import FORMAT, dumps
 from plugins.speaker_rec.labels import LabelKind, new_role_label, other_label
 from plugins.speaker_rec.propagation import Inputs, Params, Propagation, Result
 from plugins.speaker_rec.seeding import MIN_SECONDS, select_seeds
-from plugins.speaker_rec.series import Line, Series, SeriesError, load_series
+from plugins.speaker_rec.series import Line, Series, SeriesError
 from tools.fileio import atomic_write_text
-from tools.series_args import add_series_args
+from tools.series_args import add_series_args, load_series_from_args
 
 log = logging.getLogger("prepare")
 
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     try:
-        series = load_series(args.series, args.data_dir)
+        series = load_series_from_args(args)
         seeds, seed_info, warnings = resolve_seeds(series, args.seeds, args.seed_fraction, args.seed)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -11,8 +11,8 @@ import logging
 import sys
 import time
 
-from plugins.speaker_rec.series import Series, SeriesError, load_series
-from tools.series_args import add_series_args
+from plugins.speaker_rec.series import Series, SeriesError
+from tools.series_args import add_series_args, load_series_from_args
 
 
 def summarize(series: Series) -> dict:
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
-        series = load_series(args.series, args.data_dir)
+        series = load_series_from_args(args)
     except SeriesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

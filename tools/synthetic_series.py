@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from plugins.speaker_rec.series import SERIES_NAME, Series, SeriesError, load_series
-from tools.series_args import add_series_args
+from plugins.speaker_rec.series import SERIES_NAME, Series, SeriesError
+from tools.series_args import add_series_args, load_series_from_args
 
 NOISE = 0.05
 
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     if (args.out_dir / args.name).exists():
         parser.error(f"{args.out_dir / args.name} exists; choose another --name or remove it")
     try:
-        series = load_series(args.series, args.data_dir)
+        series = load_series_from_args(args)
     except SeriesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

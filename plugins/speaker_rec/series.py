@@ -11,17 +11,22 @@
 Lines get a global index (episodes concatenated in order) and an absolute time on one
 timeline across episodes. A missing optional part leaves its attribute None so the matching
 tool is switched off; anything malformed raises SeriesError naming the file and the reason.
+Files are read by the rules of series_files (regular files only, a size limit, no symlinks out
+of the data directory unless allowed, a BOM accepted).
 
 Real releases differ in small ways that are read, not refused, and reported in
 `Series.warnings` (also logged), with counts: fields nobody here knows are ignored; a
 timestamp whose minutes or seconds field is 60 is read arithmetically, as the published code
-reads it (`00:25:60.000` = `00:26:00.000`).
+reads it (`00:25:60.000` = `00:26:00.000`); hidden files (`.DS_Store`) in an episode directory
+are skipped.
+
 Used by every speaker-recognition step: prepare, traces, the tool server, eval and report.
 """
 
 import bisect
-import json
 import logging
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +35,23 @@ import numpy as np
 
 from plugins.speaker_rec import labels as label_rules
 from plugins.speaker_rec.labels import LabelKind
+from plugins.speaker_rec.series_files import (
+    DEFAULT_POLICY,
+    DataDir,
+    ReadPolicy,
+    SeriesError,
+    show,
+)
+
+__all__ = ["Caption", "Captions", "Episode", "Faces", "Line", "ReadPolicy", "Relations", "Series", "SeriesError",
+           "load_series", "parse_timestamp", "series_dir"]
 
 log = logging.getLogger(__name__)
 
 SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-EPISODE_FILE = re.compile(r"^(\d{4})\.(json|npy)$")
+EPISODE_FILE = re.compile(r"^([0-9]{4})\.(json|npy)$")
 # Minutes and seconds of 60 occur in the release; they roll over (see parse_timestamp).
-TIMESTAMP = re.compile(r"^(\d{2}):([0-5]\d|60):([0-5]\d|60)\.(\d{3})$")
+TIMESTAMP = re.compile(r"^([0-9]{2}):([0-5][0-9]|60):([0-5][0-9]|60)\.([0-9]{3})$")
 # The upstream timeline pads each episode by 10 s on both sides so that time windows
 # around the first and last lines do not reach into the neighbouring episode.
 EPISODE_PADDING_S = 10.0
@@ -52,21 +67,15 @@ FACE_FIELDS = {"start_time", "id_list"}
 FACE_OPTIONAL = {"episode_idx", "object_idx", "end_time", "start_frame", "end_frame", "geometry", "ids"}
 
 
-class SeriesError(ValueError):
-    """A series on disk is malformed; names the file, where in it, and why."""
+class _Load:
+    """One load in progress: how its files are read, and what it tolerated, counted per
+    directory and turned into warnings at the end."""
 
-    def __init__(self, path: Path | str, reason: str, where: str | None = None):
-        self.path, self.reason, self.where = Path(path), reason, where
-        location = f"{self.path}: {where}" if where else str(self.path)
-        super().__init__(f"{location}: {reason}")
-
-
-class _Findings:
-    """What a load tolerated, counted per directory, turned into warnings at the end."""
-
-    def __init__(self):
+    def __init__(self, files: DataDir):
+        self.files = files
         self.unknown: dict[tuple[Path, str], list] = {}  # (dir, field) -> [records, files]
         self.rollovers: dict[Path, list] = {}  # dir -> [timestamps, files, first place]
+        self.hidden: dict[Path, list[str]] = {}  # dir -> hidden file names
 
     def unknown_fields(self, path: Path, fields) -> None:
         for name in fields:
@@ -79,8 +88,14 @@ class _Findings:
         entry[0] += 1
         entry[1][path.name] = entry[1].get(path.name, 0) + 1
 
+    def hidden_file(self, path: Path) -> None:
+        self.hidden.setdefault(path.parent, []).append(path.name)
+
     def warnings(self) -> list[str]:
         out = []
+        for directory, names in sorted(self.hidden.items(), key=lambda kv: str(kv[0])):
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            out.append(f"{directory}: {len(names)} hidden file(s) ignored: {shown}")
         for (directory, name), (records, files) in sorted(self.unknown.items(), key=lambda kv: str(kv[0])):
             out.append(f"{directory}: unknown field {name!r} ignored in {records} record(s) of "
                        f"{len(files)} file(s): {_per_file(files)}")
@@ -203,6 +218,7 @@ class Series:
     seed_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     published_known: frozenset[str] = frozenset()
+    policy: ReadPolicy = DEFAULT_POLICY  # how seed files are read when asked for
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -219,7 +235,7 @@ class Series:
             file_name = self.seed_files[0] if len(self.seed_files) == 1 else "init_seeds_1pct.json"
         if file_name not in self.seed_files:
             raise SeriesError(self.root / file_name, f"no such seed file; available: {self.seed_files}")
-        return _read_seeds(self.root / file_name, len(self.lines))
+        return _read_seeds(DataDir(self.root.parent, self.policy), self.root / file_name, len(self.lines))
 
 
 def series_dir(name: str, data_dir: Path | str) -> Path:
@@ -235,27 +251,29 @@ def series_dir(name: str, data_dir: Path | str) -> Path:
     return root
 
 
-def load_series(name: str, data_dir: Path | str) -> Series:
-    """Load and validate series `name` from `data_dir` (a `drama_data/` directory)."""
+def load_series(name: str, data_dir: Path | str, policy: ReadPolicy = DEFAULT_POLICY) -> Series:
+    """Load and validate series `name` from `data_dir` (a `drama_data/` directory), reading
+    its files by `policy` (size limit, symlinks out of `data_dir`)."""
     root = series_dir(name, data_dir)
-    findings = _Findings()
-    numbers = _episode_numbers(root / "subtitle_data")
-    relations = _read_relations(root / "relation.json") if (root / "relation.json").exists() else None
+    load = _Load(DataDir(data_dir, policy))
+    load.files.check_inside(root)
+    numbers = _episode_numbers(root / "subtitle_data", load)
+    relations = _read_relations(root / "relation.json", load) if os.path.lexists(root / "relation.json") else None
     mapping = relations.name_mapping if relations else {}
-    episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping, findings)
-    embeddings = _read_embeddings(root / "sv_embedding", numbers, episodes)
+    episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping, load)
+    embeddings = _read_embeddings(root / "sv_embedding", numbers, episodes, load)
     embedding_ok = np.isfinite(embeddings).all(axis=1)
     if not embedding_ok.all():
         log.info("%s: %d voiceprint rows are not finite", name, int((~embedding_ok).sum()))
     known, faces = [], None
-    if (root / "face_data").is_dir():
-        known, faces = _read_faces(root / "face_data", numbers, episodes, findings)
-    captions = (_read_captions(root / "caption.json", episodes, findings)
-                if (root / "caption.json").exists() else None)
+    if load.files.is_dir(root / "face_data"):
+        known, faces = _read_faces(root / "face_data", numbers, episodes, load)
+    captions = (_read_captions(root / "caption.json", episodes, load)
+                if os.path.lexists(root / "caption.json") else None)
     seen = set(faces.names) & set(known) if faces else set()
     narration = {line.speaker for line in lines
                  if line.speaker and not line.deleted and PUBLISHED_NARRATION in line.speaker}
-    warnings = findings.warnings()
+    warnings = load.warnings()
     for warning in warnings:
         log.warning("%s", warning)
     return Series(
@@ -273,31 +291,20 @@ def load_series(name: str, data_dir: Path | str) -> Series:
         seed_files=sorted(p.name for p in root.glob("init_seeds_*.json")),
         warnings=warnings,
         published_known=frozenset(seen | narration),
+        policy=policy,
     )
 
 
-def parse_timestamp(value: object, path: Path, where: str, findings: _Findings | None = None) -> float:
+def parse_timestamp(value: object, path: Path, where: str, load: _Load | None = None) -> float:
     """'HH:MM:SS.mmm' to seconds. A minutes or seconds field of 60 is read arithmetically, as the
-    published code reads it ('00:25:60.000' is 1560 s), and counted in `findings`."""
+    published code reads it ('00:25:60.000' is 1560 s), and counted in `load`."""
     match = TIMESTAMP.match(value) if isinstance(value, str) else None
     if not match:
-        raise SeriesError(path, f"bad timestamp {value!r}, expected HH:MM:SS.mmm", where)
-    h, m, s, ms = (int(g) for g in match.groups())
-    if (m == 60 or s == 60) and findings is not None:
-        findings.rollover(path, where, value)
+        raise SeriesError(path, f"bad timestamp {show(value)}, expected HH:MM:SS.mmm", where)
+    h, m, s, ms = map(int, match.groups())
+    if (m == 60 or s == 60) and load is not None:
+        load.rollover(path, where, value)
     return h * 3600 + m * 60 + s + ms / 1000
-
-
-def _read_json(path: Path):
-    try:
-        with path.open(encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise SeriesError(path, "file is missing") from None
-    except json.JSONDecodeError as e:
-        raise SeriesError(path, f"malformed JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from None
-    except UnicodeDecodeError as e:
-        raise SeriesError(path, f"not UTF-8 ({e.reason} at byte {e.start})") from None
 
 
 def _expect(condition: bool, path: Path, reason: str, where: str | None = None) -> None:
@@ -305,24 +312,33 @@ def _expect(condition: bool, path: Path, reason: str, where: str | None = None) 
         raise SeriesError(path, reason, where)
 
 
-def _check_fields(obj: object, required: set, optional: set, path: Path, where: str,
-                  findings: _Findings) -> None:
-    """Required fields present; unknown ones are counted (a warning), not refused."""
-    _expect(isinstance(obj, dict), path, f"expected an object, got {type(obj).__name__}", where)
-    missing = required - obj.keys()
-    _expect(not missing, path, f"missing field(s) {sorted(missing)}", where)
-    unknown = obj.keys() - required - optional
+def _check_fields(obj: object, required: set, optional: set, path: Path, where: str, load: _Load) -> None:
+    """Required fields present; unknown ones are counted (a warning), not refused. Runs once per
+    record, so messages are only formatted on failure."""
+    if not isinstance(obj, dict):
+        raise SeriesError(path, f"expected an object, got {type(obj).__name__}", where)
+    keys = obj.keys()
+    if keys >= required and not keys - required - optional:
+        return
+    missing = required - keys
+    if missing:
+        raise SeriesError(path, f"missing field(s) {sorted(missing)}", where)
+    unknown = keys - required - optional
     if unknown:
-        findings.unknown_fields(path, sorted(unknown))
+        load.unknown_fields(path, sorted(unknown))
 
 
-def _episode_files(directory: Path, suffix: str) -> list[int]:
-    """Numbers of the `NNNN<suffix>` files in `directory`; any other file is an error."""
+def _episode_files(directory: Path, suffix: str, load: _Load) -> list[int]:
+    """Numbers of the `NNNN<suffix>` files in `directory`; hidden files are skipped (and
+    warned about), any other file is an error."""
     _expect(directory.is_dir(), directory, "directory is missing")
     numbers = []
-    for path in sorted(directory.iterdir()):
+    for path in load.files.list_dir(directory):
         match = EPISODE_FILE.match(path.name)
-        if match and path.suffix == suffix:
+        if path.name.startswith("."):
+            load.hidden_file(path)
+        elif match and path.suffix == suffix:
+            _expect(match.group(1) != "0000", path, "episode files are numbered from 0001")
             numbers.append(int(match.group(1)))
         elif not (directory.name == "face_data" and path.name == "face_info.json"):
             raise SeriesError(path, f"unexpected file; episodes are named NNNN{suffix}")
@@ -330,56 +346,61 @@ def _episode_files(directory: Path, suffix: str) -> list[int]:
     return numbers
 
 
-def _episode_numbers(directory: Path) -> list[int]:
+def _numbered(numbers: list[int], shown: int = 10) -> str:
+    text = ", ".join(f"{n:04d}" for n in numbers[:shown])
+    return text + (f" and {len(numbers) - shown} more" if len(numbers) > shown else "")
+
+
+def _episode_numbers(directory: Path, load: _Load) -> list[int]:
     """Episodes of subtitle_data, which define the series: they must run 0001..n."""
-    numbers = _episode_files(directory, ".json")
+    numbers = _episode_files(directory, ".json", load)
     missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-    _expect(not missing, directory, "episodes must run from 0001 without gaps; missing "
-            + ", ".join(f"{n:04d}" for n in missing))
+    _expect(not missing, directory, "episodes must run from 0001 without gaps; missing " + _numbered(missing))
     return numbers
 
 
-def _same_episodes(directory: Path, suffix: str, numbers: list[int]) -> None:
+def _same_episodes(directory: Path, suffix: str, numbers: list[int], load: _Load) -> None:
     """Per-episode files of another part must match subtitle_data's episodes exactly."""
-    found = _episode_files(directory, suffix)
+    found = _episode_files(directory, suffix, load)
     extra = sorted(set(found) - set(numbers))
     missing = sorted(set(numbers) - set(found))
-    _expect(not extra, directory, f"extra episode(s) {', '.join(f'{n:04d}' for n in extra)} "
-            f"not in subtitle_data ({len(numbers)} episodes)")
-    _expect(not missing, directory, f"missing episode(s) {', '.join(f'{n:04d}' for n in missing)}")
+    _expect(not extra, directory, f"extra episode(s) {_numbered(extra)} not in subtitle_data ({len(numbers)} episodes)")
+    _expect(not missing, directory, f"missing episode(s) {_numbered(missing)}")
 
 
-def _episode_objects(path: Path, number: int, findings: _Findings) -> tuple[list[dict], dict | None]:
+def _episode_objects(path: Path, number: int, load: _Load) -> tuple[list[dict], dict | None]:
     """(`object_list` as a list, `mainbody` or None) of an episode file, envelope checked."""
-    data = _read_json(path)
-    _check_fields(data, EPISODE_FIELDS, EPISODE_OPTIONAL, path, "top level", findings)
+    data = load.files.read_json(path)
+    _check_fields(data, EPISODE_FIELDS, EPISODE_OPTIONAL, path, "top level", load)
     _expect(data["episode_idx"] == number - 1, path,
-            f"episode_idx is {data['episode_idx']!r}, expected {number - 1} (0-based) for file {number:04d}")
+            f"episode_idx is {show(data['episode_idx'])}, expected {number - 1} (0-based) for file {number:04d}")
     objects = data["object_list"]
     _expect(isinstance(objects, dict), path, "object_list must be an object keyed '0', '1', ...")
     _expect(data["objects"] == len(objects), path,
-            f"objects says {data['objects']!r} but object_list has {len(objects)} entries")
+            f"objects says {show(data['objects'])} but object_list has {len(objects)} entries")
+    mainbody = data.get("mainbody")
+    _expect(mainbody is None or isinstance(mainbody, dict), path, "mainbody must be an object", "mainbody")
     for i in range(len(objects)):
         _expect(str(i) in objects, path, f"object_list keys must be '0'..'{len(objects) - 1}', '{i}' is missing")
-    return [objects[str(i)] for i in range(len(objects))], data.get("mainbody")
+    return [objects[str(i)] for i in range(len(objects))], mainbody
 
 
 def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
-                    findings: _Findings) -> tuple[list[Episode], list[Line]]:
+                    load: _Load) -> tuple[list[Episode], list[Line]]:
     episodes, lines, offset = [], [], 0.0
     for number in numbers:
         path = directory / f"{number:04d}.json"
-        objects, mainbody = _episode_objects(path, number, findings)
+        objects, mainbody = _episode_objects(path, number, load)
         _expect(bool(objects), path, "episode has no lines")
         times = []
         for i, obj in enumerate(objects):
             where = f"object_list['{i}']"
-            _check_fields(obj, LINE_FIELDS, LINE_OPTIONAL, path, where, findings)
+            _check_fields(obj, LINE_FIELDS, LINE_OPTIONAL, path, where, load)
             # Plain ifs, not _expect: its message would be formatted for every one of ~10^5 records.
             if obj["object_idx"] != i:
-                raise SeriesError(path, f"object_idx is {obj['object_idx']!r}, expected {i}", where)
-            start = parse_timestamp(obj["start_time"], path, where + ".start_time", findings)
-            end = parse_timestamp(obj["end_time"], path, where + ".end_time", findings)
+                raise SeriesError(path, f"object_idx is {show(obj['object_idx'])}, expected {i}", where)
+            start = parse_timestamp(obj["start_time"], path, where + ".start_time", load)
+            end = parse_timestamp(obj["end_time"], path, where + ".end_time", load)
             if end < start:
                 raise SeriesError(path, f"end_time {obj['end_time']} is before start_time {obj['start_time']}", where)
             if times and start < times[-1][0]:
@@ -393,11 +414,11 @@ def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
             if not (auxiliary is None or isinstance(auxiliary, str)):
                 raise SeriesError(path, f"auxiliary_text must be a string, got {type(auxiliary).__name__}", where)
             if overlap not in (True, False, None):
-                raise SeriesError(path, f"overlap must be true or false, got {overlap!r}", where)
+                raise SeriesError(path, f"overlap must be true or false, got {show(overlap)}", where)
             times.append((start, end))
-        ep_start = (parse_timestamp(mainbody["start_time"], path, "mainbody.start_time", findings)
+        ep_start = (parse_timestamp(mainbody["start_time"], path, "mainbody.start_time", load)
                     if mainbody and "start_time" in mainbody else times[0][0] - EPISODE_PADDING_S)
-        ep_end = (parse_timestamp(mainbody["end_time"], path, "mainbody.end_time", findings)
+        ep_end = (parse_timestamp(mainbody["end_time"], path, "mainbody.end_time", load)
                   if mainbody and "end_time" in mainbody else max(e for _, e in times) + EPISODE_PADDING_S)
         episode = Episode(number, len(lines), len(objects), ep_start, ep_end, offset)
         for i, (obj, (start, end)) in enumerate(zip(objects, times)):
@@ -418,17 +439,12 @@ def _make_line(index: int, episode: Episode, local: int, start: float, end: floa
                 obj["text"], label, speaker, kind, obj.get("auxiliary_text") or "", bool(obj.get("overlap")))
 
 
-def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode]) -> np.ndarray:
-    _same_episodes(directory, ".npy", numbers)
+def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode], load: _Load) -> np.ndarray:
+    _same_episodes(directory, ".npy", numbers, load)
     blocks, dim = [], None
     for episode in episodes:
         path = directory / f"{episode.number:04d}.npy"
-        try:
-            block = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise SeriesError(path, f"not a readable .npy array ({e})") from None
-        _expect(block.ndim == 2 and np.issubdtype(block.dtype, np.floating), path,
-                f"expected a 2-D float array, got shape {block.shape} dtype {block.dtype}")
+        block = load.files.read_npy(path)  # a 2-D float array
         _expect(block.shape[0] == episode.n_lines, path,
                 f"{block.shape[0]} embedding rows but {episode.n_lines} subtitle lines")
         _expect(dim is None or block.shape[1] == dim, path,
@@ -439,9 +455,9 @@ def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode
 
 
 def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode],
-                findings: _Findings) -> tuple[list[str], Faces]:
+                load: _Load) -> tuple[list[str], Faces]:
     info_path = directory / "face_info.json"
-    info = _read_json(info_path)
+    info = load.files.read_json(info_path)
     _expect(isinstance(info, dict) and isinstance(info.get("role_name_variants"), dict), info_path,
             "role_name_variants (known character -> name variants) is missing")
     known = list(info["role_name_variants"])
@@ -449,72 +465,87 @@ def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode],
     for name, alias_list in info["role_name_variants"].items():
         for alias in str(alias_list).split("&"):
             variants.setdefault(alias, name)
-    for alias, name in (info.get("role_name") or {}).items():
+    role_name = info.get("role_name") or {}
+    _expect(isinstance(role_name, dict) and all(isinstance(name, str) for name in role_name.values()), info_path,
+            "role_name must map names to names", "role_name")
+    for alias, name in role_name.items():
         variants.setdefault(alias, name)
-    _same_episodes(directory, ".json", numbers)
+    _same_episodes(directory, ".json", numbers, load)
     times, names, scores = [], [], []
     for episode in episodes:
         path = directory / f"{episode.number:04d}.json"
-        objects, _ = _episode_objects(path, episode.number, findings)
+        objects, _ = _episode_objects(path, episode.number, load)
         for i, obj in enumerate(objects):
             where = f"object_list['{i}']"
-            _check_fields(obj, FACE_FIELDS, FACE_OPTIONAL, path, where, findings)
+            _check_fields(obj, FACE_FIELDS, FACE_OPTIONAL, path, where, load)
             ids = obj["id_list"]
             _expect(isinstance(ids, dict) and "0" in ids and isinstance(ids["0"], dict)
                     and isinstance(ids["0"].get("name"), str), path, "id_list['0'].name is missing", where)
             best = ids["0"]
-            times.append(episode.to_abs(parse_timestamp(obj["start_time"], path, where + ".start_time", findings)))
+            times.append(episode.to_abs(parse_timestamp(obj["start_time"], path, where + ".start_time", load)))
             if "end_time" in obj:  # unused, but checked and counted like every timestamp
-                parse_timestamp(obj["end_time"], path, where + ".end_time", findings)
+                parse_timestamp(obj["end_time"], path, where + ".end_time", load)
             names.append(variants.get(best["name"], best["name"]))
-            scores.append(float(best.get("score", 1.0)))
+            score = best.get("score", 1.0)
+            if type(score) not in (float, int) or not math.isfinite(score):
+                raise SeriesError(path, f"score must be a number, got {show(score)}", where + ".id_list['0'].score")
+            scores.append(float(score))
     order = np.argsort(np.asarray(times), kind="stable")
     return known, Faces(np.asarray(times)[order], [names[i] for i in order], np.asarray(scores)[order])
 
 
-def _read_relations(path: Path) -> Relations:
-    data = _read_json(path)
+def _read_relations(path: Path, load: _Load) -> Relations:
+    data = load.files.read_json(path)
     _expect(isinstance(data, dict) and isinstance(data.get("character_list"), list), path,
             "character_list is missing")
+    for i, name in enumerate(data["character_list"]):
+        _expect(isinstance(name, str), path, f"expected a name, got {show(name)}", f"character_list[{i}]")
+    relationships = data.get("relationship_list", [])
+    _expect(isinstance(relationships, list), path, "relationship_list must be a list")
     edges = []
-    for i, edge in enumerate(data.get("relationship_list", [])):
+    for i, edge in enumerate(relationships):
         _expect(isinstance(edge, list) and len(edge) == 3 and all(isinstance(x, str) for x in edge), path,
-                f"expected [A, B, relation], got {edge!r}", f"relationship_list[{i}]")
+                f"expected [A, B, relation], got {show(edge)}", f"relationship_list[{i}]")
         edges.append(tuple(edge))
     mapping = data.get("character_name_mapping") or {}
     _expect(isinstance(mapping, dict), path, "character_name_mapping must be an object")
+    for label, name in mapping.items():
+        _expect(name is None or isinstance(name, str), path, f"expected a name or null, got {show(name)}",
+                f"character_name_mapping[{label!r}]")
     return Relations(list(data["character_list"]), edges, mapping)
 
 
-def _read_captions(path: Path, episodes: list[Episode], findings: _Findings) -> Captions:
-    data = _read_json(path)
+def _read_captions(path: Path, episodes: list[Episode], load: _Load) -> Captions:
+    data = load.files.read_json(path)
     _expect(isinstance(data, list), path, "expected a list of scenes")
     brief, detailed = [], []
 
     def caption(obj: dict, episode: Episode, where: str) -> Caption:
         _expect(isinstance(obj, dict) and isinstance(obj.get("description"), str), path,
                 "description is missing", where)
-        start = parse_timestamp(obj.get("start_timestamp"), path, where + ".start_timestamp", findings)
-        end = parse_timestamp(obj.get("end_timestamp"), path, where + ".end_timestamp", findings)
+        start = parse_timestamp(obj.get("start_timestamp"), path, where + ".start_timestamp", load)
+        end = parse_timestamp(obj.get("end_timestamp"), path, where + ".end_timestamp", load)
         _expect(end >= start, path, "end_timestamp is before start_timestamp", where)
         return Caption(episode.number, episode.to_abs(start), episode.to_abs(end), obj["description"])
 
     for i, scene in enumerate(data):
         where = f"[{i}]"
-        _expect(isinstance(scene, dict) and isinstance(scene.get("episode_idx"), int)
+        _expect(isinstance(scene, dict) and type(scene.get("episode_idx")) is int
                 and 0 <= scene["episode_idx"] < len(episodes), path,
                 f"episode_idx must be 0..{len(episodes) - 1}", where)
         episode = episodes[scene["episode_idx"]]
         brief.append(caption(scene.get("brief_caption"), episode, where + ".brief_caption"))
-        for j, obj in enumerate(scene.get("detailed_caption_list", [])):
+        details = scene.get("detailed_caption_list", [])
+        _expect(isinstance(details, list), path, "detailed_caption_list must be a list", where)
+        for j, obj in enumerate(details):
             detailed.append(caption(obj, episode, f"{where}.detailed_caption_list[{j}]"))
     brief.sort(key=lambda c: c.abs_start)
     detailed.sort(key=lambda c: c.abs_start)
     return Captions(brief, detailed)
 
 
-def _read_seeds(path: Path, n_lines: int) -> dict[int, str]:
-    data = _read_json(path)
+def _read_seeds(files: DataDir, path: Path, n_lines: int) -> dict[int, str]:
+    data = files.read_json(path)
     _expect(isinstance(data, dict) and isinstance(data.get("character_list"), list)
             and isinstance(data.get("utterance_label"), list), path,
             "expected character_list and utterance_label")
@@ -528,8 +559,8 @@ def _read_seeds(path: Path, n_lines: int) -> dict[int, str]:
     seeds = {}
     for i, entry in enumerate(labels):
         code = entry.get("code") if isinstance(entry, dict) else None
-        _expect(isinstance(code, int) and -1 <= code < len(names), path,
-                f"code must be -1 or 0..{len(names) - 1}, got {code!r}", f"utterance_label[{i}]")
+        if not (type(code) is int and -1 <= code < len(names)):
+            raise SeriesError(path, f"code must be -1 or 0..{len(names) - 1}, got {show(code)}", f"utterance_label[{i}]")
         if code >= 0:
             seeds[i] = names[code]
     return seeds

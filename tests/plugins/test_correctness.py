@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from plugins.speaker_rec import correctness
-from plugins.speaker_rec.labels import LabelKind, is_new_role, is_open_set, is_other, new_role_label
+from plugins.speaker_rec.labels import (
+    LabelKind,
+    is_new_role,
+    is_open_set,
+    is_other,
+    new_role_label,
+)
 from plugins.speaker_rec.series import Line, load_series
 
 KNOWN = {"林晚", "林朗", "旁白"}
