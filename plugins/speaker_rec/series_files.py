@@ -164,7 +164,7 @@ class DataDir:
                     raise SeriesError(path, f"unsupported .npy format version {version}")
             except (ValueError, OSError, EOFError, SyntaxError) as e:
                 raise SeriesError(path, f"not a readable .npy array ({e})") from None
-            if not (len(shape) == 2 and np.issubdtype(dtype, np.floating)):
+            if not (len(shape) == 2 and shape[1] > 0 and np.issubdtype(dtype, np.floating)):
                 raise SeriesError(path, f"expected a 2-D float array, got shape {shape} dtype {dtype}")
             expected = shape[0] * shape[1] * dtype.itemsize
             if len(raw) - f.tell() != expected:

@@ -136,6 +136,10 @@ REFUSED = {
         lambda r: npz_in_npy_place(r / "sv_embedding/0003.npy"), "sv_embedding/0003.npy", "not a readable .npy"),
     "pickled objects in an npy": (
         lambda r: object_npy(r / "sv_embedding/0002.npy"), "sv_embedding/0002.npy", "expected a 2-D float array"),
+    "npy without columns": (
+        lambda r: np.save(r / "sv_embedding/0002.npy", np.zeros((np.load(r / "sv_embedding/0002.npy").shape[0], 0),
+                                                               np.float32)),
+        "sv_embedding/0002.npy", "expected a 2-D float array, got shape ("),
     "npy header promising 10^9 rows": (
         lambda r: header_lies(r / "sv_embedding/0001.npy"), "sv_embedding/0001.npy", "truncated or padded"),
     "not UTF-8": (
