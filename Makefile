@@ -85,7 +85,8 @@ REPORT_ARGS ?=
 # and report run per series, each with its own LABELS and EVAL_OUT (their values with SERIES set to
 # the series), and report add an overview of all of them to REPORT_DIR.
 comma := ,
-SERIES_LIST = $(if $(filter all,$(SERIES)),$(sort $(notdir $(patsubst %/subtitle_data,%,$(wildcard $(DATA_DIR)/*/subtitle_data)))),$(subst $(comma), ,$(SERIES)))
+SERIES_UNDER_DATA_DIR = $(sort $(notdir $(patsubst %/subtitle_data,%,$(wildcard $(DATA_DIR)/*/subtitle_data))))
+SERIES_LIST = $(if $(filter all,$(SERIES)),$(SERIES_UNDER_DATA_DIR),$(subst $(comma), ,$(SERIES)))
 MULTI_SERIES = $(or $(findstring $(comma),$(SERIES)),$(filter all,$(SERIES)))
 # $(call per_series,VAR): VAR's value for each series of SERIES_LIST, in order.
 per_series = $(foreach SERIES,$(SERIES_LIST),$($(1)))
@@ -235,7 +236,7 @@ serve: | $(INSTALLED) $(MODEL_DEP) ## one OpenAI-compatible server per port offs
 stop-serve: ## stop the servers make serve started (by their own pids)
 	$(PY) -m tools.serve stop --run-dir $(SERVE_DIR) --base-port $(BASE_PORT)
 
-eval: $(if $(MULTI_SERIES),install,$(LABELS)) ## evaluate the served model on SERIES (a,b,c or all: one after another) over PORTS or URLS (-> EVAL_OUT, resumable); EVAL_ARGS
+eval: $(if $(MULTI_SERIES),install,$(LABELS)) ## evaluate the served model on SERIES (a,b,c or all: in turn) over PORTS or URLS -> EVAL_OUT, resumable
 ifeq ($(MULTI_SERIES),)
 	$(PY) -m tools.eval --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $(EVAL_OUT) \
 		$(if $(URLS),--urls $(URLS),--ports $(PORTS) --base-port $(BASE_PORT)) --protocol $(PROTOCOL) \
