@@ -105,11 +105,27 @@ MAX_MODEL_LEN ?= 32768
 GPU_MEM_UTIL ?= 0.9
 SERVE_ARGS ?=
 SERVE_DIR  ?= $(RUNS)/serve
+# eval against any OpenAI-compatible base URLs instead of PORTS, e.g. URLS="http://h1:8001/v1 http://h2:8001/v1"
+URLS       ?=
 EVAL_OUT   ?= $(RUNS)/$(SERIES)/eval/results.jsonl
 CONCURRENCY ?= 8
 EVAL_ARGS  ?=
 REPORT_DIR ?= $(RUNS)/$(SERIES)/report
 REPORT_ARGS ?=
+# Several series: SERIES=a,b,c, or SERIES=all (every series folder under DATA_DIR), makes eval
+# and report run per series, each with its own LABELS and EVAL_OUT (their values with SERIES set to
+# the series), and report add an overview of all of them to REPORT_DIR.
+comma := ,
+SERIES_UNDER_DATA_DIR = $(sort $(notdir $(patsubst %/subtitle_data,%,$(wildcard $(DATA_DIR)/*/subtitle_data))))
+SERIES_LIST = $(if $(filter all,$(SERIES)),$(SERIES_UNDER_DATA_DIR),$(subst $(comma), ,$(SERIES)))
+MULTI_SERIES = $(or $(findstring $(comma),$(SERIES)),$(filter all,$(SERIES)))
+# $(call per_series,VAR): VAR's value for each series of SERIES_LIST, in order.
+per_series = $(foreach SERIES,$(SERIES_LIST),$($(1)))
+# Refuse a several-series run with no series, or whose series would share one output.
+check_series = $(if $(SERIES_LIST),,$(error SERIES=$(SERIES): no series (none under $(DATA_DIR))))$(if \
+	$(filter-out $(words $(SERIES_LIST)),$(words $(sort $(SERIES_LIST)))),$(error SERIES=$(SERIES): a series is named twice))$(if \
+	$(filter-out $(words $(SERIES_LIST)),$(words $(sort $(call per_series,$(1))))),$(error SERIES=$(SERIES): \
+	$(1) must differ per series (use $$(SERIES) in it)))
 # The demo's series has 212 lines: blocks of 25 and a 2-line gap give every split part some.
 DEMO_SPLIT_ARGS := --block-lines 25 --gap-lines 2
 # The tiny model writes nonsense: short turns and few of them keep the demo's eval quick.
@@ -271,13 +287,26 @@ serve: | $(SERVE_READY) $(MODEL_DEP) ## one OpenAI-compatible server per port of
 stop-serve: ## stop the servers make serve started (by their own pids)
 	$(PY) -m tools.serve stop --run-dir $(SERVE_DIR) --base-port $(BASE_PORT)
 
-eval: $(LABELS) ## evaluate the served model on SERIES over PORTS (-> EVAL_OUT, resumable); EVAL_ARGS e.g. "--split runs/S/split.json"
+eval: $(if $(MULTI_SERIES),install,$(LABELS)) ## evaluate the served model on SERIES (a,b,c or all: in turn) over PORTS or URLS -> EVAL_OUT, resumable
+ifeq ($(MULTI_SERIES),)
 	$(PY) -m tools.eval --series $(SERIES) --data-dir $(DATA_DIR) --labels $(LABELS) --out $(EVAL_OUT) \
-		--ports $(PORTS) --base-port $(BASE_PORT) --protocol $(PROTOCOL) --concurrency $(CONCURRENCY) \
-		--seed $(SEED) $(if $(SERVED_NAME),--model $(SERVED_NAME)) $(EVAL_ARGS)
+		$(if $(URLS),--urls $(URLS),--ports $(PORTS) --base-port $(BASE_PORT)) --protocol $(PROTOCOL) \
+		--concurrency $(CONCURRENCY) --seed $(SEED) $(if $(SERVED_NAME),--model $(SERVED_NAME)) $(EVAL_ARGS)
+else
+	@: $(call check_series,EVAL_OUT)$(call check_series,LABELS)
+	@failed=; for series in $(SERIES_LIST); do \
+		$(MAKE) --no-print-directory eval SERIES=$$series || failed="$$failed $$series"; done; \
+	if [ -n "$$failed" ]; then echo "make eval: not finished for:$$failed (rerun to resume)" >&2; exit 1; fi
+endif
 
-report: install ## EVAL_OUT + LABELS -> REPORT_DIR (report.md, report.json, PNG plots); REPORT_ARGS e.g. "--top-n 15"
+report: install ## EVAL_OUT + LABELS -> REPORT_DIR (report.md, report.json, PNG plots; several SERIES: a row each, overall); REPORT_ARGS
+ifeq ($(MULTI_SERIES),)
 	$(PY) -m tools.report --results $(EVAL_OUT) --labels $(LABELS) --out-dir $(REPORT_DIR) $(REPORT_ARGS)
+else
+	@: $(call check_series,EVAL_OUT)
+	$(PY) -m tools.report --results $(call per_series,EVAL_OUT) --labels $(call per_series,LABELS) \
+		--out-dir $(REPORT_DIR) $(REPORT_ARGS)
+endif
 
 # The demo's serve -> eval -> report always stops the servers it started, also when eval fails.
 demo: series-info ## the end-to-end demo on CPU: prepare, oracle traces, split, export, SFT, RL dry run, serve, eval, report

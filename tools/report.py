@@ -10,6 +10,20 @@ Accuracy is over the *judged* evaluated lines, as prepare counts them: lines wit
 that are not seed lines (prepare's label is the truth on a seed line). Every other record is
 counted under `lines.not_judged` and still counts for tool usage and latency.
 
+Beside our two rules, every accuracy row gives the published code's own judging rule
+(correctness.published, with the `published_known` characters labels.json carries), for the
+model's answer and prepare's label alike, so the figures compare with the published ones; and the
+lines split by overlapped vs clean speech (labels.json's per-line `overlap`). A labels.json from
+before these fields (no `published_known`, no `overlap`) still reports, without them.
+
+Several series in one report (`make report SERIES=a,b,c`, as the published pipeline evaluates
+one model on several dramas): one --results and one --labels per series, paired in order. Each
+series gets its own full report in `<out-dir>/<series>/` (the same files a one-series report
+writes), and `<out-dir>` holds the overview: a row per series, the overall figure both
+lines-weighted (every judged line counts once) and drama-averaged (every series counts once),
+and the cuts that make sense across series (duration, sample type, hybrid curve, tool use,
+latency, ports) over all their lines.
+
 Bad input (a broken or incomplete record, a line that labels.json does not have) stops the
 report with the file, line and reason, exit status 2, and nothing written.
 """
@@ -24,9 +38,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugins.speaker_rec.correctness import published
 from plugins.speaker_rec.labelfile import FORMAT as LABELS_FORMAT
 from plugins.speaker_rec.labelfile import SAMPLE_TYPES
 from plugins.speaker_rec.labels import is_other
+from plugins.speaker_rec.series import SERIES_NAME
 from tools.fileio import atomic_write_text, read_jsonl
 from tools.tiny_model import DEFAULT_OUT as TINY_MODEL_DIR
 from tools.tiny_model import read_stamp
@@ -34,7 +50,9 @@ from tools.tiny_model import read_stamp
 log = logging.getLogger("report")
 
 FORMAT = "dramakit-report/1"
-RULES = ("strict", "candidate_aware")
+SERIES_FORMAT = "dramakit-series-report/1"
+RULES = ("strict", "candidate_aware")  # ours
+PUBLISHED = "published"  # the published code's rule, beside ours when labels.json says who is known
 SOURCES = ("model", "prepare")
 DEFAULT_EDGES = (1.0, 2.0, 4.0, 8.0)
 # Thresholds tried besides the observed margins, so curves of different runs share points.
@@ -57,6 +75,7 @@ class Labels:
     language: str
     other: str
     lines: dict[int, dict]
+    published_known: frozenset[str] | None = None  # None: labels.json predates the published rule
 
 
 @dataclass(frozen=True)
@@ -65,12 +84,15 @@ class Line:
 
     result: dict
     label: dict
+    published: dict[str, bool] | None = None  # per source, right by the published rule
 
     @property
     def judged(self) -> bool:
         return self.label["correct"] is not None and self.label["source"] != "seed"
 
     def correct(self, source: str, rule: str) -> bool:
+        if rule == PUBLISHED:
+            return self.published[source]
         return (self.result if source == "model" else self.label)["correct"][rule]
 
 
@@ -96,6 +118,9 @@ def read_labels_for_report(path: Path) -> Labels:
         raise InputError(f"{path}: not a labels file (format is not {LABELS_FORMAT!r})")
     if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):
         raise InputError(f"{path}: the header lacks 'other' or 'lines'")
+    known = data.get("published_known")
+    if known is not None and not (isinstance(known, list) and all(isinstance(name, str) for name in known)):
+        raise InputError(f"{path}: 'published_known' is not a list of names ({known!r})")
     checks = {
         "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
         "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
@@ -119,8 +144,11 @@ def read_labels_for_report(path: Path) -> Labels:
             raise InputError(f"{where}: 'truth' and 'correct' must both be set or both be null")
         if record["index"] in lines:
             raise InputError(f"{where}: index {record['index']} appears twice")
+        if "overlap" in record and not isinstance(record["overlap"], bool):
+            raise InputError(f"{where}: invalid 'overlap' ({record['overlap']!r})")
         lines[record["index"]] = record
-    return Labels(str(data.get("series")), str(data.get("language")), data["other"], lines)
+    return Labels(str(data.get("series")), str(data.get("language")), data["other"], lines,
+                  None if known is None else frozenset(known))
 
 
 RESULT_CHECKS = {
@@ -170,7 +198,10 @@ def read_results(path: Path, labels: Labels, labels_path: Path) -> list[Line]:
                 raise InputError(f"{where}: {ours} {result[ours]!r} disagrees with {labels_path} "
                                  f"({label[theirs]!r}); were they written by different runs?")
         seen[index] = record.line_no
-        joined.append(Line(result, label))
+        judged_by_published = None if labels.published_known is None else {
+            "model": published(result["answer"], label["truth"], labels.published_known),
+            "prepare": published(label["label"], label["truth"], labels.published_known)}
+        joined.append(Line(result, label, judged_by_published))
     if not joined:
         raise InputError(f"{path}: no result records")
     return sorted(joined, key=lambda line: line.result["line"])
@@ -222,12 +253,17 @@ def percent(part: int, whole: int) -> float | None:
     return round(100.0 * part / whole, 2) if whole else None
 
 
-def accuracy_row(lines: list[Line]) -> dict:
+def rules_of(lines: list[Line]) -> tuple[str, ...]:
+    """Our two rules, and the published one when every line can be judged by it."""
+    return (*RULES, PUBLISHED) if all(line.published is not None for line in lines) else RULES
+
+
+def accuracy_row(lines: list[Line], rules: tuple[str, ...] = RULES) -> dict:
     """Lines, and per source and rule the correct count and accuracy in percent."""
     row = {"lines": len(lines)}
     for source in SOURCES:
         row[source] = {}
-        for rule in RULES:
+        for rule in rules:
             correct = sum(line.correct(source, rule) for line in lines)
             row[source][rule] = {"correct": correct, "accuracy": percent(correct, len(lines))}
     return row
@@ -246,24 +282,46 @@ def top_characters(lines: list[Line], top_n: int) -> list[str]:
     return sorted(counts, key=lambda name: (-counts[name], name))[:top_n]
 
 
+def overlap_rows(lines: list[Line], rules: tuple[str, ...]) -> list[dict] | None:
+    """Accuracy on lines whose speech overlaps another's and on clean ones (None when labels.json
+    has no overlap flags: written before prepare kept them)."""
+    if not all("overlap" in line.label for line in lines):
+        return None
+    return [{"speech": name, **accuracy_row([x for x in lines if x.label["overlap"] == flag], rules)}
+            for name, flag in (("overlapped", True), ("clean", False))]
+
+
+def line_cuts(lines: list[Line], edges: tuple[float, ...]) -> dict:
+    """Model vs prepare accuracy overall and per duration bucket, sample type and overlapped vs
+    clean speech: the cuts that mean the same in every series, so they also pool several."""
+    rules = rules_of(lines)
+    return {
+        "overall": accuracy_row(lines, rules),
+        "by_duration": [{"bucket": name, "from_s": lo, "to_s": None if hi == math.inf else hi,
+                         **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi], rules)}
+                        for name, lo, hi in duration_buckets(edges)],
+        "by_sample_type": [{"sample_type": kind,
+                            **accuracy_row([x for x in lines if x.label["sample"] == kind], rules)}
+                           for kind in SAMPLE_TYPES],
+        "by_overlap": overlap_rows(lines, rules),
+    }
+
+
 def accuracy_tables(lines: list[Line], edges: tuple[float, ...], top: list[str]) -> dict:
-    """Model vs prepare accuracy overall and per episode, duration bucket, sample type, character."""
+    """Model vs prepare accuracy overall and per episode, duration bucket, sample type, character,
+    and overlapped vs clean speech."""
+    rules = rules_of(lines)
     episodes = sorted({line.label["episode"] for line in lines})
-    by_character = [{"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name])}
+    by_character = [{"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name], rules)}
                     for name in top]
     rest = [x for x in lines if x.label["truth"] not in top]
     if rest:
         by_character.append({"character": REST, "characters": len({x.label["truth"] for x in rest}),
-                             **accuracy_row(rest)})
+                             **accuracy_row(rest, rules)})
     return {
-        "overall": accuracy_row(lines),
-        "by_episode": [{"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e])}
+        **line_cuts(lines, edges),
+        "by_episode": [{"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e], rules)}
                        for e in episodes],
-        "by_duration": [{"bucket": name, "from_s": lo, "to_s": None if hi == math.inf else hi,
-                         **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi])}
-                        for name, lo, hi in duration_buckets(edges)],
-        "by_sample_type": [{"sample_type": kind, **accuracy_row([x for x in lines if x.label["sample"] == kind])}
-                           for kind in SAMPLE_TYPES],
         "by_character": by_character,
     }
 
@@ -368,12 +426,27 @@ def ports(lines: list[Line]) -> list[dict]:
     return [{"port": port, **table[port]} for port in sorted(table)]
 
 
+def line_counts(lines: list[Line], judged: list[Line], judged_in_labels: int) -> dict:
+    """Result records, judged lines evaluated and in labels.json, and why the others are not judged."""
+    not_judged = collections.Counter(
+        "no ground truth" if line.label["correct"] is None else "seed line" for line in lines if not line.judged)
+    return {"records": len(lines), "evaluated": len(judged), "judged_in_labels": judged_in_labels,
+            "not_judged": dict(sorted(not_judged.items())),
+            "judged_means": "a ground truth and not a seed line (as prepare counts them)"}
+
+
+def serving(lines: list[Line]) -> dict:
+    """Tool use, latency and per-port load of the evaluated lines (judged or not)."""
+    return {"behaviour": behaviour(lines),
+            "latency_s": {"request": percentiles([x for line in lines for x in line.result["latency_s"]]),
+                          "line": percentiles([line.result["timing"]["seconds"] for line in lines])},
+            "ports": ports(lines)}
+
+
 def build_report(lines: list[Line], labels: Labels, *, top_n: int, edges: tuple[float, ...],
                  inputs: dict, model: str | None, tiny: bool) -> dict:
     """The whole report.json content (plots are named, not drawn, here)."""
     judged = [line for line in lines if line.judged]
-    not_judged = collections.Counter(
-        "no ground truth" if line.label["correct"] is None else "seed line" for line in lines if not line.judged)
     judged_in_labels = sum(r["correct"] is not None and r["source"] != "seed" for r in labels.lines.values())
     if not judged:
         raise InputError(f"{inputs['results']}: none of the {len(lines)} records is a judged line "
@@ -386,17 +459,63 @@ def build_report(lines: list[Line], labels: Labels, *, top_n: int, edges: tuple[
         "inputs": inputs,
         "model": {"name": model, "tiny": tiny},
         "warnings": [TINY_WARNING] if tiny else [],
-        "lines": {"records": len(lines), "evaluated": len(judged), "judged_in_labels": judged_in_labels,
-                  "not_judged": dict(sorted(not_judged.items())),
-                  "judged_means": "a ground truth and not a seed line (as prepare counts them)"},
+        "lines": line_counts(lines, judged, judged_in_labels),
         "settings": {"top_n": top_n, "buckets_s": list(edges)},
         "accuracy": accuracy_tables(judged, edges, top),
         "hybrid": hybrid_curve(judged),
         "confusion": confusion(judged, top, labels.other),
-        "behaviour": behaviour(lines),
-        "latency_s": {"request": percentiles([x for line in lines for x in line.result["latency_s"]]),
-                      "line": percentiles([line.result["timing"]["seconds"] for line in lines])},
-        "ports": ports(lines),
+        **serving(lines),
+    }
+
+
+@dataclass(frozen=True)
+class SeriesRun:
+    """One series of a several-series report: its evaluated lines and its own report."""
+
+    lines: list[Line]
+    report: dict
+
+
+def drama_averaged(rows: list[dict]) -> dict:
+    """Per source and rule, the mean over series of each series' accuracy (every series counts
+    once, however many lines it has), from the exact counts, rounded like the rest."""
+    out = {"series_count": len(rows), "lines": sum(row["lines"] for row in rows)}
+    rules = [rule for rule in (*RULES, PUBLISHED) if all(rule in row["model"] for row in rows)]
+    for source in SOURCES:
+        out[source] = {rule: {"accuracy": round(sum(100.0 * row[source][rule]["correct"] / row["lines"]
+                                                    for row in rows) / len(rows), 2)}
+                       for rule in rules}
+    return out
+
+
+def build_series_report(runs: list[SeriesRun], *, edges: tuple[float, ...]) -> dict:
+    """The overview of several series' reports: a row per series (its own overall figures), the
+    overall figure lines-weighted and drama-averaged, and the cuts that pool across series."""
+    names = [run.report["series"] for run in runs]
+    lines = [line for run in runs for line in run.lines]
+    judged = [line for line in lines if line.judged]
+    models = {run.report["series"]: run.report["model"]["name"] for run in runs}
+    tiny = any(run.report["model"]["tiny"] for run in runs)
+    warnings = [TINY_WARNING] if tiny else []
+    if len(set(models.values())) > 1:
+        warnings.append("the series were not all evaluated with the same model: "
+                        + ", ".join(f"{s}: {m or 'not named'}" for s, m in models.items()))
+    rows = [{"series": run.report["series"], **run.report["accuracy"]["overall"]} for run in runs]
+    cuts = line_cuts(judged, edges)
+    return {
+        "format": SERIES_FORMAT,
+        "series": names,
+        "inputs": [{"series": run.report["series"], "report": f"{run.report['series']}/report.json",
+                    **run.report["inputs"]} for run in runs],
+        "model": {"names": models, "tiny": tiny},
+        "warnings": warnings,
+        "lines": line_counts(lines, judged, sum(run.report["lines"]["judged_in_labels"] for run in runs)),
+        "settings": {"buckets_s": list(edges)},
+        "by_series": rows,
+        "overall": {"lines_weighted": cuts["overall"], "drama_averaged": drama_averaged(rows)},
+        "accuracy": cuts,
+        "hybrid": hybrid_curve(judged),
+        **serving(lines),
     }
 
 
@@ -413,12 +532,32 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return [*lines, ""]
 
 
+RULE_NAMES = {"strict": "strict", "candidate_aware": "cand.-aware", PUBLISHED: "published rule"}
+
+
 def _accuracy_table(first: str, rows: list[dict], key: str) -> list[str]:
-    header = [first, "lines", "model strict", "model cand.-aware", "prepare strict", "prepare cand.-aware"]
+    """Per row: lines, then model and prepare under our rules and (where known) the published one."""
+    rules = [rule for rule in (*RULES, PUBLISHED) if any(rule in row["model"] for row in rows)]
+    header = [first, "lines", *[f"{source} {RULE_NAMES[rule]}" for source in SOURCES for rule in rules]]
     return _table(header, [
         [f"(rest: {row['characters']} characters)" if "characters" in row else row[key], row["lines"],
-         *[_pct(row[source][rule]["accuracy"]) for source in SOURCES for rule in RULES]]
+         *[_pct(row[source].get(rule, {}).get("accuracy")) for source in SOURCES for rule in rules]]
         for row in rows])
+
+
+def _published_sentence(overall: dict) -> list[str]:
+    """The headline's figures by the published code's rule, when the report has them."""
+    if PUBLISHED not in overall["model"]:
+        return []
+    return [(f"By the published code's judging rule: model {_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
+             f"prepare {_pct(overall['prepare'][PUBLISHED]['accuracy'])} %."), ""]
+
+
+def _overlap_section(rows: list[dict] | None) -> list[str]:
+    if rows is None:
+        return ["### Overlapped vs clean speech", "",
+                "labels.json has no overlap flags (written before prepare kept them): rerun prepare.", ""]
+    return ["### Overlapped vs clean speech", "", *_accuracy_table("speech", rows, "speech")]
 
 
 def _headline(report: dict) -> list[str]:
@@ -434,7 +573,7 @@ def _headline(report: dict) -> list[str]:
         f"Model: {report['model']['name'] or 'not named (no eval_config.json)'}.", "",
         (f"**Model accuracy: strict {model['strict']} %, candidate-aware {model['candidate_aware']} %** "
          f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware {prepare['candidate_aware']} %)."),
-        "",
+        "", *_published_sentence(overall),
     ]
 
 
@@ -479,6 +618,7 @@ def render_markdown(report: dict, plots: dict[str, str], legend: dict[str, str])
            "### Per duration", "", *_accuracy_table("duration", acc["by_duration"], "bucket"),
            "### Per sample type (prepare's line selection)", "",
            *_accuracy_table("sample type", acc["by_sample_type"], "sample_type"),
+           *_overlap_section(acc["by_overlap"]),
            f"### Per character (ground truth, top {report['settings']['top_n']})", "",
            *_accuracy_table("character", acc["by_character"], "character"),
            *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
@@ -489,7 +629,94 @@ def render_markdown(report: dict, plots: dict[str, str], legend: dict[str, str])
     return "\n".join(out) + "\n"
 
 
+def render_series_markdown(report: dict, plots: dict[str, str]) -> str:
+    """The overview report.md of several series: the per-series table with both overall rows,
+    the pooled cuts, and links to each series' own report."""
+    lines, overall = report["lines"], report["overall"]
+    weighted, averaged = overall["lines_weighted"], overall["drama_averaged"]
+    rows = [*report["by_series"],
+            {"series": "all, lines-weighted", **weighted},
+            {"series": f"all, drama-averaged ({averaged['series_count']} series)", **averaged}]
+    models = ", ".join(f"{series}: {name or 'not named'}" for series, name in report["model"]["names"].items())
+    out = [f"# Speaker recognition report: {len(report['series'])} series", "",
+           *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
+           (f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of "
+            f"{len(report['series'])} series ({lines['records']} result records). Models: {models}."), "",
+           (f"**Model accuracy, lines-weighted: strict {_pct(weighted['model']['strict']['accuracy'])} %, "
+            f"candidate-aware {_pct(weighted['model']['candidate_aware']['accuracy'])} %; drama-averaged: "
+            f"strict {_pct(averaged['model']['strict']['accuracy'])} %, candidate-aware "
+            f"{_pct(averaged['model']['candidate_aware']['accuracy'])} %** (prepare on the same lines, "
+            f"lines-weighted: strict {_pct(weighted['prepare']['strict']['accuracy'])} %, candidate-aware "
+            f"{_pct(weighted['prepare']['candidate_aware']['accuracy'])} %)."), "",
+           *_published_sentence(weighted),
+           "## Accuracy per series (%)", "",
+           "Lines-weighted counts every judged line once; drama-averaged is the mean of the series' figures.", "",
+           *_accuracy_table("series", rows, "series"),
+           "## All series' lines together", "",
+           "### Per duration", "", *_accuracy_table("duration", report["accuracy"]["by_duration"], "bucket"),
+           "### Per sample type (prepare's line selection)", "",
+           *_accuracy_table("sample type", report["accuracy"]["by_sample_type"], "sample_type"),
+           *_overlap_section(report["accuracy"]["by_overlap"]),
+           *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
+           "## Each series' own report", "",
+           *[f"- [{entry['series']}]({entry['series']}/report.md)" for entry in report["inputs"]], "",
+           "## Plots", "", *[f"![{name}]({file})" for name, file in plots.items()]]
+    return "\n".join(out) + "\n"
+
+
 # ---- command ------------------------------------------------------------------------------
+
+def read_series_run(results: Path, labels_path: Path, *, top_n: int, edges: tuple[float, ...]) -> SeriesRun:
+    """One series' inputs read, checked and turned into its report (InputError on bad input)."""
+    labels = read_labels_for_report(labels_path)
+    lines = read_results(results, labels, labels_path)
+    config_path, model = read_eval_model(results)
+    inputs = {"results": str(results), "labels": str(labels_path),
+              "eval_config": str(config_path) if config_path else None}
+    report = build_report(lines, labels, top_n=top_n, edges=edges, inputs=inputs,
+                          model=model, tiny=model is not None and is_tiny_model(model))
+    return SeriesRun(lines, report)
+
+
+def check_series_names(runs: list[SeriesRun], labels_paths: list[Path]) -> None:
+    """Several series name sub-folders of the output: each an identifier, and each once."""
+    seen = {}
+    for run, path in zip(runs, labels_paths):
+        name = run.report["series"]
+        if not SERIES_NAME.match(name):
+            raise InputError(f"{path}: series {name!r} is not an identifier; it names the report's sub-folder")
+        if name in seen:
+            raise InputError(f"{path}: series {name!r} is given twice (also {seen[name]})")
+        seen[name] = path
+
+
+def write_report(report: dict, out_dir: Path) -> None:
+    """One series' report.json, report.md and plots into out_dir."""
+    from tools.report_plots import write_plots  # matplotlib only once the inputs are known good
+
+    plots, legend = write_plots(report, out_dir)
+    report["plots"] = plots
+    report["plot_legend"] = legend
+    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "report.md", render_markdown(report, plots, legend))
+
+
+def write_series_report(report: dict, out_dir: Path) -> None:
+    """The several-series overview's report.json, report.md and plots into out_dir."""
+    from tools.report_plots import write_series_plots
+
+    report["plots"] = write_series_plots(report, out_dir)
+    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(out_dir / "report.md", render_series_markdown(report, report["plots"]))
+
+
+def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
+    log.info("%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
+             what, lines["evaluated"], lines["judged_in_labels"],
+             _pct(overall["model"]["strict"]["accuracy"]), _pct(overall["model"]["candidate_aware"]["accuracy"]),
+             _pct(overall["prepare"]["strict"]["accuracy"]), _pct(overall["prepare"]["candidate_aware"]["accuracy"]),
+             where)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -497,9 +724,13 @@ def main(argv: list[str] | None = None) -> int:
         description="Report an evaluation: join results.jsonl (tools.eval) with labels.json (tools.prepare) and "
         "write report.json, report.md and PNG plots to --out-dir: model vs prepare accuracy under both rules "
         "(overall, per episode, duration bucket, sample type, character), the hybrid curve, tool use, turns, "
-        "latency. Exit 2 on bad input, naming the file and line, with nothing written.")
-    parser.add_argument("--results", required=True, type=Path, help="results.jsonl written by tools.eval")
-    parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.prepare")
+        "latency. Several series: one --results and one --labels each, in the same order; each series' report "
+        "goes to --out-dir/<series>/ and --out-dir holds a table with a row per series and the overall figure, "
+        "lines-weighted and drama-averaged. Exit 2 on bad input, naming the file and line, with nothing written.")
+    parser.add_argument("--results", required=True, type=Path, nargs="+", metavar="RESULTS",
+                        help="results.jsonl written by tools.eval (one per series)")
+    parser.add_argument("--labels", required=True, type=Path, nargs="+", metavar="LABELS",
+                        help="labels.json written by tools.prepare (one per series, in the order of --results)")
     parser.add_argument("--out-dir", required=True, type=Path, help="where report.json, report.md and plots go")
     parser.add_argument("--top-n", type=int, default=15,
                         help="characters shown one by one, by line count; the rest form one row (default: %(default)s)")
@@ -510,33 +741,32 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.top_n < 1:
         parser.error("--top-n must be >= 1")
+    if len(args.results) != len(args.labels):
+        parser.error(f"{len(args.results)} --results but {len(args.labels)} --labels: give one of each per series")
     try:
-        labels = read_labels_for_report(args.labels)
-        lines = read_results(args.results, labels, args.labels)
-        config_path, model = read_eval_model(args.results)
-        inputs = {"results": str(args.results), "labels": str(args.labels),
-                  "eval_config": str(config_path) if config_path else None}
-        report = build_report(lines, labels, top_n=args.top_n, edges=args.buckets, inputs=inputs,
-                              model=model, tiny=model is not None and is_tiny_model(model))
+        runs = [read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
+                for results, labels in zip(args.results, args.labels)]
+        several = len(runs) > 1
+        if several:
+            check_series_names(runs, args.labels)
+            overview = build_series_report(runs, edges=args.buckets)
     except InputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    from tools.report_plots import write_plots  # matplotlib only once the inputs are known good
-
-    plots, legend = write_plots(report, args.out_dir)
-    report["plots"] = plots
-    report["plot_legend"] = legend
-    atomic_write_text(args.out_dir / "report.json",
-                      json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
-    atomic_write_text(args.out_dir / "report.md", render_markdown(report, plots, legend))
-    overall = report["accuracy"]["overall"]
-    for warning in report["warnings"]:
+    for warning in (overview if several else runs[0].report)["warnings"]:
         log.warning("%s", warning)
-    log.info("%d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
-             report["lines"]["evaluated"], report["lines"]["judged_in_labels"],
-             _pct(overall["model"]["strict"]["accuracy"]), _pct(overall["model"]["candidate_aware"]["accuracy"]),
-             _pct(overall["prepare"]["strict"]["accuracy"]), _pct(overall["prepare"]["candidate_aware"]["accuracy"]),
-             args.out_dir)
+    if not several:
+        report = runs[0].report
+        write_report(report, args.out_dir)
+        _log_figures(report["series"], report["lines"], report["accuracy"]["overall"], args.out_dir)
+        return 0
+    for run in runs:
+        write_report(run.report, args.out_dir / run.report["series"])
+        _log_figures(run.report["series"], run.report["lines"], run.report["accuracy"]["overall"],
+                     args.out_dir / run.report["series"])
+    write_series_report(overview, args.out_dir)
+    _log_figures(f"{len(runs)} series, lines-weighted", overview["lines"], overview["overall"]["lines_weighted"],
+                 args.out_dir)
     return 0
 
 

@@ -64,7 +64,7 @@ def _write_png(figure: Figure, path: Path) -> None:
 
 def _accuracy_bars(rows: list[dict], names: list[str], title: str, xlabel: str, font) -> Figure:
     """Grouped bars: per row, model and prepare accuracy under both rules."""
-    figure = Figure(figsize=(max(6.0, 0.9 * len(rows) + 2.5), 4.5))
+    figure = Figure(figsize=(max(7.0, 0.9 * len(rows) + 2.5), 4.5))  # 7 in: the legend fits
     ax = figure.add_subplot()
     width = 0.2
     for k, (source, rule, label, colour) in enumerate(SERIES):
@@ -175,3 +175,25 @@ def write_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
         files[name] = f"{name}.png"
         _write_png(figure, out_dir / files[name])
     return files, legend
+
+
+def write_series_plots(report: dict, out_dir: Path) -> dict[str, str]:
+    """Draw the several-series overview's plots into `out_dir`; return {plot: file name}.
+    Series names are identifiers, so the default font draws them."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    font = font_manager.FontProperties(fname=_default_font())
+    overall = report["overall"]
+    rows = [*report["by_series"], overall["lines_weighted"], overall["drama_averaged"]]
+    names = [*report["series"], "all (lines-\nweighted)", "all (drama-\naveraged)"]
+    durations = report["accuracy"]["by_duration"]
+    figures = {
+        "accuracy_by_series": _accuracy_bars(rows, names, "Accuracy by series", "series", font),
+        "accuracy_by_duration": _accuracy_bars(durations, [r["bucket"] for r in durations],
+                                               "Accuracy by line duration, all series", "duration", font),
+        "hybrid_curve": _hybrid(report["hybrid"]),
+    }
+    files = {}
+    for name, figure in figures.items():
+        files[name] = f"{name}.png"
+        _write_png(figure, out_dir / files[name])
+    return files

@@ -1,10 +1,12 @@
 """tools.eval: two real `llamafactory-cli api` servers sharing the lines, failover when one of
 them is SIGKILLed mid-run, resume after the client is SIGKILLed (against a scripted stand-in with
-latency, so that the kill reliably lands mid-run), config checks, and how the served chat template
-renders earlier `<think>` turns."""
+latency, so that the kill reliably lands mid-run), config checks, how the served chat template
+renders earlier `<think>` turns, and `make eval` / `make report` on two series at once, killed
+and resumed."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from plugins.speaker_rec.correctness import published
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
@@ -24,6 +27,9 @@ from tools.scripted_openai import ScriptedOpenAI
 REPO = Path(__file__).resolve().parents[2]
 SERIES, DATA_DIR = "chun_jiang", REPO / "data" / "demo"
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
+SECOND = "chun_jiang_s1"  # the demo script with another seed: other timings, voiceprints, faces, seeds
+# make's own variables of an outer `make test` must not reach the makes a test starts.
+MAKE_ENV = {k: v for k, v in ENV.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
 
 
 def eval_args(labels: Path, out: Path, *extra: str) -> list[str]:
@@ -204,3 +210,117 @@ def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_dro
     assert "<think>第0步推理</think>\n<tool>audio_sim</tool>" in served and "<think>第1步推理</think>" in served
     stock = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert "第0步推理" not in stock and "<tool>audio_sim</tool>" in stock
+
+
+@pytest.fixture(scope="module")
+def two_series_dir(tmp_path_factory) -> Path:
+    """A DATA_DIR holding the demo series and a second small one made from the same script with seed 1."""
+    from tools import demo_series
+
+    data = tmp_path_factory.mktemp("two-series")
+    shutil.copytree(DATA_DIR / SERIES, data / SERIES)  # a copy: the loader refuses links out of DATA_DIR
+    assert demo_series.main(["--script", str(DATA_DIR / "script" / "chun_jiang.yaml"), "--out", str(data / SECOND),
+                             "--seed", "1"]) == 0
+    return data
+
+
+def make(target: str, *variables: str) -> list[str]:
+    """A `make` command line run with this interpreter's environment (what `make install` built)."""
+    if shutil.which("make") is None or not (Path(sys.prefix) / ".make-installed").exists():
+        pytest.skip("needs make and an environment built by `make install`")
+    return ["make", "--no-print-directory", target, f"VENV={sys.prefix}", *variables]
+
+
+def judged_figures(results: Path, labels: Path) -> tuple[int, dict]:
+    """Straight from the files: judged lines of results.jsonl and, per source and rule, how many are
+    right (the published rule judged here from the answers, the truths and labels.json's known set)."""
+    data = json.loads(labels.read_text(encoding="utf-8"))
+    records = {r["index"]: r for r in data["lines"]}
+    judged = [(r, records[r["line"]]) for r in read_results(results)
+              if records[r["line"]]["correct"] is not None and records[r["line"]]["source"] != "seed"]
+    right = {(source, rule): sum((r if source == "model" else label)["correct"][rule] for r, label in judged)
+             for source in ("model", "prepare") for rule in ("strict", "candidate_aware")}
+    known = set(data["published_known"])
+    right["model", "published"] = sum(published(r["answer"], label["truth"], known) for r, label in judged)
+    right["prepare", "published"] = sum(published(label["label"], label["truth"], known) for r, label in judged)
+    return len(judged), right
+
+
+@pytest.mark.slow
+def test_make_eval_and_report_on_two_series_resume_after_a_kill(api_server, second_api_server, two_series_dir,
+                                                                tmp_path):
+    runs = tmp_path / "runs"
+    knobs = [f"DATA_DIR={two_series_dir}", f"RUNS={runs}", f"URLS={api_server} {second_api_server}", "CONCURRENCY=1",
+             "EVAL_ARGS=--sample 4 --seed 1 --max-tokens 4 --max-turns 1"]
+    out = {name: runs / name / "eval" / "results.jsonl" for name in (SERIES, SECOND)}
+    run = subprocess.Popen(make("eval", f"SERIES={SERIES},{SECOND}", *knobs), cwd=REPO, env=MAKE_ENV,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    wait_for_lines(out[SERIES], 1, timeout=180)
+    os.killpg(run.pid, signal.SIGKILL)  # make, its sub-make and the eval client at once
+    run.wait()
+    at_kill = count_lines(out[SERIES])
+    assert at_kill < 4 and not out[SECOND].exists(), "the kill must land in the first series"
+    # SERIES=all: every series under DATA_DIR, the same two
+    done = subprocess.run(make("eval", "SERIES=all", *knobs), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    for name, path in out.items():
+        lines = [r["line"] for r in read_results(path)]
+        config = json.loads((path.parent / "eval_config.json").read_text(encoding="utf-8"))
+        assert len(lines) == len(set(lines)) == 4 and sorted(lines) == config["lines"], name
+        assert config["run"]["series"] == name
+
+    done = subprocess.run(make("report", f"SERIES={SERIES},{SECOND}", *knobs), cwd=REPO, env=MAKE_ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    overview_dir = runs / f"{SERIES},{SECOND}" / "report"
+    overview = json.loads((overview_dir / "report.json").read_text(encoding="utf-8"))
+    assert overview["series"] == [SERIES, SECOND]
+    # one series alone, as make demo runs it: the same report as the overview's, and its row
+    done = subprocess.run(make("report", f"SERIES={SERIES}", *knobs), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    alone = runs / SERIES / "report" / "report.json"
+    assert (overview_dir / SERIES / "report.json").read_bytes() == alone.read_bytes()
+    assert overview["by_series"][0] == {"series": SERIES, **json.loads(alone.read_text())["accuracy"]["overall"]}
+    totals, averages = Counter(), Counter()
+    for name, row in zip((SERIES, SECOND), overview["by_series"]):
+        sub = json.loads((overview_dir / name / "report.json").read_text(encoding="utf-8"))
+        assert row == {"series": name, **sub["accuracy"]["overall"]}
+        lines, right = judged_figures(out[name], runs / name / "labels.json")
+        assert row["lines"] == lines == 4
+        for (source, rule), n in right.items():
+            assert row[source][rule]["correct"] == n
+            averages[source, rule] += 100 * n / lines / 2
+            totals[source, rule] += n
+    # the demo script marks no overlapped speech: every line is clean
+    assert [(r["speech"], r["lines"]) for r in overview["accuracy"]["by_overlap"]] == [("overlapped", 0), ("clean", 8)]
+    assert len(totals) == 6  # our two rules and the published one, for the model and prepare
+    for (source, rule), n in totals.items():
+        assert overview["overall"]["lines_weighted"][source][rule] == {"correct": n, "accuracy": round(100 * n / 8, 2)}
+        assert overview["overall"]["drama_averaged"][source][rule] == {"accuracy": round(averages[source, rule], 2)}
+
+
+@pytest.mark.parametrize("variables, reason", [
+    (["SERIES=chun_jiang,chun_jiang"], "a series is named twice"),
+    (["SERIES=all", "DATA_DIR=no/such/folder"], "no series (none under no/such/folder)"),
+    (["SERIES=chun_jiang,x", "EVAL_OUT=one.jsonl"], "EVAL_OUT must differ per series"),
+])
+def test_make_refuses_several_series_that_would_collide(variables, reason, tmp_path):
+    for target in ("eval", "report"):
+        done = subprocess.run(make(target, "-n", f"RUNS={tmp_path}", *variables), cwd=REPO, env=MAKE_ENV,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0 and reason in done.stderr, (target, done.stderr)
+
+
+def test_one_series_runs_the_same_eval_and_report_commands_as_before(tmp_path):
+    done = subprocess.run(make("eval", "-n", f"RUNS={tmp_path}"), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=60)
+    command = " ".join(done.stdout.replace("\\\n", " ").split())  # make -n keeps the continuation lines
+    assert f"-m tools.eval --series chun_jiang --data-dir data/demo --labels {tmp_path}/chun_jiang/labels.json " \
+           f"--out {tmp_path}/chun_jiang/eval/results.jsonl --ports 1-2 --base-port 8000 --protocol hermes " \
+           "--concurrency 8 --seed 0" in command, command
+    done = subprocess.run(make("report", "-n", f"RUNS={tmp_path}"), cwd=REPO, env=MAKE_ENV, capture_output=True,
+                          text=True, timeout=60)
+    assert f"-m tools.report --results {tmp_path}/chun_jiang/eval/results.jsonl --labels " \
+           f"{tmp_path}/chun_jiang/labels.json --out-dir {tmp_path}/chun_jiang/report" in done.stdout

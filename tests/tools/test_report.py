@@ -42,14 +42,20 @@ ASSETS = Path(__file__).resolve().parents[1] / "assets" / "report"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def row(lines, model_strict, model_aware, prepare_strict, prepare_aware):
-    """An accuracy row from hand counts: each rule is (correct, accuracy %)."""
+def row(lines, model_strict, model_aware, prepare_strict, prepare_aware, model_published=None,
+        prepare_published=None):
+    """An accuracy row from hand counts: each rule is (correct, accuracy %); the published rule's
+    cells only when given."""
     def cell(pair):
         return {"correct": pair[0], "accuracy": pair[1]}
 
-    return {"lines": lines,
-            "model": {"strict": cell(model_strict), "candidate_aware": cell(model_aware)},
-            "prepare": {"strict": cell(prepare_strict), "candidate_aware": cell(prepare_aware)}}
+    out = {"lines": lines,
+           "model": {"strict": cell(model_strict), "candidate_aware": cell(model_aware)},
+           "prepare": {"strict": cell(prepare_strict), "candidate_aware": cell(prepare_aware)}}
+    if model_published is not None:
+        out["model"]["published"] = cell(model_published)
+        out["prepare"]["published"] = cell(prepare_published)
+    return out
 
 
 def run_report(out_dir, results=ASSETS / "results.jsonl", labels=ASSETS / "labels.json", *extra):
@@ -295,3 +301,174 @@ def test_without_eval_config_the_model_is_unnamed(tmp_path):
     assert rep["warnings"] == [] and rep["model"] == {"name": None, "tiny": False}
     # top 15 covers every truth: Alice 6, Bob 4, Cara 3, 林晚 2, Dan 1; no rest row
     assert [r["character"] for r in rep["accuracy"]["by_character"]] == ["Alice", "Bob", "Cara", "林晚", "Dan"]
+
+
+# ---- several series ------------------------------------------------------------------------
+
+def second_series(folder: Path) -> tuple[Path, Path]:
+    """The fixture as a second series, "toy_b", of which only episode 1 (lines 0-5) was evaluated:
+    model strict {0,1,2,4} = 4, candidate-aware + {3,5} = 6; prepare strict {0,2,4} = 3, + {5} = 4."""
+    folder.mkdir(parents=True)
+    labels = json.loads((ASSETS / "labels.json").read_text(encoding="utf-8"))
+    (folder / "labels.json").write_text(json.dumps({**labels, "series": "toy_b"}, ensure_ascii=False),
+                                        encoding="utf-8")
+    records = [json.loads(line) for line in (ASSETS / "results.jsonl").read_text(encoding="utf-8").splitlines()]
+    (folder / "results.jsonl").write_text("".join(json.dumps({**r, "series": "toy_b"}) + "\n"
+                                                  for r in records if r["line"] <= 5), encoding="utf-8")
+    shutil.copy(ASSETS / "eval_config.json", folder / "eval_config.json")
+    return folder / "results.jsonl", folder / "labels.json"
+
+
+def run_series_report(out_dir, pairs, *extra):
+    results = [str(r) for r, _ in pairs]
+    labels = [str(x) for _, x in pairs]
+    return report.main(["--results", *results, "--labels", *labels, "--out-dir", str(out_dir), "--top-n", "2", *extra])
+
+
+@pytest.fixture(scope="module")
+def two_series(tmp_path_factory, built):
+    root = tmp_path_factory.mktemp("series")
+    pairs = [(ASSETS / "results.jsonl", ASSETS / "labels.json"), second_series(root / "toy_b")]
+    assert run_series_report(root / "out", pairs) == 0
+    singles = []
+    for results, labels in pairs:
+        single = root / "single" / json.loads(labels.read_text(encoding="utf-8"))["series"]
+        assert run_report(single, results, labels) == 0
+        singles.append(single)
+    return root / "out", json.loads((root / "out" / "report.json").read_text(encoding="utf-8")), singles
+
+
+def test_a_row_per_series_equals_that_series_own_report(two_series):
+    out, rep, singles = two_series
+    assert rep["series"] == ["toy", "toy_b"]
+    assert rep["by_series"] == [{"series": "toy", **row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5))},
+                                {"series": "toy_b", **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67))}]
+    for single, entry in zip(singles, rep["by_series"]):
+        alone = json.loads((single / "report.json").read_text(encoding="utf-8"))
+        assert {"series": alone["series"], **alone["accuracy"]["overall"]} == entry
+        # each series' sub-report is the report it gets alone
+        for name in ("report.json", "report.md", *alone["plots"].values()):
+            assert (out / alone["series"] / name).read_bytes() == (single / name).read_bytes(), name
+
+
+def test_overall_lines_weighted_and_drama_averaged(two_series):
+    rep = two_series[1]
+    # every judged line once: model 14 / 18 of 22, prepare 12 / 14 of 22
+    assert rep["overall"]["lines_weighted"] == row(22, (14, 63.64), (18, 81.82), (12, 54.55), (14, 63.64))
+    # every series once: model (62.5 + 66.67) / 2, (75 + 100) / 2; prepare (56.25 + 50) / 2, (62.5 + 66.67) / 2
+    averaged = rep["overall"]["drama_averaged"]
+    assert averaged["series_count"] == 2 and averaged["lines"] == 22
+    assert {source: {rule: averaged[source][rule]["accuracy"] for rule in report.RULES}
+            for source in report.SOURCES} == {"model": {"strict": 64.58, "candidate_aware": 87.5},
+                                              "prepare": {"strict": 53.12, "candidate_aware": 64.58}}
+    assert rep["lines"]["records"] == 24 and rep["lines"]["evaluated"] == 22
+    assert rep["lines"]["judged_in_labels"] == 36
+    # pooled cuts: under 1 s are toy's 0,1,7,13 and toy_b's 0,1: model {0,1,13} + {0,1}; prepare {0} + {0}
+    assert rep["accuracy"]["by_duration"][0] == {"bucket": "<1s", "from_s": 0.0, "to_s": 1.0,
+                                                 **row(6, (5, 83.33), (5, 83.33), (2, 33.33), (2, 33.33))}
+    assert rep["model"] == {"names": {"toy": "tiny-qwen3", "toy_b": "tiny-qwen3"}, "tiny": True}
+    assert rep["warnings"] == [report.TINY_WARNING]
+
+
+def test_series_markdown_and_plots(two_series):
+    out, rep, _ = two_series
+    md = (out / "report.md").read_text(encoding="utf-8")
+    assert "| toy | 16 | 62.50 | 75.00 | 56.25 | 62.50 |" in md
+    assert "| toy_b | 6 | 66.67 | 100.00 | 50.00 | 66.67 |" in md
+    assert "| all, lines-weighted | 22 | 63.64 | 81.82 | 54.55 | 63.64 |" in md
+    assert "| all, drama-averaged (2 series) | 22 | 64.58 | 87.50 | 53.12 | 64.58 |" in md
+    assert "[toy_b](toy_b/report.md)" in md
+    assert set(rep["plots"]) == {"accuracy_by_series", "accuracy_by_duration", "hybrid_curve"}
+    for name in rep["plots"].values():
+        assert (out / name).read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_several_series_refuse_bad_pairs_and_write_nothing(tmp_path, capsys):
+    other = second_series(tmp_path / "toy_b")
+    twice = [(ASSETS / "results.jsonl", ASSETS / "labels.json")] * 2
+    assert run_series_report(tmp_path / "out", twice) == 2
+    assert "series 'toy' is given twice" in capsys.readouterr().err
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(other[0].read_text(encoding="utf-8") + "not json\n", encoding="utf-8")
+    assert run_series_report(tmp_path / "out", [(ASSETS / "results.jsonl", ASSETS / "labels.json"),
+                                                (broken, other[1])]) == 2
+    assert f"{broken}:7: " in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["--results", str(ASSETS / "results.jsonl"), str(other[0]), "--labels",
+                     str(ASSETS / "labels.json"), "--out-dir", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "2 --results but 1 --labels" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+# ---- the published rule and overlapped speech ------------------------------------------------
+
+OVERLAPPED = (1, 3, 10, 16)
+
+
+def published_labels(folder: Path) -> tuple[Path, Path]:
+    """The fixture as prepare writes it now: `published_known` = Alice and Bob (Cara never the
+    top-1 face), and lines 1, 3, 10 and 16 overlapped. By the published rule (equal, or neither
+    answer nor truth known) the model is also right on 3, 5, 15 (Cara truth, "other" answer) and
+    still wrong on 16 (Bob for Dan): 13; prepare also on 5 ("other" for Cara): 10."""
+    folder.mkdir(parents=True)
+    labels = json.loads((ASSETS / "labels.json").read_text(encoding="utf-8"))
+    labels["published_known"] = ["Alice", "Bob"]
+    for record in labels["lines"]:
+        record["overlap"] = record["index"] in OVERLAPPED
+    (folder / "labels.json").write_text(json.dumps(labels, ensure_ascii=False), encoding="utf-8")
+    for name in ("results.jsonl", "eval_config.json"):
+        shutil.copy(ASSETS / name, folder / name)
+    return folder / "results.jsonl", folder / "labels.json"
+
+
+def test_published_rule_beside_ours_and_overlapped_vs_clean(tmp_path):
+    results, labels = published_labels(tmp_path / "in")
+    assert run_report(tmp_path / "out", results, labels) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    acc = rep["accuracy"]
+    assert acc["overall"] == row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5), (13, 81.25), (10, 62.5))
+    assert acc["by_overlap"] == [
+        # 1, 3, 10, 16: model strict {1,10}, + {3}, published {1,3,10}; prepare none right
+        {"speech": "overlapped", **row(4, (2, 50.0), (3, 75.0), (0, 0.0), (0, 0.0), (3, 75.0), (0, 0.0))},
+        {"speech": "clean", **row(12, (8, 66.67), (9, 75.0), (9, 75.0), (10, 83.33), (10, 83.33), (10, 83.33))},
+    ]
+    # every cut carries the rule: episode 1 = lines 0-5: model published {0,1,2,3,4,5}, prepare {0,2,4,5}
+    assert acc["by_episode"][0] == {"episode": 1, **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67),
+                                                        (6, 100.0), (4, 66.67))}
+    md = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "By the published code's judging rule: model 81.25 %, prepare 62.50 %." in md
+    assert "| overlapped | 4 | 50.00 | 75.00 | 75.00 | 0.00 | 0.00 | 0.00 |" in md
+    assert "model published rule" in md
+
+
+def test_a_labels_file_without_the_new_fields_reports_without_them(built):
+    out, rep = built
+    assert "published" not in rep["accuracy"]["overall"]["model"] and rep["accuracy"]["by_overlap"] is None
+    assert "no overlap flags" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_series_with_and_without_the_published_rule(tmp_path):
+    pairs = [published_labels(tmp_path / "toy"), second_series(tmp_path / "toy_b")]
+    assert run_series_report(tmp_path / "out", pairs) == 0
+    rep = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert rep["by_series"][0]["model"]["published"] == {"correct": 13, "accuracy": 81.25}
+    assert "published" not in rep["by_series"][1]["model"]
+    # a figure over all series needs the rule on all of them
+    assert "published" not in rep["overall"]["lines_weighted"]["model"]
+    assert "published" not in rep["overall"]["drama_averaged"]["model"]
+    assert "| toy_b | 6 | 66.67 | 100.00 | – | 50.00 | 66.67 | – |" in (tmp_path / "out" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda labels: labels.update(published_known="Alice"), "'published_known' is not a list of names"),
+    (lambda labels: labels["lines"][2].update(overlap="yes"), "lines[2]: invalid 'overlap' ('yes')"),
+])
+def test_bad_published_fields_exit_2(tmp_path, capsys, edit, reason):
+    results, labels = published_labels(tmp_path / "in")
+    data = json.loads(labels.read_text(encoding="utf-8"))
+    edit(data)
+    labels.write_text(json.dumps(data), encoding="utf-8")
+    assert run_report(tmp_path / "out", results, labels) == 2
+    assert reason in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
