@@ -50,6 +50,7 @@ from tools.llamafactory_dataset import (
     dataset_entry,
     publish,
 )
+from tools import text_input
 from tools.near_duplicates import DuplicateIndex
 from tools.nsfw_filter import DEFAULT_KEYWORDS, KeywordFilter
 
@@ -62,13 +63,9 @@ NAME = re.compile(r"^[^\s/\\：:，,;；\"'“”「」.]{1,20}$")
 def read_text(path: Path) -> str:
     """The file as text with LF newlines; ConversionError when it is missing, not UTF-8 or empty."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConversionError(path, f"cannot read ({e.strerror})") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConversionError(path, f"not UTF-8 (invalid byte 0x{data[e.start]:02x} at byte offset {e.start})") from e
+        text = text_input.read_text(path)
+    except text_input.NotTextError as e:
+        raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     text = normalize_newlines(text)
     if not text.strip():
         raise ConversionError(path, "empty (no text)")
@@ -142,9 +139,9 @@ def load_existing(path: Path) -> list[dict]:
     if not path.is_file():
         raise ConversionError(path, "--merge-existing needs an existing ShareGPT JSON file")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConversionError(path, f"not UTF-8 (byte offset {e.start})") from e
+        records = json.loads(text_input.read_text(path))
+    except text_input.NotTextError as e:
+        raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     except json.JSONDecodeError as e:
         raise ConversionError(path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
     if not isinstance(records, list):
