@@ -84,10 +84,16 @@ LEAD_INS = sorted(
 )
 # A name right after one of these is the object of the clause, not its subject (看着武大道).
 OBJECT_MARKERS = re.compile(
-    r"(?:、|看着|看了|望着|指着|指定|指|扯住|拖住|揪住|扶住|对着|对|向|朝|与|和|同|跟|问|叫|唤|请|劝|谢|拜|把|将|替|被|教|分付|吩咐|告诉|见了|辞了|别了)$"
+    r"(?:、|回顾|看着|看了|望着|指着|指定|指|扯住|拖住|揪住|扶住|对着|对|向|朝|与|和|同|跟|问|叫|唤|请|劝|谢|拜|把|将|替|被|教|分付|吩咐|告诉|见了|辞了|别了)$"
 )
+# A segment that ends in an object marker and a short name (回顾宣赞): a list may go on after it.
+OBJECT_THEN_NAME = re.compile(r"(?:回顾|看着|望着|对着|对|向|唤|叫)[\u4e00-\u9fff]{2,3}$")
 # Several people speak at once (宋江，卢俊义…都笑道): no single speaker.
 PLURAL_SPEECH = re.compile(r"都|一齐|齐声|同声|皆|众")
+# The subject hears the line rather than says it (武松又听得叫声“…”, 只听喊一声): the speaker is
+# someone else, unnamed.
+# A bare 听得 is not one (武松听得大怒道, 鲁智深听得道: he heard, then spoke).
+HEARING = re.compile(r"(?:只|但|忽|又|猛|猛可|隐隐|远远)听得?|(?:只|但|忽)闻")
 # A walk back from the verb stops at a clause of time (宋江唤到帐前问时，说道): the main clause
 # after it often has another subject, unnamed.
 TIME_CLAUSE = re.compile(r"时$")
@@ -105,10 +111,12 @@ HIDDEN_SUBJECT_PART = re.compile(
     r"[人汉者婆娘嫂妇女哥爷叔伯官军兵客僧尼童徒卒吏差丈翁妻夫母父兄弟姐妹儿孩]|"
     r"知府|知县|太尉|都监|管营|团练|提辖|教头|头领|押司|节级|虞候|长老|先生|大王|寨主|主人|员外|太公|小二|酒保|庄客|丫环"
 )
-POSSESSIVE = re.compile(r"^(?:的|之|家的|手下|身边)")
+# The next three are matched at a position inside a segment (`pattern.match(text, pos)`), where `^`
+# never matches: they must not start with it.
+POSSESSIVE = re.compile(r"(?:的|之|家的|手下|身边)")
 # 施恩父子商议道, 武松和宋江道: more than one speaker.
-JOINT_SUBJECT = re.compile(r"^(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)")
-PLURAL_PRONOUN = re.compile(r"^(?:他们|她们|他两个|她两个|他二人|他三个|他众人)")
+JOINT_SUBJECT = re.compile(r"(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)")
+PLURAL_PRONOUN = re.compile(r"(?:他们|她们|他两个|她两个|他二人|他三个|他众人)")
 THIRD_PERSON = ("他", "她")
 FIRST_PERSON_PRONOUN = "我"
 # Continuation: 武松道：“…”又道：“…” is the same speaker.
@@ -323,22 +331,38 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
     if PLURAL_SPEECH.search(speakers.mask_names(last)):
         return _Subject(None)
     if last:
+        names = speakers.names_in(last)
+        hearing = HEARING.search(speakers.mask_names(last))
+        if hearing and not any(m.start() >= hearing.end() for m in names):
+            # 武松又听得叫声“…”: what the subject hears is said by someone the clause does not name.
+            return _Subject(None)
         opening = _subject_at_start(last, speakers)
+        if opening is not None and opening[1] == len(last) and len(segments) > 1:
+            # 回顾宣赞，郝思文道: a bare name after a segment that ends in a name continues a list
+            # written with commas (of the ones spoken to, or of joint speakers).
+            previous = segments[-2]
+            if any(m.end() == len(previous) for m in speakers.names_in(previous)) or \
+                    OBJECT_THEN_NAME.search(previous):
+                return _Subject(None)
         if opening is not None:
             subject, end = opening
             if subject.speaker and not _other_names_are_objects(last, end, speakers):
                 return _Subject(None)
             return subject
-        names = speakers.names_in(last)
         if names:
             m = names[-1]
             before = last[: m.start()]
             if PIVOT_MARKERS.search(before):
                 canonical = speakers.canonical(m.group(0))
                 return _Subject(canonical) if canonical else _Subject(OTHER, _display_name(m.group(0)))
-            if not OBJECT_MARKERS.search(before):
+            marker = OBJECT_MARKERS.search(before)
+            if not marker:
                 return _Subject(None)
-            # 看着武大道: the name is the one spoken to; the speaker is earlier in the sentence.
+            # 看着武大道: the name is the one spoken to; the speaker is earlier in the sentence,
+            # unless the words before the object marker are themselves a subject nobody
+            # configured (王婆又向武松道): then that unnamed subject speaks.
+            if _may_hide_subject(speakers.mask_names(before[: marker.start()])):
+                return _Subject(None)
         elif _may_hide_subject(last):
             return _Subject(None)
     for segment in reversed(segments[:-1]):

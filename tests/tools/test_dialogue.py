@@ -377,3 +377,38 @@ def test_llamafactory_trains_on_every_extracted_sample(repo_root, novel, tiny_mo
     run = run_sft(tiny_model, out_dir, "wusong_dialogue", tmp_path / "sft", max_steps=2)
     run.assert_trained(steps=2)
     assert run.num_examples == len(samples)
+
+
+def _said(text: str, assistant: str, *users: str) -> dict[str, str | None]:
+    """quote → speaker (None when dropped) for `text` attributed with this cast."""
+    from tools.dialogue import attribute, build_cast
+
+    utterances, _ = attribute(text, build_cast(assistant, [], list(users), [], None))
+    return {u.text: (u.hint if u.speaker == OTHER else u.speaker) if u.drop is None else None for u in utterances}
+
+
+# Each construction as it stands in 水浒传 (public domain), with the cast that used to be misled.
+@pytest.mark.parametrize("text, cast, quote, speaker", [
+    # joint subjects (A与B…道, A、B…道) are matched at the position after the name: nobody alone speaks
+    ("且说宋江与吴用计议道：“似此城中紧守，如何摆布？”", ("宋江", "吴用"), "似此城中紧守，如何摆布？", None),
+    ("燕顺、石勇两个劝道：“哥哥，且省烦恼。”", ("燕顺", "石勇"), "哥哥，且省烦恼。", None),
+    # a possessive (A的B道): B speaks, not A
+    ("正要下来，徐宁的娘子觉来，听得响，叫梅香，道：“梁上甚麽响？”", ("徐宁", "时迁"), "梁上甚麽响？", None),
+    # a plural pronoun after a lead-in (当下他两个…道) is no single speaker
+    ("武松道：“好。”当下他两个商量道：“且去歇了。”", ("武松", "宋江"), "且去歇了。", None),
+    # a cry the subject hears (A…只听得上面叫声“…”) is not the subject's
+    ("解珍正爬在山凹处，只听得上面叫声：“着！”", ("解珍", "解宝"), "着！", None),
+    ("又听得一个道：“便逃得性命时，烧了大军草料场，也得个死罪。”", ("林冲", "陆虞候"),
+     "便逃得性命时，烧了大军草料场，也得个死罪。", None),
+    # an unconfigured subject right before a configured object (那番官来与宋江厮见说道)
+    ("宋江唤入中军，那番官来与宋江厮见说道：“俺奉元帅将令，今日拿得你一员大将。”", ("宋江", "吴用"),
+     "俺奉元帅将令，今日拿得你一员大将。", None),
+    # a list written with commas (回顾宣赞，郝思文道): the last name is spoken to, not speaking
+    ("关胜看了一班头领，义气深重，回顾宣赞，郝思文道：“我们被擒在此，所事若何？”", ("郝思文", "关胜"),
+     "我们被擒在此，所事若何？", None),
+    # and the plain forms still attribute
+    ("武松听了，笑道：“却才说的话，休要忘了。”", ("武松", "宋江"), "却才说的话，休要忘了。", "武松"),
+    ("鲁智深听得道：“好了！不是寺院，便是宫观。”", ("鲁智深", "史进"), "好了！不是寺院，便是宫观。", "鲁智深"),
+])
+def test_constructions_from_shuihuzhuan_are_attributed_at_their_depth(text, cast, quote, speaker):
+    assert _said(text, *cast)[quote] == speaker
