@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
 from tools.dialogue_build import (
     LEADING_ASSISTANT_MODES,
     THIRD_PARTY_MODES,
@@ -121,9 +123,18 @@ def extract(path: Path, text: str, cast: Cast, options: BuildOptions,
     samples = DialogueBuilder(cast, options, report, str(path)).build(utterances)
     attributed = collections.Counter(u.speaker for u in utterances if u.drop is None and u.speaker != OTHER)
     others = collections.Counter(u.hint for u in utterances if u.drop is None and u.speaker == OTHER)
+    malformed = collections.Counter(u.malformed for u in utterances if u.malformed)
+    speech_lines = {u.line for u in utterances}
     report.extra.update({
         "unit": "line = one quote or script line",
         "script_mode": script_mode,
+        # Script lines that had to be repaired: two speakers glued on one line (split), or text
+        # after the closing bracket (kept out of the line).
+        "malformed_script_lines": dict(sorted(malformed.items())),
+        "malformed_examples": [where(str(path), u) for u in utterances if u.malformed][:EXAMPLES_PER_REASON],
+        # Lines of the file that hold no quote or script line (narration, profiles, headings).
+        "lines_without_speech": sum(1 for i, line in enumerate(text.split("\n"), 1)
+                                    if line.strip() and i not in speech_lines),
         "attributed_lines": {c.name: attributed.get(c.name, 0) for c in cast.characters},
         # How speakers were found (script, before/after the quote, continuation, pronoun, narrator).
         "attributed_by_rule": dict(sorted(collections.Counter(u.rule for u in utterances if u.drop is None).items())),
@@ -132,6 +143,51 @@ def extract(path: Path, text: str, cast: Cast, options: BuildOptions,
         "top_unconfigured_speakers": dict(others.most_common(15)),
     })
     return samples, report
+
+
+def extract_source(path: Path, cast: Cast, options: BuildOptions) -> tuple[list[Sample], Report]:
+    """Samples and report of one input: a text file, or a folder whose *.txt files (in name order)
+    are scenes of one source: every file ends its conversations, the report covers them all."""
+    if not path.is_dir():
+        return extract(path, read_text(path), cast, options, progress=True)
+    files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+    if not files:
+        raise ConversionError(path, "folder holds no .txt files")
+    samples, reports, empty = [], [], []
+    for file in tqdm(files, desc=path.name, unit="file"):
+        try:
+            text = read_text(file)
+        except ConversionError as e:
+            if "empty (no text)" not in str(e):
+                raise
+            empty.append(str(file))
+            continue
+        file_samples, report = extract(file, text, cast, options)
+        samples += file_samples
+        reports.append(report)
+    total = Report(source=str(path))
+    for report in reports:
+        total.records_in += report.records_in
+        total.dropped.update(report.dropped)
+        for reason, examples in report.examples.items():
+            total.examples[reason].extend(examples[:EXAMPLES_PER_REASON - len(total.examples[reason])])
+        for key, value in report.extra.items():
+            if isinstance(value, dict):
+                merged = collections.Counter(total.extra.get(key, {}))
+                merged.update(value)
+                total.extra[key] = dict(sorted(merged.items()))
+            elif isinstance(value, bool):
+                total.extra[key] = total.extra.get(key, False) or value
+            elif isinstance(value, int):
+                total.extra[key] = total.extra.get(key, 0) + value
+            elif isinstance(value, list):
+                total.extra[key] = (total.extra.get(key, []) + value)[:EXAMPLES_PER_REASON]
+            else:
+                total.extra[key] = value
+    others = collections.Counter(total.extra.get("top_unconfigured_speakers", {}))
+    total.extra["top_unconfigured_speakers"] = dict(others.most_common(15))
+    total.extra.update({"files": len(files), "empty_files": empty})
+    return samples, total
 
 
 def load_existing(path: Path) -> list[dict]:
@@ -165,6 +221,7 @@ def remove_duplicates(per_file: list[tuple[list[Sample], Report]], existing: lis
     kept: list[Sample] = []
     for samples, report in per_file:
         n_kept = n_turns = 0
+        ended_by = collections.Counter()
         for sample in samples:
             duplicate = index.check(sample.text())
             if duplicate:
@@ -175,9 +232,12 @@ def remove_duplicates(per_file: list[tuple[list[Sample], Report]], existing: lis
             kept.append(sample)
             report.keep(len(sample.utterances))
             n_kept += 1
+            ended_by[sample.ended_by] += 1
             n_turns += len(sample.conversations)
         report.extra["samples"] = n_kept
         report.extra["turns"] = n_turns
+        # Why each kept sample ended (scene break, third speaker, addressee change, ...).
+        report.extra["samples_ended_by"] = dict(sorted(ended_by.items()))
     return kept
 
 
@@ -227,8 +287,7 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         max_sample_chars=args.max_sample_chars, max_gap_chars=args.max_gap_chars, nsfw=nsfw,
     )
     existing = load_existing(args.merge_existing) if args.merge_existing else []
-    texts = [(path, read_text(path)) for path in args.inputs]
-    per_file = [extract(path, text, cast, options, progress=True) for path, text in texts]
+    per_file = [extract_source(path, cast, options) for path in args.inputs]
     for _, report in per_file:
         if not report.extra["attributed_lines"][cast.assistant.name]:
             logger.warning("%s: no line is attributed to %s; it adds no sample", report.source, cast.assistant.name)
@@ -276,7 +335,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an existing file; "
         "a report per input counts lines in, out and dropped per reason.",
     )
-    parser.add_argument("--inputs", type=Path, nargs="+", required=True, help="UTF-8 text files (LF or CRLF)")
+    parser.add_argument("--inputs", type=Path, nargs="+", required=True,
+                        help="UTF-8 text files (LF or CRLF), or folders of scene files (*.txt, one scene each)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out-dir", type=Path, help="output folder (dataset_dir for LLaMA-Factory); needs --name")
     target.add_argument("--merge-existing", type=Path, metavar="FILE",

@@ -19,10 +19,13 @@ a change of speaker to one of them is seen rather than glued to the previous sub
 """
 
 import collections
+import html
 import re
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
+
+from tools import dialogue_script
 
 # A speaker nobody configured but that the text names (e.g. 王婆); `Utterance.hint` holds the name.
 OTHER = "<other>"
@@ -36,8 +39,24 @@ UNATTRIBUTED = "unattributed"  # speech whose subject is not a known speaker or 
 PRONOUN = "unattributed_pronoun"  # 他道/她道 where the referent is not safe to resolve
 FIRST_PERSON = "first_person_no_narrator"  # 我道 without --narrator
 UNBALANCED = "unbalanced_quote"  # an opening quote mark never closed in its paragraph
+STAGE_DIRECTION = "stage_direction"  # a script line without a speaker: narration, a direction
+SCENE_BREAK = "scene_break"  # a script direction that moves the scene or time on
+
+# Narration that moves the story to another time or place, or verse that closes a scene: the
+# conversation before it is over (却说…, 次日…, 有诗为证, 正是：).
+SCENE_SHIFT = re.compile(
+    r"(?:^|[。！？!?；;”」\"\s])\s*(?:话说|且说|却说|再说|次日|次早|明日|第二日|当晚|当夜|是夜|是日|"
+    r"过了[一两三四五六七八九十数几]+[日天月年]|不觉|不则一日|有诗为证|诗曰|词曰|正是[：:]|但见[：:])"
+)
+SCENE_SEPARATOR = re.compile(r"^\s*(?:[*＊#~～\-—=·.]\s*){3,}$")
+# HTML paragraphs stored on one line: every <p> or <br> starts a paragraph; other tags are dropped.
+HTML_BREAK = re.compile(r"</?p\b[^>]*>|<br\s*/?>|</?div\b[^>]*>", re.IGNORECASE)
+HTML_TAG = re.compile(r"<[^<>]{1,200}>")
+# Who a line is said to: an object marker and a name right before the speech verb (对武松道).
+ADDRESS_MARKERS = re.compile(r"(?:对着|对|向|朝|看着|望着|指着|问|叫|唤|与|和|跟|分付|吩咐|回顾|劝)$")
 
 QUOTE_PAIRS = {"“": "”", "「": "」", '"': '"'}
+ASCII_QUOTE = '"'
 SENTENCE_END = "。！？!?…\n"
 # Segments of a clause. Not 、: it lists names (与卢俊义、吴用道) inside one segment.
 SEGMENT_SEP = re.compile(r"[，,；;：:\s]+")
@@ -169,6 +188,11 @@ class Utterance:
     hint: str | None = None
     drop: str | None = None
     rule: str = ""  # how the speaker was found: script, before, after, continuation, pronoun, narrator
+    line: int = 0  # 1-based line of the file (after CRLF→LF) and 1-based column in it
+    column: int = 0
+    addressee: str | None = None  # who the line is said to, when the text says so (对武松道, (To Penny))
+    break_before: str | None = None  # a scene break between the previous utterance and this one
+    malformed: str | None = None  # a script line that had to be repaired (glued_speakers, trailing_text)
 
 
 @dataclass
@@ -378,9 +402,25 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
     return _Subject(None)
 
 
-def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[int]]:
-    """Top-level quotes of a paragraph as (open index, close index) pairs, and the open indices
-    of quotes never closed. Inner quotes of another kind stay part of the outer text."""
+def _strong_opener(paragraph: str, i: int) -> bool:
+    """An ASCII quote right after a colon (道："), the way speech opens."""
+    before = paragraph[:i].rstrip()
+    return before.endswith(("：", ":")) and i + 1 < len(paragraph) and paragraph[i + 1] not in SENTENCE_END
+
+
+def _strong_closer(paragraph: str, i: int) -> bool:
+    """An ASCII quote right after sentence-final punctuation, the way speech closes."""
+    return i > 0 and paragraph[i - 1] in "。！？!?…～~" and not _strong_opener(paragraph, i)
+
+
+def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Top-level quotes of a paragraph as (open index, close index) pairs, and the (open, end)
+    spans of quotes never closed. Inner quotes of another kind stay part of the outer text.
+
+    A stray mark is contained to the sentence it breaks: an ASCII `"` that can only close (after
+    。！？) while no quote is open is skipped, and an opener of the same kind (a second “, or an
+    ASCII `"` right after a colon) while a quote is open ends the broken quote there, so the rest
+    of the paragraph is read as it stands instead of with speech and narration swapped."""
     quotes, unbalanced = [], []
     open_at, closer = None, None
     in_note = False
@@ -392,16 +432,21 @@ def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[int]]:
             continue
         elif open_at is None:
             if ch in QUOTE_PAIRS:
+                if ch == ASCII_QUOTE and _strong_closer(paragraph, i):
+                    unbalanced.append((i, i))
+                    continue
                 open_at, closer = i, QUOTE_PAIRS[ch]
-        elif ch == closer:
+        elif ch == closer and not (ch == ASCII_QUOTE and _strong_opener(paragraph, i)
+                                   and not _strong_closer(paragraph, i)
+                                   and paragraph[open_at + 1:i].rstrip().endswith(("：", ":"))):
             quotes.append((open_at, i))
             open_at = None
-        elif ch == paragraph[open_at] and ch != closer:
+        elif ch == paragraph[open_at] and (ch != closer or _strong_opener(paragraph, i)):
             # A second opener of the same kind: the first was never closed.
-            unbalanced.append(open_at)
+            unbalanced.append((open_at, i))
             open_at = i
     if open_at is not None:
-        unbalanced.append(open_at)
+        unbalanced.append((open_at, len(paragraph)))
     return quotes, unbalanced
 
 
@@ -440,87 +485,177 @@ def _looks_like_non_speech(content: str) -> bool:
     return len(content) <= 8 and not re.search(r"[。！？!?，,…]", content)
 
 
+@dataclass
+class _Paragraph:
+    text: str
+    line: int  # 1-based line of the file
+    column: int  # 0-based column of the paragraph's first character in that line
+    offset: int  # character offset of the paragraph's first character in the file
+
+
+def paragraphs_of(text: str) -> list[_Paragraph]:
+    """The paragraphs of a text: its lines, and inside a line the HTML paragraphs (<p>…</p>, <br>)
+    with their tags removed and entities decoded (offsets then point at the paragraph start)."""
+    out = []
+    offset = 0
+    for line_no, line in enumerate(text.split("\n"), 1):
+        if HTML_BREAK.search(line):
+            position = 0
+            for m in [*HTML_BREAK.finditer(line), None]:
+                end = m.start() if m else len(line)
+                piece = html.unescape(HTML_TAG.sub("", line[position:end]))
+                if piece.strip():
+                    out.append(_Paragraph(piece, line_no, position, offset + position))
+                if m:
+                    position = m.end()
+        else:
+            out.append(_Paragraph(line, line_no, 0, offset))
+        offset += len(line) + 1
+    return out
+
+
+class _Cursor:
+    """Where an utterance lies: the paragraph being read and what happened since the last one."""
+
+    def __init__(self):
+        self.chapter = 0
+        self.narration = 0
+        self.pending_break: str | None = None
+
+    def make(self, paragraph: _Paragraph, index: int, content: str, number: int, gap: int) -> Utterance:
+        utterance = Utterance(paragraph.offset + index, content, number, self.chapter, gap,
+                              line=paragraph.line, column=paragraph.column + index + 1,
+                              break_before=self.pending_break)
+        self.pending_break = None
+        return utterance
+
+
 def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bool = False,
                label: str = "") -> list[Utterance]:
-    """Every quote (and, in script mode, every `Name：line`) of `text` as an Utterance, in order,
-    each either attributed or carrying the reason it is not usable speech."""
+    """Every quote (and, in script mode, every `Name：line` and `Name：「line」`) of `text` as an
+    Utterance, in order, each either attributed or carrying the reason it is not usable speech."""
     utterances: list[Utterance] = []
-    chapter = 0
-    narration_since = 0
-    offset = 0
-    paragraphs = text.split("\n")
-    for paragraph_no, paragraph in enumerate(tqdm(paragraphs, desc=label or "paragraphs", unit="par",
-                                                  disable=not progress)):
-        para_start = offset
-        offset += len(paragraph) + 1
-        if not paragraph.strip():
+    cursor = _Cursor()
+    for number, paragraph in enumerate(tqdm(paragraphs_of(text), desc=label or "paragraphs", unit="par",
+                                            disable=not progress)):
+        if not paragraph.text.strip():
             continue
-        if CHAPTER_HEADING.match(paragraph):
-            chapter += 1
-            narration_since = 0
+        if CHAPTER_HEADING.match(paragraph.text):
+            cursor.chapter += 1
+            cursor.narration = 0
+            continue
+        if SCENE_SEPARATOR.match(paragraph.text):
+            cursor.pending_break = "scene_break"
             continue
         if script_mode:
-            line = _script_line(paragraph, para_start, paragraph_no, chapter, narration_since, speakers)
-            if line is not None:
-                utterances.append(line)
-                narration_since = 0
+            lines = _script_lines(paragraph, number, cursor, speakers)
+            if lines is not None:
+                utterances += lines
+                cursor.narration = 0
                 continue
-        narration_since = _parse_prose_paragraph(
-            paragraph, para_start, paragraph_no, chapter, narration_since, speakers, utterances
-        )
+        cursor.narration = _parse_prose_paragraph(paragraph, number, cursor, speakers, utterances)
     return utterances
 
 
-def _script_line(paragraph, para_start, paragraph_no, chapter, gap, speakers) -> Utterance | None:
-    m = SCRIPT_LINE.match(paragraph)
-    if not m or m.group("line")[0] in QUOTE_PAIRS:
-        return None
-    name = m.group("name")
+def _script_lines(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> list[Utterance] | None:
+    """The utterances of a script paragraph (`Name：「…」` or `Name：line`), or None when the
+    paragraph is not one."""
+    parsed = dialogue_script.parse_paragraph(paragraph.text)
+    if parsed is None:
+        single = _plain_script_line(paragraph, number, cursor, speakers)
+        return None if single is None else [single]
+    if parsed.problem == "unbalanced" and not parsed.lines:
+        u = cursor.make(paragraph, paragraph.text.find("「") + 1, paragraph.text, number, cursor.narration)
+        u.drop = UNBALANCED
+        return [u]
+    out = []
+    for line in parsed.lines:
+        u = cursor.make(paragraph, line.start, line.text, number, cursor.narration if not out else 0)
+        u.malformed = parsed.problem
+        if line.direction:
+            u.drop = SCENE_BREAK if line.scene_break else STAGE_DIRECTION
+        else:
+            _name_script_speaker(u, line.name, speakers)
+            if line.addressee is not None:
+                u.addressee = speakers.canonical(line.addressee) or line.addressee
+        out.append(u)
+    if parsed.problem == "unbalanced":
+        tail = cursor.make(paragraph, parsed.lines[-1].start, paragraph.text, number, 0)
+        tail.drop = UNBALANCED
+        out.append(tail)
+    return out
+
+
+def _name_script_speaker(utterance: Utterance, name: str, speakers: Speakers) -> None:
+    utterance.rule = "script"
     canonical = speakers.canonical(name)
     if canonical is None and name == FIRST_PERSON_PRONOUN:
         canonical = speakers.narrator
-    if canonical is None and SCRIPT_NOT_SPEAKER.search(name):
-        return None
-    utterance = Utterance(para_start + m.start("line"), m.group("line"), paragraph_no, chapter, gap, rule="script")
     if canonical is not None:
         utterance.speaker = canonical
     else:
         utterance.speaker, utterance.hint = OTHER, name
+
+
+def _plain_script_line(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> Utterance | None:
+    m = SCRIPT_LINE.match(paragraph.text)
+    if not m or m.group("line")[0] in QUOTE_PAIRS:
+        return None
+    name = m.group("name")
+    if speakers.canonical(name) is None and name != FIRST_PERSON_PRONOUN and SCRIPT_NOT_SPEAKER.search(name):
+        return None
+    utterance = cursor.make(paragraph, m.start("line"), m.group("line"), number, cursor.narration)
+    _name_script_speaker(utterance, name, speakers)
     return utterance
 
 
 def is_script(text: str, characters: tuple[Character, ...]) -> bool:
-    """A text is a script when some configured character speaks as `Name：line` in it."""
+    """A text is a script when some configured character speaks as `Name：line` or `Name：「line」`
+    in it."""
     names = {form for c in characters for form in c.all_names}
     for paragraph in text.split("\n"):
+        parsed = dialogue_script.parse_paragraph(paragraph)
+        if parsed is not None and any(line.name in names for line in parsed.lines):
+            return True
         m = SCRIPT_LINE.match(paragraph)
         if m and m.group("name") in names and m.group("line")[0] not in QUOTE_PAIRS:
             return True
     return False
 
 
-def _parse_prose_paragraph(paragraph, para_start, paragraph_no, chapter, narration_since, speakers, out) -> int:
-    """Append the quotes of one prose paragraph to `out`; return narration characters left
-    pending after its last quote (carried into the gap of the next utterance)."""
-    quotes, unbalanced = _find_quotes(paragraph)
-    for open_at in unbalanced:
-        out.append(Utterance(para_start + open_at + 1, paragraph[open_at + 1:].strip(), paragraph_no, chapter,
-                             narration_since, drop=UNBALANCED))
+def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers,
+                           out: list[Utterance]) -> int:
+    """Append the quotes of one prose paragraph to `out`, in text order; return narration
+    characters left pending after its last quote (carried into the gap of the next utterance)."""
+    text = paragraph.text
+    quotes, unbalanced = _find_quotes(text)
+    found: list[Utterance] = []
     last_end = 0  # where the text before the next quote starts: paragraph start or a speech quote
     previous: Utterance | None = None  # the last quote in this paragraph that was not a term
-    pending = narration_since
-    for index, (open_at, close_at) in enumerate(quotes):
-        content = paragraph[open_at + 1:close_at].strip()
-        pre = paragraph[last_end:open_at]
-        next_open = quotes[index + 1][0] if index + 1 < len(quotes) else len(paragraph)
-        post = paragraph[close_at + 1:next_open]
+    pending = cursor.narration
+    events = sorted([(o, c, True) for o, c in quotes] + [(o, e, False) for o, e in unbalanced])
+    for index, (open_at, close_at, balanced) in enumerate(events):
+        pre = text[last_end:open_at]
+        if SCENE_SHIFT.search(pre):
+            cursor.pending_break = "scene_break"
         gap = pending + len(CJK_LETTER.findall(pre))
-        utterance = Utterance(para_start + open_at + 1, content, paragraph_no, chapter, gap)
+        if not balanced:
+            u = cursor.make(paragraph, open_at + 1, text[open_at + 1:close_at].strip(), number, gap)
+            u.drop = UNBALANCED
+            found.append(u)
+            last_end, pending, previous = max(last_end, close_at), 0, None
+            continue
+        content = text[open_at + 1:close_at].strip()
+        next_open = events[index + 1][0] if index + 1 < len(events) else len(text)
+        post = text[close_at + 1:next_open]
+        break_before = cursor.pending_break
+        utterance = cursor.make(paragraph, open_at + 1, content, number, gap)
         drop, clause = _classify_before(pre)
         if not content or (clause is None and drop is None and _looks_like_non_speech(content)):
-            # Terms inside narration do not interrupt the clause they sit in.
+            # Terms inside narration do not interrupt the clause they sit in (nor carry a break).
             utterance.drop = NOT_SPEECH
-            out.append(utterance)
+            utterance.break_before, cursor.pending_break = None, break_before
+            found.append(utterance)
             continue
         if drop is not None:
             utterance.drop = drop
@@ -535,18 +670,31 @@ def _parse_prose_paragraph(paragraph, para_start, paragraph_no, chapter, narrati
                 _attribute(utterance, after.group(1), speakers, None, "")
             else:
                 utterance.drop = NO_VERB if not _looks_like_non_speech(content) else NOT_SPEECH
-        out.append(utterance)
+        found.append(utterance)
         last_end = close_at + 1
         pending = 0
         previous = utterance
-    tail = paragraph[last_end:] if quotes else paragraph
+    tail = text[last_end:] if events else text
+    if SCENE_SHIFT.search(tail) and (events or not found):
+        cursor.pending_break = "scene_break"
+    out.extend(found)
     return pending + len(CJK_LETTER.findall(tail))
+
+
+def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
+    """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when it does not say."""
+    last = SEGMENT_SEP.split(clause)[-1]
+    for m in reversed(speakers.names_in(last)):
+        if ADDRESS_MARKERS.search(last[: m.start()]):
+            return speakers.canonical(m.group(0)) or _display_name(m.group(0))
+    return None
 
 
 def _attribute(utterance: Utterance, clause: str, speakers: Speakers, previous: Utterance | None, pre: str) -> None:
     """Fill speaker/hint/drop of `utterance` from the clause that introduces it. `previous` is the
     speech quote right before it in the same paragraph, `pre` the text between the two."""
     subject = subject_of_clause(clause, speakers)
+    utterance.addressee = addressee_of_clause(clause, speakers)
     attributed_before = previous is not None and previous.drop is None
     if subject.speaker == "他":
         bridge = pre[: min(i for i in (pre.find("他"), pre.find("她")) if i >= 0)]

@@ -114,9 +114,11 @@ def test_fold_puts_a_third_party_in_the_human_turn_under_its_name_never_in_gpt(t
 def test_with_anyone_as_user_two_others_talking_restart_the_dialogue(tmp_path):
     text = "林晚道：“走吧。”老周道：“等等我。”老周道：“鞋带松了。”陈舟道：“慢点。”林晚道：“好了吗？”陈舟道：“好了。”"
     run = run_cli(tmp_path, text, cast=["--assistant", "陈舟"])
-    assert run.turns() == [("human", "老周：等等我。鞋带松了。"), ("gpt", "慢点。"),
-                           ("human", "林晚：好了吗？"), ("gpt", "好了。")]
+    # 林晚 speaking again after 陈舟 answered 老周 is a third speaker: a new conversation.
+    assert run.turns(0) == [("human", "等等我。鞋带松了。"), ("gpt", "慢点。")]
+    assert run.turns(1) == [("human", "好了吗？"), ("gpt", "好了。")]
     assert run.report["dropped"] == {"no_exchange": 1}
+    assert run.report["samples_ended_by"] == {"end_of_text": 1, "third_speaker": 1}
 
 
 def test_lines_merge_per_role_and_a_dialogue_runs_from_human_to_gpt(tmp_path):
