@@ -71,6 +71,7 @@ class BuildOptions:
     max_turn_chars: int = 1000
     max_sample_chars: int = 4000
     max_gap_chars: int = 200  # narration between two lines of one dialogue
+    max_unanswered_gap_chars: int = 40  # narration between two user lines nobody answered
     nsfw: KeywordFilter | None = None  # None keeps everything
 
 
@@ -196,6 +197,15 @@ class DialogueBuilder:
             # A second person on the user side is a third speaker: what the assistant says next
             # may answer either, so the conversation with the first one ends here.
             self._close("third_speaker")
+        if role == HUMAN and self._run and self._run[-1].role == HUMAN and \
+                u.gap_chars > self.options.max_unanswered_gap_chars:
+            # The user spoke, nobody answered, the story went on: the earlier line is not part
+            # of what the assistant will answer.
+            self._close("unanswered")
+        present = {self.cast.assistant.name, name, u.addressee, *(p.name for p in self._run)}
+        if self._run and any(n not in present for n in u.narration_names):
+            # Someone else acts in the narration between the lines: the exchange is interrupted.
+            self._close("third_party_in_narration")
         if u.addressee is not None and not self._said_to_this_conversation(u, role):
             # Said to someone else (a servant, a third character, someone on the phone): not an
             # answer to the user, nor a line the assistant is asked to answer.

@@ -48,6 +48,11 @@ SCENE_SHIFT = re.compile(
     r"(?:^|[。！？!?；;”」\"\s])\s*(?:话说|且说|却说|再说|次日|次早|明日|第二日|当晚|当夜|是夜|是日|"
     r"过了[一两三四五六七八九十数几]+[日天月年]|不觉|不则一日|有诗为证|诗曰|词曰|正是[：:]|但见[：:])"
 )
+# Narration that takes someone to another place (离了紫石街，迳投县里来): a new scene follows.
+PLACE_SHIFT = re.compile(r"(?:别了|辞了|离了|迳投|径投|迳奔|径奔|投奔|回到|来到|到得|回至|来至|去了|转过|出得)")
+# Narration that reports what was said (将打虎的本事说了一遍): the next quote is no answer to the
+# last one; the answer was given in the narration.
+REPORTED_SPEECH = re.compile(r"说了一遍|一一说了|备细说了|细说了|诉说|说知|告诉了|说罢|说毕|分说|答应了|应承了")
 SCENE_SEPARATOR = re.compile(r"^\s*(?:[*＊#~～\-—=·.]\s*){3,}$")
 # HTML paragraphs stored on one line: every <p> or <br> starts a paragraph; other tags are dropped.
 HTML_BREAK = re.compile(r"</?p\b[^>]*>|<br\s*/?>|</?div\b[^>]*>", re.IGNORECASE)
@@ -192,6 +197,9 @@ class Utterance:
     column: int = 0
     addressee: str | None = None  # who the line is said to, when the text says so (对武松道, (To Penny))
     break_before: str | None = None  # a scene break between the previous utterance and this one
+    # Known speakers named in the narration since the previous utterance (the clause that
+    # introduces this line included): someone else acting there ends a conversation.
+    narration_names: tuple[str, ...] = ()
     malformed: str | None = None  # a script line that had to be repaired (glued_speakers, trailing_text)
 
 
@@ -521,12 +529,14 @@ class _Cursor:
         self.chapter = 0
         self.narration = 0
         self.pending_break: str | None = None
+        self.names: list[str] = []
 
     def make(self, paragraph: _Paragraph, index: int, content: str, number: int, gap: int) -> Utterance:
         utterance = Utterance(paragraph.offset + index, content, number, self.chapter, gap,
                               line=paragraph.line, column=paragraph.column + index + 1,
-                              break_before=self.pending_break)
+                              break_before=self.pending_break, narration_names=tuple(dict.fromkeys(self.names)))
         self.pending_break = None
+        self.names = []
         return utterance
 
 
@@ -636,8 +646,7 @@ def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, 
     events = sorted([(o, c, True) for o, c in quotes] + [(o, e, False) for o, e in unbalanced])
     for index, (open_at, close_at, balanced) in enumerate(events):
         pre = text[last_end:open_at]
-        if SCENE_SHIFT.search(pre):
-            cursor.pending_break = "scene_break"
+        _note_narration(pre, cursor, speakers)
         gap = pending + len(CJK_LETTER.findall(pre))
         if not balanced:
             u = cursor.make(paragraph, open_at + 1, text[open_at + 1:close_at].strip(), number, gap)
@@ -675,10 +684,21 @@ def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, 
         pending = 0
         previous = utterance
     tail = text[last_end:] if events else text
-    if SCENE_SHIFT.search(tail) and (events or not found):
-        cursor.pending_break = "scene_break"
+    _note_narration(tail, cursor, speakers)
     out.extend(found)
     return pending + len(CJK_LETTER.findall(tail))
+
+
+def _note_narration(narration: str, cursor: "_Cursor", speakers: Speakers) -> None:
+    """Record in `cursor` what a stretch of narration says about the conversation around it."""
+    if not narration.strip():
+        return
+    if SCENE_SHIFT.search(narration) or PLACE_SHIFT.search(narration):
+        cursor.pending_break = cursor.pending_break or "scene_break"
+    elif REPORTED_SPEECH.search(narration):
+        cursor.pending_break = cursor.pending_break or "reported_speech"
+    for m in speakers.names_in(narration):
+        cursor.names.append(speakers.canonical(m.group(0)) or _display_name(m.group(0)))
 
 
 def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
