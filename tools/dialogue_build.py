@@ -108,6 +108,7 @@ class Sample:
     system: str
     utterances: list[Utterance] = field(default_factory=list)
     ended_by: str = ""  # why the conversation (or this window of it) ended
+    source: str = ""  # the file it comes from
 
     def record(self) -> dict:
         return {"conversations": self.conversations, "system": self.system}
@@ -195,8 +196,13 @@ class DialogueBuilder:
         elif role == HUMAN and self.options.third_party == "break" and \
                 any(p.role == HUMAN and p.name != name for p in self._run):
             # A second person on the user side is a third speaker: what the assistant says next
-            # may answer either, so the conversation with the first one ends here.
+            # may answer either, so the conversation with the first one ends here. When the
+            # first one spoke last, this line answers them, not the assistant: it opens nothing.
+            replying = self._run[-1].role == HUMAN
             self._close("third_speaker")
+            if replying:
+                self.report.drop("reply_to_third_speaker", where(self.source, u))
+                return
         if role == HUMAN and self._run and self._run[-1].role == HUMAN and \
                 u.gap_chars > self.options.max_unanswered_gap_chars:
             # The user spoke, nobody answered, the story went on: the earlier line is not part
@@ -303,4 +309,4 @@ class DialogueBuilder:
             utterances += [p.utterance for p in opening.parts]
         utterances += [p.utterance for t in turns for p in t.parts]
         conversations = [{"from": t.role, "value": t.text(labelled and t.role == HUMAN)} for t in turns]
-        self.samples.append(Sample(conversations, system, utterances, ended_by=cause))
+        self.samples.append(Sample(conversations, system, utterances, ended_by=cause, source=self.source))

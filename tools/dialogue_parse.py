@@ -546,7 +546,8 @@ def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bo
     Utterance, in order, each either attributed or carrying the reason it is not usable speech."""
     utterances: list[Utterance] = []
     cursor = _Cursor()
-    for number, paragraph in enumerate(tqdm(paragraphs_of(text), desc=label or "paragraphs", unit="par",
+    paragraphs = paragraphs_of(text)
+    for number, paragraph in enumerate(tqdm(paragraphs, desc=label or "paragraphs", unit="par",
                                             disable=not progress)):
         if not paragraph.text.strip():
             continue
@@ -564,7 +565,30 @@ def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bo
                 cursor.narration = 0
                 continue
         cursor.narration = _parse_prose_paragraph(paragraph, number, cursor, speakers, utterances)
+    labels = {u.hint for u in utterances if u.rule == "script" and u.hint}
+    _find_vocatives(utterances, speakers, labels)
     return utterances
+
+
+VOCATIVE_LEAD = r"^\s*(?:(?:oh|hey|hi|okay|ok|well|look|yes|no|um|uh|so|嗯|哎|喂|啊|哦)[\s,，.!！…]+)?"
+
+
+def _find_vocatives(utterances: list[Utterance], speakers: Speakers, labels: set[str]) -> None:
+    """A line that opens by naming someone (`Leonard, ready to go?`, `钟离先生，…`) is said to
+    them: set its addressee where the clause or a stage direction did not."""
+    forms = sorted({*speakers._by_form, *speakers.text_speakers, *labels}, key=len, reverse=True)
+    if not forms:
+        return
+    pattern = re.compile(VOCATIVE_LEAD + "(" + "|".join(map(re.escape, forms)) + r")\s*[,，!！:：]", re.IGNORECASE)
+    for u in utterances:
+        if u.drop is not None or u.addressee is not None:
+            continue
+        m = pattern.match(u.text)
+        if m is None:
+            continue
+        name = speakers.canonical(m.group(1)) or next((f for f in forms if f.lower() == m.group(1).lower()), m.group(1))
+        if name != (u.hint if u.speaker == OTHER else u.speaker):
+            u.addressee = name
 
 
 def _script_lines(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> list[Utterance] | None:

@@ -26,9 +26,11 @@ SCENE_NAMES = {"scene", "场景"}
 SCENE_SHIFT = re.compile(r"\btime shift\b|\bcut to\b|\bscene\b|\blater\b|\bnext (?:day|morning)\b|"
                          r"场景|转场|第二天|次日|片刻之后|不久之后", re.IGNORECASE)
 ITALIC = re.compile(r"'{2,}(.*?)'{2,}")
+HTML_TAG = re.compile(r"<[^<>]{1,300}>")
 LINK = re.compile(r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]")
 DIRECTION = re.compile(r"[(（]([^()（）]*)[)）]")
-ADDRESSEE = re.compile(r"^\s*(?:to|at)\s+(?:the\s+)?([A-Z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\b|^\s*(?:对|向)(\w{1,6})$")
+ADDRESSEE = re.compile(r"^\s*(?:to|at)\s+(?:the\s+)?(?!(?:all|everyone|everybody|them|both|group|others)\b)"
+                       r"([A-Za-z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\b|^\s*(?:对|向)(\w{1,6})$", re.IGNORECASE)
 ELSEWHERE = re.compile(r"\b(?:on|into|on the) (?:the )?(?:phone|intercom|radio|webcam|camera|computer)\b|"
                        r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|"
                        r"电话|自言自语", re.IGNORECASE)
@@ -109,7 +111,7 @@ def _script_line(raw_name: str, raw_text: str, start: int) -> ScriptLine:
         directions.append(m.group(1))
         return " "
 
-    text = ITALIC.sub(italic, raw_text)
+    text = ITALIC.sub(italic, HTML_TAG.sub("", raw_text))
     for m in DIRECTION.finditer(text):
         directions.append(m.group(1))
     spoken = DIRECTION.sub(" ", LINK.sub(r"\1", text))

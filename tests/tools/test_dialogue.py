@@ -468,3 +468,46 @@ def test_golden_shuihuzhuan_speakers_and_exchanges(repo_root, novel):
     judged = [truth[k] for k in found if k in truth]
     assert sum(judged) / len(judged) >= 0.96, [k for k in found if truth.get(k) is False]
     assert sum(judged) >= 0.8 * sum(truth.values()), "most hand-checked exchanges must still be extracted"
+
+
+SCRIPTS = Path("../shared/data/scripts")
+
+
+@pytest.mark.parametrize("folder, assistant", [("zhongli", "钟离"), ("sheldon", "Sheldon")])
+def test_golden_scene_scripts_speakers_and_exchanges(repo_root, folder, assistant):
+    """Hand-checked (user, answer) pairs drawn at random from the samples of a character's scene
+    scripts (Chinese `Name：「…」` and English `Name:「…」`), read in the scene, line by line; the
+    golden files hold only file names, line numbers and speaker names, never the scripts' text.
+    Pairs known not to be exchanges are in them too, so extracting those again fails the test."""
+    from tools.dialogue import attribute, build_cast, extract_source, read_text
+    from tools.dialogue_build import BuildOptions
+
+    source = repo_root / SCRIPTS / folder
+    if not source.is_dir():
+        pytest.skip(f"{SCRIPTS / folder} is absent (shared data is not part of a fresh clone)")
+    golden = [json.loads(line) for line in
+              (repo_root / f"tests/assets/dialogue_golden_{folder}_pairs.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sum(len(g["user_lines"]) + len(g["answer_lines"]) for g in golden) >= 50
+    cast = build_cast(assistant, [], [], [], None)
+    samples, report = extract_source(source, cast, BuildOptions())
+    assert report.extra["samples"] if "samples" in report.extra else len(samples) > 0
+    assert report.records_in == report.records_out + sum(report.dropped.values()) or report.records_out == 0
+
+    wrong, checked = [], 0
+    for g in golden:
+        said = {u.line: (u.hint if u.speaker == OTHER else u.speaker)
+                for u in attribute(read_text(source / g["file"]), cast)[0] if u.drop is None}
+        for line, speaker in [*zip(g["user_lines"], g["user_speakers"]), *((n, assistant) for n in g["answer_lines"])]:
+            checked += 1
+            if said.get(line) != speaker:
+                wrong.append((g["file"], line, said.get(line), speaker))
+    assert 1 - len(wrong) / checked >= 0.995, wrong
+
+    truth = {(g["file"], g["user_lines"][0], g["user_lines"][-1], g["answer_lines"][0]): g["exchange"] for g in golden}
+    found = []
+    for sample in samples:
+        for users, answers in exchange_pairs([sample], assistant):
+            found.append((Path(sample.source).name, users[0].line, users[-1].line, answers[0].line))
+    judged = [truth[k] for k in found if k in truth]
+    assert sum(judged) / len(judged) >= 0.96, [k for k in found if truth.get(k) is False]
+    assert sum(judged) >= 0.8 * sum(truth.values()), "most hand-checked exchanges must still be extracted"
