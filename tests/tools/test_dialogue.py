@@ -114,10 +114,11 @@ def test_fold_puts_a_third_party_in_the_human_turn_under_its_name_never_in_gpt(t
 def test_with_anyone_as_user_two_others_talking_restart_the_dialogue(tmp_path):
     text = "林晚道：“走吧。”老周道：“等等我。”老周道：“鞋带松了。”陈舟道：“慢点。”林晚道：“好了吗？”陈舟道：“好了。”"
     run = run_cli(tmp_path, text, cast=["--assistant", "陈舟"])
-    # 林晚 speaking again after 陈舟 answered 老周 is a third speaker: a new conversation.
-    assert run.turns(0) == [("human", "等等我。鞋带松了。"), ("gpt", "慢点。")]
+    # 老周's 等等我 answers 林晚, not 陈舟: it opens nothing. 林晚 speaking again after 陈舟
+    # answered 老周 is a third speaker: a new conversation.
+    assert run.turns(0) == [("human", "鞋带松了。"), ("gpt", "慢点。")]
     assert run.turns(1) == [("human", "好了吗？"), ("gpt", "好了。")]
-    assert run.report["dropped"] == {"no_exchange": 1}
+    assert run.report["dropped"] == {"no_exchange": 1, "reply_to_third_speaker": 1}
     assert run.report["samples_ended_by"] == {"end_of_text": 1, "third_speaker": 1}
 
 
@@ -511,3 +512,64 @@ def test_golden_scene_scripts_speakers_and_exchanges(repo_root, folder, assistan
     judged = [truth[k] for k in found if k in truth]
     assert sum(judged) / len(judged) >= 0.96, [k for k in found if truth.get(k) is False]
     assert sum(judged) >= 0.8 * sum(truth.values()), "most hand-checked exchanges must still be extracted"
+
+
+def test_scene_scripts_with_brackets_nested_quotes_and_no_final_newline(tmp_path):
+    text = ("派蒙：「钟离，你、你要把石头给他吗？」\n钟离：「「契约」已成，如你所求。」\n"
+            "旁白:「外面飘起了雪花。」\n派蒙:「好冷！」\n钟离:「走吧。」")  # no final newline
+    run = run_cli(tmp_path, text, cast=["--assistant", "钟离"])
+    assert run.code == 0 and run.report["script_mode"] is True
+    assert run.turns(0) == [("human", "钟离，你、你要把石头给他吗？"), ("gpt", "「契约」已成，如你所求。"),
+                            ("human", "好冷！"), ("gpt", "走吧。")]
+    assert run.report["dropped"] == {"stage_direction": 1}
+
+
+def test_english_script_directions_addressees_and_scene_breaks(tmp_path):
+    text = ("Leonard:「What happened?」\nSheldon:「Nothing, I just really didn't want to come.」\n"
+            "Penny:「''(Entering)'' Leonard, ready to go?」\nSheldon:「Libido 1, truth zero.」\n"
+            "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' She is here.」\n"
+            "Penny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n")
+    run = run_cli(tmp_path, text, cast=["--assistant", "Sheldon"])
+    assert run.code == 0
+    assert [run.turns(i) for i in range(len(run.records))] == [
+        [("human", "What happened?"), ("gpt", "Nothing, I just really didn't want to come.")],
+        [("human", "Sheldon, may I ask you something?"), ("gpt", "You just did.")],
+    ]
+    report = run.report
+    # Penny speaks to Leonard, Sheldon to Leonard in front of Penny: neither is an exchange.
+    assert report["dropped"]["said_to_someone_else"] == 2 and report["dropped"]["scene_break"] == 1
+    assert report["samples_ended_by"] == {"end_of_text": 1, "third_speaker": 1}
+
+
+def test_glued_script_lines_are_split_and_reported_with_their_location(tmp_path):
+    text = "派蒙：「你好呀。」钟离：「你好。」\n派蒙：「再见！」\n钟离：「慢走。」\n"
+    run = run_cli(tmp_path, text, cast=["--assistant", "钟离"])
+    assert run.turns(0) == [("human", "你好呀。"), ("gpt", "你好。"), ("human", "再见！"), ("gpt", "慢走。")]
+    assert run.report["malformed_script_lines"] == {"glued_speakers": 2}
+    assert run.report["malformed_examples"][0].endswith("story.txt:1:5")
+
+
+def test_a_stray_ascii_quote_is_contained_to_its_sentence(tmp_path):
+    # A closing mark lost after 你来了。 would swap speech and narration for the rest of the line.
+    text = '林晚道："你来了。陈舟笑道："来了。"林晚道："坐吧。"陈舟道："好。"'
+    run = run_cli(tmp_path, text)
+    assert run.turns(0) == [("human", "坐吧。"), ("gpt", "好。")]
+    assert run.report["dropped"]["unbalanced_quote"] == 1
+    assert run.report["dropped_examples"]["unbalanced_quote"] == [f"{tmp_path / 'story.txt'}:1:6"]
+
+
+def test_html_paragraphs_on_one_line_are_paragraphs(tmp_path):
+    text = ("<html><body><p>林晚推门进来，问道：&ldquo;你还没睡？&rdquo;</p><p>陈舟笑道：“等你呢。”</p>"
+            "<p>却说次日，林晚道：“走吧。”</p><p>陈舟道：“好。”</p></body></html>")
+    run = run_cli(tmp_path, text)
+    # 却说次日 moves the story on: two conversations, not one of four lines.
+    assert [run.turns(i) for i in range(len(run.records))] == [
+        [("human", "你还没睡？"), ("gpt", "等你呢。")], [("human", "走吧。"), ("gpt", "好。")]]
+    assert run.report["samples_ended_by"] == {"end_of_text": 1, "scene_break": 1}
+
+
+def test_a_scene_break_in_the_novel_ends_the_sample(tmp_path):
+    text = ("林晚道：“明天见。”陈舟道：“明天见。”\n"
+            "    次日，林晚来到店里，道：“掌柜在吗？”陈舟道：“在。”")
+    run = run_cli(tmp_path, text)
+    assert len(run.records) == 2 and run.report["samples_ended_by"] == {"end_of_text": 1, "scene_break": 1}
