@@ -280,7 +280,7 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         try:
             nsfw = KeywordFilter.from_file(args.nsfw_keywords)
         except ValueError as e:
-            raise ConversionError(args.nsfw_keywords, str(e)) from e
+            raise ConversionError(args.nsfw_keywords, str(e).removeprefix(f"{args.nsfw_keywords}: ")) from e
     options = BuildOptions(
         system=args.system.replace("{assistant}", cast.assistant.name), third_party=args.third_party,
         leading_assistant=args.leading_assistant, max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
