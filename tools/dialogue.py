@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from tools import text_input
 from tools.dialogue_build import (
     LEADING_ASSISTANT_MODES,
     THIRD_PARTY_MODES,
@@ -48,11 +49,10 @@ from tools.fileio import EXAMPLES_PER_REASON, Report, atomic_write_json
 from tools.llamafactory_dataset import (
     ConversionError,
     DatasetOutput,
-    dataset_name_arg,
     dataset_entry,
+    dataset_name_arg,
     publish,
 )
-from tools import text_input
 from tools.near_duplicates import DuplicateIndex
 from tools.nsfw_filter import DEFAULT_KEYWORDS, KeywordFilter
 

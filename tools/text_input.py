@@ -69,7 +69,7 @@ def decode(data: bytes, source: Path | str) -> str:
         at = len(text[:nul].encode("utf-8"))
         raise NotTextError(f"{source}: not text: NUL byte at byte offset {at} ({_line_column(data, at)}); "
                            f"looks like {guess_encoding(data)}")
-    return text[1:] if text.startswith("\ufeff") else text
+    return text.removeprefix("\ufeff")
 
 
 def read_text(path: Path | str) -> str:

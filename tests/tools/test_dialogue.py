@@ -410,10 +410,10 @@ def _said(text: str, assistant: str, *users: str) -> dict[str, str | None]:
     ("关胜看了一班头领，义气深重，回顾宣赞，郝思文道：“我们被擒在此，所事若何？”", ("郝思文", "关胜"),
      "我们被擒在此，所事若何？", None),
     # 又道 after another speaker's line belongs to the clause's own subject, not the last speaker
-    ("众人齐声应道：“当以死向前！正要驱除这等赃滥奸恶之人，与哥哥报雠雪恨！”宋江又道：“只恨黄文炳那贼一个，"
-     "却与无为军百姓无干。”", ("宋江", "吴用"), "只恨黄文炳那贼一个，却与无为军百姓无干。", "宋江"),
-    ("武松听了这话，自家肚里寻思道：“这妇人不怀好意了，你看我且先耍他！”武松又道：“大娘子，你家这酒好生淡薄，"
-     "别有甚好酒，请我们吃几碗。”",
+    (("众人齐声应道：“当以死向前！正要驱除这等赃滥奸恶之人，与哥哥报雠雪恨！”宋江又道：“只恨黄文炳那贼一个，"
+      "却与无为军百姓无干。”"), ("宋江", "吴用"), "只恨黄文炳那贼一个，却与无为军百姓无干。", "宋江"),
+    (("武松听了这话，自家肚里寻思道：“这妇人不怀好意了，你看我且先耍他！”武松又道：“大娘子，你家这酒好生淡薄，"
+      "别有甚好酒，请我们吃几碗。”"),
      ("武松", "张青"), "大娘子，你家这酒好生淡薄，别有甚好酒，请我们吃几碗。", "武松"),
     # and the plain forms still attribute
     ("武松听了，笑道：“却才说的话，休要忘了。”", ("武松", "宋江"), "却才说的话，休要忘了。", "武松"),
@@ -468,7 +468,7 @@ def test_golden_shuihuzhuan_speakers_and_exchanges(repo_root, novel):
     assert len(checked) >= 0.9 * len(lines)
     assert 1 - len(wrong) / len(checked) >= 0.995, wrong
 
-    key = lambda users, answers: (users[0], users[-1], answers[0])  # noqa: E731
+    key = lambda users, answers: (users[0], users[-1], answers[0])
     truth = {key([u["offset"] for u in g["user"]], [a["offset"] for a in g["answer"]]): g["exchange"] for g in golden}
     found = [key([u.offset for u in users], [a.offset for a in answers])
              for users, answers in exchange_pairs(samples, "武松")]
