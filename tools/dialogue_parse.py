@@ -410,46 +410,65 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
     return _Subject(None)
 
 
-def _strong_opener(paragraph: str, i: int) -> bool:
-    """An ASCII quote right after a colon (道："), the way speech opens."""
+def _opens_well(paragraph: str, i: int) -> bool:
+    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the start."""
     before = paragraph[:i].rstrip()
-    return before.endswith(("：", ":")) and i + 1 < len(paragraph) and paragraph[i + 1] not in SENTENCE_END
+    return not before or before[-1] in "：:，,。！？!?…”」\"" or SPEECH_VERB_GLUED.search(before) is not None
 
 
-def _strong_closer(paragraph: str, i: int) -> bool:
-    """An ASCII quote right after sentence-final punctuation, the way speech closes."""
-    return i > 0 and paragraph[i - 1] in "。！？!?…～~" and not _strong_opener(paragraph, i)
+def _closes_well(paragraph: str, i: int) -> bool:
+    """An ASCII quote where speech usually closes: right after punctuation."""
+    return i > 0 and paragraph[i - 1] in "。！？!?…～~，,—-"
+
+
+SPEECH_INTRO = re.compile(r"[道说问叫喝][：:]")
+
+
+def _stray_ascii_quotes(paragraph: str) -> set[int]:
+    """Positions of ASCII quotes that pair with nothing. With an odd count, the one whose removal
+    lets the others pair best (openers where speech opens, closers after punctuation) is stray;
+    a stray mark then breaks one quote instead of swapping speech and narration after it."""
+    marks = [i for i, ch in enumerate(paragraph) if ch == ASCII_QUOTE]
+    if len(marks) % 2 == 0:
+        return set()
+
+    def score(kept: list[int]) -> int:
+        # A quote whose text holds a speech introduction (陈舟笑道：) swallowed narration.
+        return sum(_opens_well(paragraph, kept[k]) + _closes_well(paragraph, kept[k + 1])
+                   - 2 * bool(SPEECH_INTRO.search(paragraph, kept[k] + 1, kept[k + 1]))
+                   for k in range(0, len(kept) - 1, 2))
+
+    best = max(range(len(marks)), key=lambda k: (score(marks[:k] + marks[k + 1:]), k))
+    return {marks[best]}
 
 
 def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Top-level quotes of a paragraph as (open index, close index) pairs, and the (open, end)
     spans of quotes never closed. Inner quotes of another kind stay part of the outer text.
 
-    A stray mark is contained to the sentence it breaks: an ASCII `"` that can only close (after
-    。！？) while no quote is open is skipped, and an opener of the same kind (a second “, or an
-    ASCII `"` right after a colon) while a quote is open ends the broken quote there, so the rest
-    of the paragraph is read as it stands instead of with speech and narration swapped."""
+    A stray mark is contained to the sentence it breaks: an ASCII `"` that pairs with nothing is
+    skipped (see `_stray_ascii_quotes`), and a second opener of the same kind (“ while a “ is open)
+    ends the broken quote there, so the rest of the paragraph is read as it stands instead of with
+    speech and narration swapped."""
     quotes, unbalanced = [], []
     open_at, closer = None, None
     in_note = False
+    stray = _stray_ascii_quotes(paragraph) if ASCII_QUOTE in paragraph else set()
     for i, ch in enumerate(paragraph):
         # Editors' notes such as 【音“匝”】 quote single characters; they are not speech.
         if ch in "【】":
             in_note = ch == "【"
         elif in_note:
             continue
+        elif i in stray:
+            unbalanced.append((i, i))
         elif open_at is None:
             if ch in QUOTE_PAIRS:
-                if ch == ASCII_QUOTE and _strong_closer(paragraph, i):
-                    unbalanced.append((i, i))
-                    continue
                 open_at, closer = i, QUOTE_PAIRS[ch]
-        elif ch == closer and not (ch == ASCII_QUOTE and _strong_opener(paragraph, i)
-                                   and not _strong_closer(paragraph, i)
-                                   and paragraph[open_at + 1:i].rstrip().endswith(("：", ":"))):
+        elif ch == closer:
             quotes.append((open_at, i))
             open_at = None
-        elif ch == paragraph[open_at] and (ch != closer or _strong_opener(paragraph, i)):
+        elif ch == paragraph[open_at]:
             # A second opener of the same kind: the first was never closed.
             unbalanced.append((open_at, i))
             open_at = i
@@ -676,7 +695,8 @@ def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, 
             u = cursor.make(paragraph, open_at + 1, text[open_at + 1:close_at].strip(), number, gap)
             u.drop = UNBALANCED
             found.append(u)
-            last_end, pending, previous = max(last_end, close_at), 0, None
+            # A lone stray mark is skipped; an unclosed quote ends where the next one opens.
+            last_end, pending, previous = max(last_end, close_at + (close_at == open_at)), 0, None
             continue
         content = text[open_at + 1:close_at].strip()
         next_open = events[index + 1][0] if index + 1 < len(events) else len(text)

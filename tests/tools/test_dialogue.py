@@ -579,3 +579,10 @@ def test_a_scene_break_in_the_novel_ends_the_sample(tmp_path):
             "    次日，林晚来到店里，道：“掌柜在吗？”陈舟道：“在。”")
     run = run_cli(tmp_path, text)
     assert len(run.records) == 2 and run.report["samples_ended_by"] == {"end_of_text": 1, "scene_break": 1}
+
+
+def test_a_stray_ascii_closing_quote_does_not_swap_speech_and_narration(tmp_path):
+    text = '林晚放下伞，说了声累死了。"林晚道："你来了。"陈舟道："来了。"'
+    run = run_cli(tmp_path, text)
+    assert run.turns(0) == [("human", "你来了。"), ("gpt", "来了。")]
+    assert run.report["dropped"] == {"unbalanced_quote": 1}
