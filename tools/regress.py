@@ -585,7 +585,10 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Case], str | None, list[dic
         profiles = load_profiles(args.profiles)
         default_system = persona_prompt(args.role, role_description(profiles, args.role, args.profiles), args.language)
     cases = load_bank(args.cases)
-    overlap = find_training_overlap(cases, args.train, args.leak_threshold)
+    overlap = []
+    if args.train:
+        line, overlap = check_leaks(cases, args.train, args.leak_threshold)
+        print(f"leak check: {line}")
     previous = read_results(args.compare) if args.compare else None
     return cases, default_system, overlap, previous
 
