@@ -144,6 +144,7 @@ BANK        ?= data/regression/$(ROLE).jsonl
 REGRESS_OUT ?= $(RUNS)/regress/$(ROLE)/results.jsonl
 COMPARE     ?=
 REGRESS_ARGS ?=
+TRAIN       ?=
 ROLEPLAY_DATA    ?= $(RUNS)/roleplay-data
 ROLEBENCH_DIR    ?= ../shared/data/rolebench-zh
 ROLEBENCH_INPUTS ?= $(ROLEBENCH_DIR)/rolebench-zh_role_specific_train.jsonl $(ROLEBENCH_DIR)/rolebench-zh_general_train.jsonl
@@ -361,6 +362,11 @@ regress: tiny-model | $(SFT_READY) ## run ROLE's regression bank against ENDPOIN
 	$(SFT_PY) -m tools.regress --cases $(BANK) --role $(ROLE) --profiles $(PROFILES) \
 		$(if $(ENDPOINT),--endpoint $(ENDPOINT),--model $(MODEL) --template $(TEMPLATE) $(if $(ADAPTER),--adapter $(ADAPTER))) \
 		--seed $(SEED) --out $(REGRESS_OUT) $(if $(COMPARE),--compare $(COMPARE)) $(REGRESS_ARGS)
+
+.PHONY: regress-leak
+regress-leak: install ## check ROLE's bank prompts against the training sets TRAIN (exit 1 when one is found)
+	@test -n "$(TRAIN)" || { echo "make regress-leak: set TRAIN='<training set files>'" >&2; exit 2; }
+	$(PY) -m tools.regress --check-leak --cases $(BANK) --train $(TRAIN) $(REGRESS_ARGS)
 
 # ---- style classifier ---------------------------------------------------------
 

@@ -38,6 +38,7 @@ from typing import Iterator
 from tqdm import tqdm
 
 from tools.fileio import Report, read_jsonl
+from tools.text_input import NotTextError, read_text
 from tools.llamafactory_dataset import (
     FORMATS,
     ConversionError,
@@ -75,14 +76,19 @@ def read_records(path: Path) -> Iterator[tuple[str, object, str | None]]:
     cannot be read record by record and raises ConversionError."""
     if not path.is_file():
         raise ConversionError(path, "input file not found")
-    if path.suffix == ".jsonl":
-        for line in read_jsonl(path):
-            yield f"{path.name}:{line.line_no}", line.value, line.error
-        return
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
+        if path.suffix == ".jsonl":
+            lines = list(read_jsonl(path))
+        else:
+            records = json.loads(read_text(path))
+    except NotTextError as e:
+        raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     except json.JSONDecodeError as e:
         raise ConversionError(path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if path.suffix == ".jsonl":
+        for line in lines:
+            yield f"{path.name}:{line.line_no}", line.value, line.error
+        return
     if not isinstance(records, list):
         raise ConversionError(path, "expected a JSON array of records (or a .jsonl file)")
     for index, record in enumerate(records, 1):
@@ -173,6 +179,7 @@ class Conversion:
     background_min_chars: int
     fmt: str
     cleaner: TextCleaner
+    skip_broken: bool = False
 
 
 def _validate(record, fields: tuple[str, ...], speakers: set[str] | None) -> str | None:
@@ -199,6 +206,9 @@ def _examples(
             report.seen()
             if isinstance(record, dict) and isinstance(record.get("speaker"), str):
                 seen_speakers.add(record["speaker"].strip())
+            if error and not conv.skip_broken:
+                raise ConversionError(f"{path}:{where.rsplit(':', 1)[1]}",
+                                      f"{error} (--skip-broken drops such lines and counts them)")
             reason = "broken_json" if error else _validate(record, fields, conv.speakers)
             if reason is None:
                 text, reason = conv.cleaner.clean(record["text"])
@@ -264,6 +274,7 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
         background_min_chars=args.background_min_chars,
         fmt=args.format,
         cleaner=TextCleaner(args.traveler_name, args.traveler_gender),
+        skip_broken=args.skip_broken,
     )
     seen_speakers: set[str] = set()
     outputs = []
@@ -325,6 +336,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--traveler-name", default="旅行者", help="replaces {NICKNAME} (default: %(default)s)")
     parser.add_argument("--traveler-gender", choices=("male", "female"), default="male",
                         help="which {M#..}{F#..} variant to keep (default: %(default)s)")
+    parser.add_argument("--skip-broken", action="store_true",
+                        help="drop and count broken JSONL lines instead of stopping with file:line (default: stop)")
     parser.add_argument("--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)")
     args = parser.parse_args(argv)
     if not args.voice_lines and not args.settings:

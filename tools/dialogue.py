@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+from tqdm import tqdm
+
+from tools import text_input
 from tools.dialogue_build import (
     LEADING_ASSISTANT_MODES,
     THIRD_PARTY_MODES,
@@ -46,8 +49,8 @@ from tools.fileio import EXAMPLES_PER_REASON, Report, atomic_write_json
 from tools.llamafactory_dataset import (
     ConversionError,
     DatasetOutput,
-    dataset_name_arg,
     dataset_entry,
+    dataset_name_arg,
     publish,
 )
 from tools.near_duplicates import DuplicateIndex
@@ -62,13 +65,9 @@ NAME = re.compile(r"^[^\s/\\：:，,;；\"'“”「」.]{1,20}$")
 def read_text(path: Path) -> str:
     """The file as text with LF newlines; ConversionError when it is missing, not UTF-8 or empty."""
     try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise ConversionError(path, f"cannot read ({e.strerror})") from e
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConversionError(path, f"not UTF-8 (invalid byte 0x{data[e.start]:02x} at byte offset {e.start})") from e
+        text = text_input.read_text(path)
+    except text_input.NotTextError as e:
+        raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     text = normalize_newlines(text)
     if not text.strip():
         raise ConversionError(path, "empty (no text)")
@@ -124,9 +123,18 @@ def extract(path: Path, text: str, cast: Cast, options: BuildOptions,
     samples = DialogueBuilder(cast, options, report, str(path)).build(utterances)
     attributed = collections.Counter(u.speaker for u in utterances if u.drop is None and u.speaker != OTHER)
     others = collections.Counter(u.hint for u in utterances if u.drop is None and u.speaker == OTHER)
+    malformed = collections.Counter(u.malformed for u in utterances if u.malformed)
+    speech_lines = {u.line for u in utterances}
     report.extra.update({
         "unit": "line = one quote or script line",
         "script_mode": script_mode,
+        # Script lines that had to be repaired: two speakers glued on one line (split), or text
+        # after the closing bracket (kept out of the line).
+        "malformed_script_lines": dict(sorted(malformed.items())),
+        "malformed_examples": [where(str(path), u) for u in utterances if u.malformed][:EXAMPLES_PER_REASON],
+        # Lines of the file that hold no quote or script line (narration, profiles, headings).
+        "lines_without_speech": sum(1 for i, line in enumerate(text.split("\n"), 1)
+                                    if line.strip() and i not in speech_lines),
         "attributed_lines": {c.name: attributed.get(c.name, 0) for c in cast.characters},
         # How speakers were found (script, before/after the quote, continuation, pronoun, narrator).
         "attributed_by_rule": dict(sorted(collections.Counter(u.rule for u in utterances if u.drop is None).items())),
@@ -137,14 +145,59 @@ def extract(path: Path, text: str, cast: Cast, options: BuildOptions,
     return samples, report
 
 
+def extract_source(path: Path, cast: Cast, options: BuildOptions) -> tuple[list[Sample], Report]:
+    """Samples and report of one input: a text file, or a folder whose *.txt files (in name order)
+    are scenes of one source: every file ends its conversations, the report covers them all."""
+    if not path.is_dir():
+        return extract(path, read_text(path), cast, options, progress=True)
+    files = sorted(p for p in path.iterdir() if p.suffix == ".txt" and p.is_file())
+    if not files:
+        raise ConversionError(path, "folder holds no .txt files")
+    samples, reports, empty = [], [], []
+    for file in tqdm(files, desc=path.name, unit="file"):
+        try:
+            text = read_text(file)
+        except ConversionError as e:
+            if "empty (no text)" not in str(e):
+                raise
+            empty.append(str(file))
+            continue
+        file_samples, report = extract(file, text, cast, options)
+        samples += file_samples
+        reports.append(report)
+    total = Report(source=str(path))
+    for report in reports:
+        total.records_in += report.records_in
+        total.dropped.update(report.dropped)
+        for reason, examples in report.examples.items():
+            total.examples[reason].extend(examples[:EXAMPLES_PER_REASON - len(total.examples[reason])])
+        for key, value in report.extra.items():
+            if isinstance(value, dict):
+                merged = collections.Counter(total.extra.get(key, {}))
+                merged.update(value)
+                total.extra[key] = dict(sorted(merged.items()))
+            elif isinstance(value, bool):
+                total.extra[key] = total.extra.get(key, False) or value
+            elif isinstance(value, int):
+                total.extra[key] = total.extra.get(key, 0) + value
+            elif isinstance(value, list):
+                total.extra[key] = (total.extra.get(key, []) + value)[:EXAMPLES_PER_REASON]
+            else:
+                total.extra[key] = value
+    others = collections.Counter(total.extra.get("top_unconfigured_speakers", {}))
+    total.extra["top_unconfigured_speakers"] = dict(others.most_common(15))
+    total.extra.update({"files": len(files), "empty_files": empty})
+    return samples, total
+
+
 def load_existing(path: Path) -> list[dict]:
     """Records of the ShareGPT JSON file to merge into; ConversionError naming the problem."""
     if not path.is_file():
         raise ConversionError(path, "--merge-existing needs an existing ShareGPT JSON file")
     try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConversionError(path, f"not UTF-8 (byte offset {e.start})") from e
+        records = json.loads(text_input.read_text(path))
+    except text_input.NotTextError as e:
+        raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     except json.JSONDecodeError as e:
         raise ConversionError(path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
     if not isinstance(records, list):
@@ -168,6 +221,7 @@ def remove_duplicates(per_file: list[tuple[list[Sample], Report]], existing: lis
     kept: list[Sample] = []
     for samples, report in per_file:
         n_kept = n_turns = 0
+        ended_by = collections.Counter()
         for sample in samples:
             duplicate = index.check(sample.text())
             if duplicate:
@@ -178,9 +232,12 @@ def remove_duplicates(per_file: list[tuple[list[Sample], Report]], existing: lis
             kept.append(sample)
             report.keep(len(sample.utterances))
             n_kept += 1
+            ended_by[sample.ended_by] += 1
             n_turns += len(sample.conversations)
         report.extra["samples"] = n_kept
         report.extra["turns"] = n_turns
+        # Why each kept sample ended (scene break, third speaker, addressee change, ...).
+        report.extra["samples_ended_by"] = dict(sorted(ended_by.items()))
     return kept
 
 
@@ -223,15 +280,14 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         try:
             nsfw = KeywordFilter.from_file(args.nsfw_keywords)
         except ValueError as e:
-            raise ConversionError(args.nsfw_keywords, str(e)) from e
+            raise ConversionError(args.nsfw_keywords, str(e).removeprefix(f"{args.nsfw_keywords}: ")) from e
     options = BuildOptions(
         system=args.system.replace("{assistant}", cast.assistant.name), third_party=args.third_party,
         leading_assistant=args.leading_assistant, max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
         max_sample_chars=args.max_sample_chars, max_gap_chars=args.max_gap_chars, nsfw=nsfw,
     )
     existing = load_existing(args.merge_existing) if args.merge_existing else []
-    texts = [(path, read_text(path)) for path in args.inputs]
-    per_file = [extract(path, text, cast, options, progress=True) for path, text in texts]
+    per_file = [extract_source(path, cast, options) for path in args.inputs]
     for _, report in per_file:
         if not report.extra["attributed_lines"][cast.assistant.name]:
             logger.warning("%s: no line is attributed to %s; it adds no sample", report.source, cast.assistant.name)
@@ -279,7 +335,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an existing file; "
         "a report per input counts lines in, out and dropped per reason.",
     )
-    parser.add_argument("--inputs", type=Path, nargs="+", required=True, help="UTF-8 text files (LF or CRLF)")
+    parser.add_argument("--inputs", type=Path, nargs="+", required=True,
+                        help="UTF-8 text files (LF or CRLF), or folders of scene files (*.txt, one scene each)")
     target = parser.add_mutually_exclusive_group(required=True)
     target.add_argument("--out-dir", type=Path, help="output folder (dataset_dir for LLaMA-Factory); needs --name")
     target.add_argument("--merge-existing", type=Path, metavar="FILE",

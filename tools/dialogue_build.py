@@ -5,9 +5,14 @@ Used by `python -m tools.dialogue`. The rules, each counted in the report:
   (with no user configured: every other recognised speaker, one at a time: when a second one
   speaks before the assistant answers, the dialogue restarts from them);
 - a third party's line ends the dialogue (`--third-party break`) or joins the human turn under
-  its speaker's name (`fold`); it never joins a gpt turn;
-- an unattributed line, a chapter heading, a long stretch of narration and a line the NSFW filter
-  drops all end the dialogue, so no turn is ever glued to a line its speaker did not answer;
+  its speaker's name (`fold`); it never joins a gpt turn; so does a second person on the user
+  side (a third speaker);
+- a line said to someone else (对X道 with X not the other side, `(To X)`, `(On phone)`) ends the
+  dialogue and is dropped;
+- an unattributed line, a chapter heading, a scene break (a shift of time or place, verse, a
+  script's scene direction), a long stretch of narration and a line the NSFW
+  filter drops all end the dialogue, so no turn is ever glued to a line its speaker did not answer;
+- every sample records why it ended (`ended_by`), counted in the report;
 - consecutive lines of one role merge into one turn; a dialogue starts with human (a leading
   gpt turn is dropped, or kept in the system prompt) and ends with gpt;
 - a dialogue longer than the limits is cut into windows that do not overlap, so no line is
@@ -20,17 +25,20 @@ from dataclasses import dataclass, field
 from tools.dialogue_parse import (
     NOT_SPEECH,
     OTHER,
+    STAGE_DIRECTION,
     THOUGHT,
     WRITING,
     Character,
     Utterance,
 )
+from tools.dialogue_script import ELSEWHERE_ADDRESSEE
 from tools.fileio import Report
 from tools.nsfw_filter import KeywordFilter
 
 HUMAN, GPT = "human", "gpt"
-# Drops that are not speech at all: the dialogue goes on around them.
-TRANSPARENT_DROPS = {NOT_SPEECH, THOUGHT, WRITING}
+# Drops that are not speech at all: the dialogue goes on around them (verse that closes a scene
+# is a scene break found in the narration that introduces it: 有诗为证, 正是：).
+TRANSPARENT_DROPS = {NOT_SPEECH, THOUGHT, WRITING, STAGE_DIRECTION}
 THIRD_PARTY_MODES = ("break", "fold")
 LEADING_ASSISTANT_MODES = ("drop", "system")
 
@@ -63,6 +71,7 @@ class BuildOptions:
     max_turn_chars: int = 1000
     max_sample_chars: int = 4000
     max_gap_chars: int = 200  # narration between two lines of one dialogue
+    max_unanswered_gap_chars: int = 40  # narration between two user lines nobody answered
     nsfw: KeywordFilter | None = None  # None keeps everything
 
 
@@ -98,6 +107,8 @@ class Sample:
     conversations: list[dict]
     system: str
     utterances: list[Utterance] = field(default_factory=list)
+    ended_by: str = ""  # why the conversation (or this window of it) ended
+    source: str = ""  # the file it comes from
 
     def record(self) -> dict:
         return {"conversations": self.conversations, "system": self.system}
@@ -116,7 +127,9 @@ def _join(pieces: list[str]) -> str:
 
 
 def where(source: str, utterance: Utterance) -> str:
-    """How a report names a line: file and line number."""
+    """How a report names a line: file, line and column (of the line's text in the file)."""
+    if utterance.line:
+        return f"{source}:{utterance.line}:{utterance.column}"
     return f"{source}:{utterance.paragraph + 1}"
 
 
@@ -162,7 +175,9 @@ class DialogueBuilder:
                 self._close(u.drop)
             return
         last, self._last = self._last, u
-        if last is not None and u.chapter != last.chapter:
+        if u.break_before:
+            self._close(u.break_before)
+        elif last is not None and u.chapter != last.chapter:
             self._close("chapter")
         elif last is not None and u.gap_chars > self.options.max_gap_chars:
             self._close("narration_gap")
@@ -178,12 +193,44 @@ class DialogueBuilder:
                 self._close("third_party")
                 return
             role = HUMAN
-        elif not self.cast.users and role == HUMAN and self._run and self._run[-1].role == HUMAN \
-                and self._run[-1].name != name:
-            # With anyone as the user, two people talking to each other are not talking to the
-            # assistant: only the one the assistant answers stays.
-            self._close("user_changed")
+        elif role == HUMAN and self.options.third_party == "break" and \
+                any(p.role == HUMAN and p.name != name for p in self._run):
+            # A second person on the user side is a third speaker: what the assistant says next
+            # may answer either, so the conversation with the first one ends here. When the
+            # first one spoke last, this line answers them, not the assistant: it opens nothing.
+            replying = self._run[-1].role == HUMAN
+            self._close("third_speaker")
+            if replying:
+                self.report.drop("reply_to_third_speaker", where(self.source, u))
+                return
+        if role == HUMAN and self._run and self._run[-1].role == HUMAN and \
+                u.gap_chars > self.options.max_unanswered_gap_chars:
+            # The user spoke, nobody answered, the story went on: the earlier line is not part
+            # of what the assistant will answer.
+            self._close("unanswered")
+        present = {self.cast.assistant.name, name, u.addressee, *(p.name for p in self._run)}
+        if self._run and any(n not in present for n in u.narration_names):
+            # Someone else acts in the narration between the lines: the exchange is interrupted.
+            self._close("third_party_in_narration")
+        if u.addressee is not None and not self._said_to_this_conversation(u, role):
+            # Said to someone else (a servant, a third character, someone on the phone): not an
+            # answer to the user, nor a line the assistant is asked to answer.
+            self._close("addressee_change")
+            self.report.drop("said_to_someone_else", where(self.source, u))
+            return
         self._run.append(_Part(role, name, u))
+
+    def _said_to_this_conversation(self, u: Utterance, role: str) -> bool:
+        """Whether a line with a known addressee is said to the other side of this conversation."""
+        if u.addressee == ELSEWHERE_ADDRESSEE:
+            return False
+        if role == HUMAN:
+            return u.addressee == self.cast.assistant.name
+        humans = {p.name for p in self._run if p.role == HUMAN}
+        if humans:
+            return u.addressee in humans
+        # The assistant opens: fine when said to a possible user.
+        return not self.cast.users or u.addressee in self._user_names
 
     def _drop_parts(self, parts: list[_Part], reason: str) -> None:
         for part in parts:
@@ -207,13 +254,13 @@ class DialogueBuilder:
         for turn in turns:
             if len(turn.text(labelled=False)) > self.options.max_turn_chars:
                 self._drop_parts(turn.parts, "turn_too_long")
-                self._emit_piece(piece)
+                self._emit_piece(piece, "turn_too_long")
                 piece = []
             else:
                 piece.append(turn)
-        self._emit_piece(piece)
+        self._emit_piece(piece, cause)
 
-    def _emit_piece(self, turns: list[_Turn]) -> None:
+    def _emit_piece(self, turns: list[_Turn], cause: str) -> None:
         if not turns:
             return
         if len({t.role for t in turns}) < 2:
@@ -234,19 +281,19 @@ class DialogueBuilder:
                 2 * (len(window) + 1) > self.options.max_turns
                 or self._chars(window + [pair]) > self.options.max_sample_chars
             ):
-                self._emit_window(window, opening)
+                self._emit_window(window, opening, "window_limit")
                 window, opening = [], None
             if self._chars([pair]) > self.options.max_sample_chars:
                 self._drop_parts(pair[0].parts + pair[1].parts, "sample_too_long")
                 continue
             window.append(pair)
-        self._emit_window(window, opening)
+        self._emit_window(window, opening, cause)
 
     @staticmethod
     def _chars(pairs: list[tuple[_Turn, _Turn]]) -> int:
         return sum(len(t.text(labelled=False)) for pair in pairs for t in pair)
 
-    def _emit_window(self, pairs: list[tuple[_Turn, _Turn]], opening: _Turn | None) -> None:
+    def _emit_window(self, pairs: list[tuple[_Turn, _Turn]], opening: _Turn | None, cause: str) -> None:
         if not pairs:
             if opening is not None:
                 self._drop_parts(opening.parts, "leading_assistant")
@@ -262,4 +309,4 @@ class DialogueBuilder:
             utterances += [p.utterance for p in opening.parts]
         utterances += [p.utterance for t in turns for p in t.parts]
         conversations = [{"from": t.role, "value": t.text(labelled and t.role == HUMAN)} for t in turns]
-        self.samples.append(Sample(conversations, system, utterances))
+        self.samples.append(Sample(conversations, system, utterances, ended_by=cause, source=self.source))

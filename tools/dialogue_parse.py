@@ -19,10 +19,13 @@ a change of speaker to one of them is seen rather than glued to the previous sub
 """
 
 import collections
+import html
 import re
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
+
+from tools import dialogue_script
 
 # A speaker nobody configured but that the text names (e.g. 王婆); `Utterance.hint` holds the name.
 OTHER = "<other>"
@@ -36,8 +39,29 @@ UNATTRIBUTED = "unattributed"  # speech whose subject is not a known speaker or 
 PRONOUN = "unattributed_pronoun"  # 他道/她道 where the referent is not safe to resolve
 FIRST_PERSON = "first_person_no_narrator"  # 我道 without --narrator
 UNBALANCED = "unbalanced_quote"  # an opening quote mark never closed in its paragraph
+STAGE_DIRECTION = "stage_direction"  # a script line without a speaker: narration, a direction
+SCENE_BREAK = "scene_break"  # a script direction that moves the scene or time on
+
+# Narration that moves the story to another time or place, or verse that closes a scene: the
+# conversation before it is over (却说…, 次日…, 有诗为证, 正是：).
+SCENE_SHIFT = re.compile(
+    r"(?:^|[。！？!?；;”」\"\s])\s*(?:话说|且说|却说|再说|次日|次早|明日|第二日|当晚|当夜|是夜|是日|"
+    r"过了[一两三四五六七八九十数几]+[日天月年]|不觉|不则一日|有诗为证|诗曰|词曰|正是[：:]|但见[：:])"
+)
+# Narration that takes someone to another place (离了紫石街，迳投县里来): a new scene follows.
+PLACE_SHIFT = re.compile(r"(?:别了|辞了|离了|迳投|径投|迳奔|径奔|投奔|回到|来到|到得|回至|来至|去了|转过|出得)")
+# Narration that reports what was said (将打虎的本事说了一遍): the next quote is no answer to the
+# last one; the answer was given in the narration.
+REPORTED_SPEECH = re.compile(r"说了一遍|一一说了|备细说了|细说了|诉说|说知|告诉了|说罢|说毕|分说|答应了|应承了")
+SCENE_SEPARATOR = re.compile(r"^\s*(?:[*＊#~～\-—=·.]\s*){3,}$")
+# HTML paragraphs stored on one line: every <p> or <br> starts a paragraph; other tags are dropped.
+HTML_BREAK = re.compile(r"</?p\b[^>]*>|<br\s*/?>|</?div\b[^>]*>", re.IGNORECASE)
+HTML_TAG = re.compile(r"<[^<>]{1,200}>")
+# Who a line is said to: an object marker and a name right before the speech verb (对武松道).
+ADDRESS_MARKERS = re.compile(r"(?:对着|对|向|朝|看着|望着|指着|问|叫|唤|与|和|跟|分付|吩咐|回顾|劝)$")
 
 QUOTE_PAIRS = {"“": "”", "「": "」", '"': '"'}
+ASCII_QUOTE = '"'
 SENTENCE_END = "。！？!?…\n"
 # Segments of a clause. Not 、: it lists names (与卢俊义、吴用道) inside one segment.
 SEGMENT_SEP = re.compile(r"[，,；;：:\s]+")
@@ -84,10 +108,16 @@ LEAD_INS = sorted(
 )
 # A name right after one of these is the object of the clause, not its subject (看着武大道).
 OBJECT_MARKERS = re.compile(
-    r"(?:、|看着|看了|望着|指着|指定|指|扯住|拖住|揪住|扶住|对着|对|向|朝|与|和|同|跟|问|叫|唤|请|劝|谢|拜|把|将|替|被|教|分付|吩咐|告诉|见了|辞了|别了)$"
+    r"(?:、|回顾|看着|看了|望着|指着|指定|指|扯住|拖住|揪住|扶住|对着|对|向|朝|与|和|同|跟|问|叫|唤|请|劝|谢|拜|把|将|替|被|教|分付|吩咐|告诉|见了|辞了|别了)$"
 )
+# A segment that ends in an object marker and a short name (回顾宣赞): a list may go on after it.
+OBJECT_THEN_NAME = re.compile(r"(?:回顾|看着|望着|对着|对|向|唤|叫)[\u4e00-\u9fff]{2,3}$")
 # Several people speak at once (宋江，卢俊义…都笑道): no single speaker.
 PLURAL_SPEECH = re.compile(r"都|一齐|齐声|同声|皆|众")
+# The subject hears the line rather than says it (武松又听得叫声“…”, 只听喊一声): the speaker is
+# someone else, unnamed.
+# A bare 听得 is not one (武松听得大怒道, 鲁智深听得道: he heard, then spoke).
+HEARING = re.compile(r"(?:只|但|忽|又|猛|猛可|隐隐|远远)听得?|(?:只|但|忽)闻")
 # A walk back from the verb stops at a clause of time (宋江唤到帐前问时，说道): the main clause
 # after it often has another subject, unnamed.
 TIME_CLAUSE = re.compile(r"时$")
@@ -105,10 +135,12 @@ HIDDEN_SUBJECT_PART = re.compile(
     r"[人汉者婆娘嫂妇女哥爷叔伯官军兵客僧尼童徒卒吏差丈翁妻夫母父兄弟姐妹儿孩]|"
     r"知府|知县|太尉|都监|管营|团练|提辖|教头|头领|押司|节级|虞候|长老|先生|大王|寨主|主人|员外|太公|小二|酒保|庄客|丫环"
 )
-POSSESSIVE = re.compile(r"^(?:的|之|家的|手下|身边)")
+# The next three are matched at a position inside a segment (`pattern.match(text, pos)`), where `^`
+# never matches: they must not start with it.
+POSSESSIVE = re.compile(r"(?:的|之|家的|手下|身边)")
 # 施恩父子商议道, 武松和宋江道: more than one speaker.
-JOINT_SUBJECT = re.compile(r"^(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)")
-PLURAL_PRONOUN = re.compile(r"^(?:他们|她们|他两个|她两个|他二人|他三个|他众人)")
+JOINT_SUBJECT = re.compile(r"(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)")
+PLURAL_PRONOUN = re.compile(r"(?:他们|她们|他两个|她两个|他二人|他三个|他众人)")
 THIRD_PERSON = ("他", "她")
 FIRST_PERSON_PRONOUN = "我"
 # Continuation: 武松道：“…”又道：“…” is the same speaker.
@@ -161,6 +193,14 @@ class Utterance:
     hint: str | None = None
     drop: str | None = None
     rule: str = ""  # how the speaker was found: script, before, after, continuation, pronoun, narrator
+    line: int = 0  # 1-based line of the file (after CRLF→LF) and 1-based column in it
+    column: int = 0
+    addressee: str | None = None  # who the line is said to, when the text says so (对武松道, (To Penny))
+    break_before: str | None = None  # a scene break between the previous utterance and this one
+    # Known speakers named in the narration since the previous utterance (the clause that
+    # introduces this line included): someone else acting there ends a conversation.
+    narration_names: tuple[str, ...] = ()
+    malformed: str | None = None  # a script line that had to be repaired (glued_speakers, trailing_text)
 
 
 @dataclass
@@ -323,22 +363,38 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
     if PLURAL_SPEECH.search(speakers.mask_names(last)):
         return _Subject(None)
     if last:
+        names = speakers.names_in(last)
+        hearing = HEARING.search(speakers.mask_names(last))
+        if hearing and not any(m.start() >= hearing.end() for m in names):
+            # 武松又听得叫声“…”: what the subject hears is said by someone the clause does not name.
+            return _Subject(None)
         opening = _subject_at_start(last, speakers)
+        if opening is not None and opening[1] == len(last) and len(segments) > 1:
+            # 回顾宣赞，郝思文道: a bare name after a segment that ends in a name continues a list
+            # written with commas (of the ones spoken to, or of joint speakers).
+            previous = segments[-2]
+            if any(m.end() == len(previous) for m in speakers.names_in(previous)) or \
+                    OBJECT_THEN_NAME.search(previous):
+                return _Subject(None)
         if opening is not None:
             subject, end = opening
             if subject.speaker and not _other_names_are_objects(last, end, speakers):
                 return _Subject(None)
             return subject
-        names = speakers.names_in(last)
         if names:
             m = names[-1]
             before = last[: m.start()]
             if PIVOT_MARKERS.search(before):
                 canonical = speakers.canonical(m.group(0))
                 return _Subject(canonical) if canonical else _Subject(OTHER, _display_name(m.group(0)))
-            if not OBJECT_MARKERS.search(before):
+            marker = OBJECT_MARKERS.search(before)
+            if not marker:
                 return _Subject(None)
-            # 看着武大道: the name is the one spoken to; the speaker is earlier in the sentence.
+            # 看着武大道: the name is the one spoken to; the speaker is earlier in the sentence,
+            # unless the words before the object marker are themselves a subject nobody
+            # configured (王婆又向武松道): then that unnamed subject speaks.
+            if _may_hide_subject(speakers.mask_names(before[: marker.start()])):
+                return _Subject(None)
         elif _may_hide_subject(last):
             return _Subject(None)
     for segment in reversed(segments[:-1]):
@@ -354,30 +410,70 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
     return _Subject(None)
 
 
-def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[int]]:
-    """Top-level quotes of a paragraph as (open index, close index) pairs, and the open indices
-    of quotes never closed. Inner quotes of another kind stay part of the outer text."""
+def _opens_well(paragraph: str, i: int) -> bool:
+    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the start."""
+    before = paragraph[:i].rstrip()
+    return not before or before[-1] in "：:，,。！？!?…”」\"" or SPEECH_VERB_GLUED.search(before) is not None
+
+
+def _closes_well(paragraph: str, i: int) -> bool:
+    """An ASCII quote where speech usually closes: right after punctuation."""
+    return i > 0 and paragraph[i - 1] in "。！？!?…～~，,—-"
+
+
+SPEECH_INTRO = re.compile(r"[道说问叫喝][：:]")
+
+
+def _stray_ascii_quotes(paragraph: str) -> set[int]:
+    """Positions of ASCII quotes that pair with nothing. With an odd count, the one whose removal
+    lets the others pair best (openers where speech opens, closers after punctuation) is stray;
+    a stray mark then breaks one quote instead of swapping speech and narration after it."""
+    marks = [i for i, ch in enumerate(paragraph) if ch == ASCII_QUOTE]
+    if len(marks) % 2 == 0:
+        return set()
+
+    def score(kept: list[int]) -> int:
+        # A quote whose text holds a speech introduction (陈舟笑道：) swallowed narration.
+        return sum(_opens_well(paragraph, kept[k]) + _closes_well(paragraph, kept[k + 1])
+                   - 2 * bool(SPEECH_INTRO.search(paragraph, kept[k] + 1, kept[k + 1]))
+                   for k in range(0, len(kept) - 1, 2))
+
+    best = max(range(len(marks)), key=lambda k: (score(marks[:k] + marks[k + 1:]), k))
+    return {marks[best]}
+
+
+def _find_quotes(paragraph: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Top-level quotes of a paragraph as (open index, close index) pairs, and the (open, end)
+    spans of quotes never closed. Inner quotes of another kind stay part of the outer text.
+
+    A stray mark is contained to the sentence it breaks: an ASCII `"` that pairs with nothing is
+    skipped (see `_stray_ascii_quotes`), and a second opener of the same kind (“ while a “ is open)
+    ends the broken quote there, so the rest of the paragraph is read as it stands instead of with
+    speech and narration swapped."""
     quotes, unbalanced = [], []
     open_at, closer = None, None
     in_note = False
+    stray = _stray_ascii_quotes(paragraph) if ASCII_QUOTE in paragraph else set()
     for i, ch in enumerate(paragraph):
         # Editors' notes such as 【音“匝”】 quote single characters; they are not speech.
         if ch in "【】":
             in_note = ch == "【"
         elif in_note:
             continue
+        elif i in stray:
+            unbalanced.append((i, i))
         elif open_at is None:
             if ch in QUOTE_PAIRS:
                 open_at, closer = i, QUOTE_PAIRS[ch]
         elif ch == closer:
             quotes.append((open_at, i))
             open_at = None
-        elif ch == paragraph[open_at] and ch != closer:
+        elif ch == paragraph[open_at]:
             # A second opener of the same kind: the first was never closed.
-            unbalanced.append(open_at)
+            unbalanced.append((open_at, i))
             open_at = i
     if open_at is not None:
-        unbalanced.append(open_at)
+        unbalanced.append((open_at, len(paragraph)))
     return quotes, unbalanced
 
 
@@ -416,87 +512,203 @@ def _looks_like_non_speech(content: str) -> bool:
     return len(content) <= 8 and not re.search(r"[。！？!?，,…]", content)
 
 
+@dataclass
+class _Paragraph:
+    text: str
+    line: int  # 1-based line of the file
+    column: int  # 0-based column of the paragraph's first character in that line
+    offset: int  # character offset of the paragraph's first character in the file
+
+
+def paragraphs_of(text: str) -> list[_Paragraph]:
+    """The paragraphs of a text: its lines, and inside a line the HTML paragraphs (<p>…</p>, <br>)
+    with their tags removed and entities decoded (offsets then point at the paragraph start)."""
+    out = []
+    offset = 0
+    for line_no, line in enumerate(text.split("\n"), 1):
+        if HTML_BREAK.search(line):
+            position = 0
+            for m in [*HTML_BREAK.finditer(line), None]:
+                end = m.start() if m else len(line)
+                piece = html.unescape(HTML_TAG.sub("", line[position:end]))
+                if piece.strip():
+                    out.append(_Paragraph(piece, line_no, position, offset + position))
+                if m:
+                    position = m.end()
+        else:
+            out.append(_Paragraph(line, line_no, 0, offset))
+        offset += len(line) + 1
+    return out
+
+
+class _Cursor:
+    """Where an utterance lies: the paragraph being read and what happened since the last one."""
+
+    def __init__(self):
+        self.chapter = 0
+        self.narration = 0
+        self.pending_break: str | None = None
+        self.names: list[str] = []
+
+    def make(self, paragraph: _Paragraph, index: int, content: str, number: int, gap: int) -> Utterance:
+        utterance = Utterance(paragraph.offset + index, content, number, self.chapter, gap,
+                              line=paragraph.line, column=paragraph.column + index + 1,
+                              break_before=self.pending_break, narration_names=tuple(dict.fromkeys(self.names)))
+        self.pending_break = None
+        self.names = []
+        return utterance
+
+
 def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bool = False,
                label: str = "") -> list[Utterance]:
-    """Every quote (and, in script mode, every `Name：line`) of `text` as an Utterance, in order,
-    each either attributed or carrying the reason it is not usable speech."""
+    """Every quote (and, in script mode, every `Name：line` and `Name：「line」`) of `text` as an
+    Utterance, in order, each either attributed or carrying the reason it is not usable speech."""
     utterances: list[Utterance] = []
-    chapter = 0
-    narration_since = 0
-    offset = 0
-    paragraphs = text.split("\n")
-    for paragraph_no, paragraph in enumerate(tqdm(paragraphs, desc=label or "paragraphs", unit="par",
-                                                  disable=not progress)):
-        para_start = offset
-        offset += len(paragraph) + 1
-        if not paragraph.strip():
+    cursor = _Cursor()
+    paragraphs = paragraphs_of(text)
+    for number, paragraph in enumerate(tqdm(paragraphs, desc=label or "paragraphs", unit="par",
+                                            disable=not progress)):
+        if not paragraph.text.strip():
             continue
-        if CHAPTER_HEADING.match(paragraph):
-            chapter += 1
-            narration_since = 0
+        if CHAPTER_HEADING.match(paragraph.text):
+            cursor.chapter += 1
+            cursor.narration = 0
+            continue
+        if SCENE_SEPARATOR.match(paragraph.text):
+            cursor.pending_break = "scene_break"
             continue
         if script_mode:
-            line = _script_line(paragraph, para_start, paragraph_no, chapter, narration_since, speakers)
-            if line is not None:
-                utterances.append(line)
-                narration_since = 0
+            lines = _script_lines(paragraph, number, cursor, speakers)
+            if lines is not None:
+                utterances += lines
+                cursor.narration = 0
                 continue
-        narration_since = _parse_prose_paragraph(
-            paragraph, para_start, paragraph_no, chapter, narration_since, speakers, utterances
-        )
+        cursor.narration = _parse_prose_paragraph(paragraph, number, cursor, speakers, utterances)
+    labels = {u.hint for u in utterances if u.rule == "script" and u.hint}
+    _find_vocatives(utterances, speakers, labels)
     return utterances
 
 
-def _script_line(paragraph, para_start, paragraph_no, chapter, gap, speakers) -> Utterance | None:
-    m = SCRIPT_LINE.match(paragraph)
-    if not m or m.group("line")[0] in QUOTE_PAIRS:
-        return None
-    name = m.group("name")
+VOCATIVE_LEAD = r"^\s*(?:(?:oh|hey|hi|okay|ok|well|look|yes|no|um|uh|so|嗯|哎|喂|啊|哦)[\s,，.!！…]+)?"
+
+
+def _find_vocatives(utterances: list[Utterance], speakers: Speakers, labels: set[str]) -> None:
+    """A line that opens by naming someone (`Leonard, ready to go?`, `钟离先生，…`) is said to
+    them: set its addressee where the clause or a stage direction did not."""
+    forms = sorted({*speakers._by_form, *speakers.text_speakers, *labels}, key=len, reverse=True)
+    if not forms:
+        return
+    pattern = re.compile(VOCATIVE_LEAD + "(" + "|".join(map(re.escape, forms)) + r")\s*[,，!！:：]", re.IGNORECASE)
+    for u in utterances:
+        if u.drop is not None or u.addressee is not None:
+            continue
+        m = pattern.match(u.text)
+        if m is None:
+            continue
+        name = speakers.canonical(m.group(1)) or next((f for f in forms if f.lower() == m.group(1).lower()), m.group(1))
+        if name != (u.hint if u.speaker == OTHER else u.speaker):
+            u.addressee = name
+
+
+def _script_lines(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> list[Utterance] | None:
+    """The utterances of a script paragraph (`Name：「…」` or `Name：line`), or None when the
+    paragraph is not one."""
+    parsed = dialogue_script.parse_paragraph(paragraph.text)
+    if parsed is None:
+        single = _plain_script_line(paragraph, number, cursor, speakers)
+        return None if single is None else [single]
+    if parsed.problem == "unbalanced" and not parsed.lines:
+        u = cursor.make(paragraph, paragraph.text.find("「") + 1, paragraph.text, number, cursor.narration)
+        u.drop = UNBALANCED
+        return [u]
+    out = []
+    for line in parsed.lines:
+        u = cursor.make(paragraph, line.start, line.text, number, cursor.narration if not out else 0)
+        u.malformed = parsed.problem
+        if line.direction:
+            u.drop = SCENE_BREAK if line.scene_break else STAGE_DIRECTION
+        else:
+            _name_script_speaker(u, line.name, speakers)
+            if line.addressee is not None:
+                u.addressee = speakers.canonical(line.addressee) or line.addressee
+        out.append(u)
+    if parsed.problem == "unbalanced":
+        tail = cursor.make(paragraph, parsed.lines[-1].start, paragraph.text, number, 0)
+        tail.drop = UNBALANCED
+        out.append(tail)
+    return out
+
+
+def _name_script_speaker(utterance: Utterance, name: str, speakers: Speakers) -> None:
+    utterance.rule = "script"
     canonical = speakers.canonical(name)
     if canonical is None and name == FIRST_PERSON_PRONOUN:
         canonical = speakers.narrator
-    if canonical is None and SCRIPT_NOT_SPEAKER.search(name):
-        return None
-    utterance = Utterance(para_start + m.start("line"), m.group("line"), paragraph_no, chapter, gap, rule="script")
     if canonical is not None:
         utterance.speaker = canonical
     else:
         utterance.speaker, utterance.hint = OTHER, name
+
+
+def _plain_script_line(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> Utterance | None:
+    m = SCRIPT_LINE.match(paragraph.text)
+    if not m or m.group("line")[0] in QUOTE_PAIRS:
+        return None
+    name = m.group("name")
+    if speakers.canonical(name) is None and name != FIRST_PERSON_PRONOUN and SCRIPT_NOT_SPEAKER.search(name):
+        return None
+    utterance = cursor.make(paragraph, m.start("line"), m.group("line"), number, cursor.narration)
+    _name_script_speaker(utterance, name, speakers)
     return utterance
 
 
 def is_script(text: str, characters: tuple[Character, ...]) -> bool:
-    """A text is a script when some configured character speaks as `Name：line` in it."""
+    """A text is a script when some configured character speaks as `Name：line` or `Name：「line」`
+    in it."""
     names = {form for c in characters for form in c.all_names}
     for paragraph in text.split("\n"):
+        parsed = dialogue_script.parse_paragraph(paragraph)
+        if parsed is not None and any(line.name in names for line in parsed.lines):
+            return True
         m = SCRIPT_LINE.match(paragraph)
         if m and m.group("name") in names and m.group("line")[0] not in QUOTE_PAIRS:
             return True
     return False
 
 
-def _parse_prose_paragraph(paragraph, para_start, paragraph_no, chapter, narration_since, speakers, out) -> int:
-    """Append the quotes of one prose paragraph to `out`; return narration characters left
-    pending after its last quote (carried into the gap of the next utterance)."""
-    quotes, unbalanced = _find_quotes(paragraph)
-    for open_at in unbalanced:
-        out.append(Utterance(para_start + open_at + 1, paragraph[open_at + 1:].strip(), paragraph_no, chapter,
-                             narration_since, drop=UNBALANCED))
+def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers,
+                           out: list[Utterance]) -> int:
+    """Append the quotes of one prose paragraph to `out`, in text order; return narration
+    characters left pending after its last quote (carried into the gap of the next utterance)."""
+    text = paragraph.text
+    quotes, unbalanced = _find_quotes(text)
+    found: list[Utterance] = []
     last_end = 0  # where the text before the next quote starts: paragraph start or a speech quote
     previous: Utterance | None = None  # the last quote in this paragraph that was not a term
-    pending = narration_since
-    for index, (open_at, close_at) in enumerate(quotes):
-        content = paragraph[open_at + 1:close_at].strip()
-        pre = paragraph[last_end:open_at]
-        next_open = quotes[index + 1][0] if index + 1 < len(quotes) else len(paragraph)
-        post = paragraph[close_at + 1:next_open]
+    pending = cursor.narration
+    events = sorted([(o, c, True) for o, c in quotes] + [(o, e, False) for o, e in unbalanced])
+    for index, (open_at, close_at, balanced) in enumerate(events):
+        pre = text[last_end:open_at]
+        _note_narration(pre, cursor, speakers)
         gap = pending + len(CJK_LETTER.findall(pre))
-        utterance = Utterance(para_start + open_at + 1, content, paragraph_no, chapter, gap)
+        if not balanced:
+            u = cursor.make(paragraph, open_at + 1, text[open_at + 1:close_at].strip(), number, gap)
+            u.drop = UNBALANCED
+            found.append(u)
+            # A lone stray mark is skipped; an unclosed quote ends where the next one opens.
+            last_end, pending, previous = max(last_end, close_at + (close_at == open_at)), 0, None
+            continue
+        content = text[open_at + 1:close_at].strip()
+        next_open = events[index + 1][0] if index + 1 < len(events) else len(text)
+        post = text[close_at + 1:next_open]
+        break_before = cursor.pending_break
+        utterance = cursor.make(paragraph, open_at + 1, content, number, gap)
         drop, clause = _classify_before(pre)
         if not content or (clause is None and drop is None and _looks_like_non_speech(content)):
-            # Terms inside narration do not interrupt the clause they sit in.
+            # Terms inside narration do not interrupt the clause they sit in (nor carry a break).
             utterance.drop = NOT_SPEECH
-            out.append(utterance)
+            utterance.break_before, cursor.pending_break = None, break_before
+            found.append(utterance)
             continue
         if drop is not None:
             utterance.drop = drop
@@ -511,18 +723,42 @@ def _parse_prose_paragraph(paragraph, para_start, paragraph_no, chapter, narrati
                 _attribute(utterance, after.group(1), speakers, None, "")
             else:
                 utterance.drop = NO_VERB if not _looks_like_non_speech(content) else NOT_SPEECH
-        out.append(utterance)
+        found.append(utterance)
         last_end = close_at + 1
         pending = 0
         previous = utterance
-    tail = paragraph[last_end:] if quotes else paragraph
+    tail = text[last_end:] if events else text
+    _note_narration(tail, cursor, speakers)
+    out.extend(found)
     return pending + len(CJK_LETTER.findall(tail))
+
+
+def _note_narration(narration: str, cursor: "_Cursor", speakers: Speakers) -> None:
+    """Record in `cursor` what a stretch of narration says about the conversation around it."""
+    if not narration.strip():
+        return
+    if SCENE_SHIFT.search(narration) or PLACE_SHIFT.search(narration):
+        cursor.pending_break = cursor.pending_break or "scene_break"
+    elif REPORTED_SPEECH.search(narration):
+        cursor.pending_break = cursor.pending_break or "reported_speech"
+    for m in speakers.names_in(narration):
+        cursor.names.append(speakers.canonical(m.group(0)) or _display_name(m.group(0)))
+
+
+def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
+    """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when it does not say."""
+    last = SEGMENT_SEP.split(clause)[-1]
+    for m in reversed(speakers.names_in(last)):
+        if ADDRESS_MARKERS.search(last[: m.start()]):
+            return speakers.canonical(m.group(0)) or _display_name(m.group(0))
+    return None
 
 
 def _attribute(utterance: Utterance, clause: str, speakers: Speakers, previous: Utterance | None, pre: str) -> None:
     """Fill speaker/hint/drop of `utterance` from the clause that introduces it. `previous` is the
     speech quote right before it in the same paragraph, `pre` the text between the two."""
     subject = subject_of_clause(clause, speakers)
+    utterance.addressee = addressee_of_clause(clause, speakers)
     attributed_before = previous is not None and previous.drop is None
     if subject.speaker == "他":
         bridge = pre[: min(i for i in (pre.find("他"), pre.find("她")) if i >= 0)]

@@ -5,12 +5,15 @@ Not a command itself; imported by the other modules in tools/.
 """
 
 import collections
+import io
 import json
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
+
+from tools.text_input import read_text
 
 # How many offending records a report names per reason (the counts stay exact).
 EXAMPLES_PER_REASON = 5
@@ -55,15 +58,16 @@ class JsonlRecord:
 
 def read_jsonl(path: Path | str) -> Iterator[JsonlRecord]:
     """Yield every non-blank line of a JSONL file, parsed; broken lines come back with
-    `error` set instead of raising, so a converter can count and name them."""
-    with open(path, encoding="utf-8") as f:
+    `error` set instead of raising, so a converter can count and name them. A file that is missing
+    or not UTF-8 raises tools.text_input.NotTextError (a UTF-8 byte-order mark is accepted)."""
+    with io.StringIO(read_text(path), newline=None) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 yield JsonlRecord(line_no, json.loads(line))
             except json.JSONDecodeError as e:
-                yield JsonlRecord(line_no, error=f"broken JSON ({e.msg} at column {e.colno})")
+                yield JsonlRecord(line_no, error=f"broken JSON at column {e.colno}: {e.msg.removesuffix(' at')}")
 
 
 def json_objects(path: Path | str, report: "Report") -> Iterator[tuple[int, str, dict]]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tools.fileio import Report, atomic_write_json
+from tools.text_input import NotTextError, read_text
 
 DATASET_INFO = "dataset_info.json"
 FORMATS = ("alpaca", "sharegpt")
@@ -106,7 +107,9 @@ def _read_info(info_path: Path) -> dict:
     if not info_path.exists():
         return {}
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
+        info = json.loads(read_text(info_path))
+    except NotTextError as e:
+        raise ConversionError(info_path, str(e).removeprefix(f"{info_path}: ")) from None
     except json.JSONDecodeError as e:
         raise ConversionError(info_path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
     if not isinstance(info, dict):

@@ -1,7 +1,7 @@
 """Exact and near-duplicate detection for short texts (dialogue samples, prompts).
 
 Used by `python -m tools.dialogue` to drop samples that repeat one already kept or one already
-in the file it merges into. Texts are normalised (NFKC, lower case, punctuation and spaces
+in the file it merges into, and by tools/leak_check.py to find regression prompts in training data. Texts are normalised (NFKC, lower case, punctuation and spaces
 removed) and compared by the Jaccard similarity of their character n-grams. MinHash with
 banded locality-sensitive hashing only proposes candidates; every candidate is checked with the
 exact Jaccard similarity, so a reported near duplicate really is at or above the threshold.
@@ -52,7 +52,7 @@ class DuplicateIndex:
         rng = np.random.default_rng(seed)
         self._a = rng.integers(1, PRIME, size=BANDS * ROWS, dtype=np.uint64)
         self._b = rng.integers(0, PRIME, size=BANDS * ROWS, dtype=np.uint64)
-        self._exact: set[str] = set()
+        self._exact: dict[str, int] = {}
         self._shingles: list[frozenset] = []
         self._buckets: dict[tuple, list[int]] = {}
 
@@ -69,19 +69,27 @@ class DuplicateIndex:
 
     def check(self, text: str) -> str | None:
         """'exact' or 'near' when `text` duplicates an indexed text, else None."""
+        found = self.match(text)
+        return found[0] if found else None
+
+    def match(self, text: str) -> tuple[str, int, float] | None:
+        """('exact' or 'near', index of the first indexed text it duplicates (in `add` order), Jaccard
+        similarity) or None."""
         normalized = normalize(text)
         if normalized in self._exact:
-            return "exact"
+            return "exact", self._exact[normalized], 1.0
         grams = shingles(normalized, self.ngram)
         candidates = {i for key in self._band_keys(self._signature(grams)) for i in self._buckets.get(key, ())}
-        if any(jaccard(grams, self._shingles[i]) >= self.threshold for i in sorted(candidates)):
-            return "near"
+        for i in sorted(candidates):
+            similarity = jaccard(grams, self._shingles[i])
+            if similarity >= self.threshold:
+                return "near", i, similarity
         return None
 
     def add(self, text: str) -> None:
         """Index `text` so later texts are compared with it."""
         normalized = normalize(text)
-        self._exact.add(normalized)
+        self._exact.setdefault(normalized, len(self._shingles))
         grams = shingles(normalized, self.ngram)
         index = len(self._shingles)
         self._shingles.append(grams)

@@ -8,6 +8,8 @@ and the list is a file the user can read and extend.
 import re
 from pathlib import Path
 
+from tools.text_input import NotTextError, read_text
+
 DEFAULT_KEYWORDS = Path("data/nsfw_keywords.txt")
 LATIN = re.compile(r"^[A-Za-z][A-Za-z' -]*$")
 
@@ -30,9 +32,9 @@ class KeywordFilter:
         Raises ValueError naming the file when it is unreadable or holds no keyword."""
         path = Path(path)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: cannot read the keyword list ({e})") from e
+            lines = read_text(path).splitlines()
+        except NotTextError as e:
+            raise ValueError(f"{path}: keyword list: {str(e).removeprefix(f'{path}: ')}") from None
         keywords = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         return cls(keywords, str(path))
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import yaml
 
 from tools.fileio import atomic_write_text
+from tools.text_input import NotTextError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -44,17 +45,30 @@ PERSONA_TEMPLATES = {
 }
 
 
+# Without a profile description (RoleBench English ships none) the persona is built from the role
+# name alone: the same prompt minus the description clause. Converters say so in their reports.
+NAME_ONLY_TEMPLATES = {
+    "zh": PERSONA_TEMPLATES["zh"].replace("，你的特征描述是：{description}", ""),
+    "en": PERSONA_TEMPLATES["en"].replace(", and your character is described as: {description}", ""),
+}
+
+
 class ProfilesError(ValueError):
     """A profiles file that cannot be used; the message names the file and the reason."""
 
 
-def persona_prompt(role: str, description: str, language: str = "zh") -> str:
+def persona_prompt(role: str, description: str | None, language: str = "zh") -> str:
     """Return the system prompt that makes a model play `role` described by `description`
-    (a trailing full stop of the description is dropped: the prompt adds its own)."""
+    (a trailing full stop of the description is dropped: the prompt adds its own); with
+    `description` None, the prompt built from the role name alone."""
     if language not in PERSONA_TEMPLATES:
         raise ValueError(f"unknown language {language!r}; known: {', '.join(sorted(PERSONA_TEMPLATES))}")
-    if not role.strip() or not description.strip():
-        raise ValueError("role and description must be non-empty")
+    if not role.strip():
+        raise ValueError("role must be non-empty")
+    if description is None:
+        return NAME_ONLY_TEMPLATES[language].format(role=role.strip())
+    if not description.strip():
+        raise ValueError("description must be non-empty (pass None for a persona from the name alone)")
     # The template ends the description with its own full stop; a second one would double it.
     description = description.strip().rstrip("。.")
     return PERSONA_TEMPLATES[language].format(role=role.strip(), description=description)
@@ -66,9 +80,9 @@ def load_profiles(path: Path | str) -> dict[str, str]:
     Raises ProfilesError naming the file and what is wrong with it."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProfilesError(f"{path}: no such file") from None
+        data = json.loads(read_text(path))
+    except NotTextError as e:
+        raise ProfilesError(str(e)) from None
     except json.JSONDecodeError as e:
         raise ProfilesError(f"{path}: line {e.lineno}: broken JSON ({e.msg})") from None
     if not isinstance(data, dict) or not data:

@@ -21,7 +21,8 @@ Output: `results.jsonl`, one record per case and sample, append-only; a rerun sk
 (a line torn by a kill is dropped and redone; records of another configuration are refused), and
 `results.summary.json` next to it with overall and per-tag pass rates. `--compare OLD.jsonl`
 lists regressions and fixes per case and per tag. `--train FILE ...` warns when a case prompt
-appears verbatim in a training set (alpaca or ShareGPT, JSON or JSONL).
+is in a training set (alpaca or ShareGPT, JSON or JSONL; tools/leak_check.py says how prompts are
+matched); `--check-leak --cases BANK --train FILE ...` runs that check alone.
 
 Exit status: 0 when every case ran (and nothing regressed against --compare); 1 when generation
 failed or --compare found regressions; 2 on bad input (nothing is written then).
@@ -43,8 +44,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tools.fileio import atomic_write_json, read_jsonl
+from tools.leak_check import DEFAULT_THRESHOLD, LeakIndex
 from tools.persona import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt, role_description
 from tools.regress_bank import BankError, Case, load_bank, run_checks
+from tools.text_input import NotTextError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -200,43 +203,62 @@ def _user_texts(record, where: str) -> list[str]:
     raise InputError(f"{where}: neither alpaca ('instruction') nor ShareGPT ('conversations'/'messages')")
 
 
-def training_prompts(path: Path | str) -> dict[str, str]:
-    """Map every normalized user text of a training set to where it first occurs ('file:line')."""
+def training_texts(path: Path | str) -> list[tuple[str, str]]:
+    """(where, user text) for every user-side text of a training set, 'file:line' or 'file[i]'."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such training file")
-    if path.suffix == ".jsonl":
-        located = []
-        for record in read_jsonl(path):
-            if record.error:
-                raise InputError(f"{path}:{record.line_no}: {record.error}")
-            located.append((f"{path}:{record.line_no}", record.value))
-    else:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{e.lineno}: broken JSON ({e.msg})") from None
-        if not isinstance(data, list):
-            raise InputError(f"{path}: expected a JSON list of records")
-        located = [(f"{path}[{i}]", value) for i, value in enumerate(data)]
+    try:
+        if path.suffix == ".jsonl":
+            located = []
+            for record in read_jsonl(path):
+                if record.error:
+                    raise InputError(f"{path}:{record.line_no}: {record.error}")
+                located.append((f"{path}:{record.line_no}", record.value))
+        else:
+            data = json.loads(read_text(path))
+            if not isinstance(data, list):
+                raise InputError(f"{path}: expected a JSON list of records")
+            located = [(f"{path}[{i}]", value) for i, value in enumerate(data)]
+    except NotTextError as e:
+        raise InputError(str(e)) from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}:{e.lineno}: broken JSON ({e.msg})") from None
+    if not located:
+        raise InputError(f"{path}: no training records (empty file)")
+    return [(where, text) for where, value in located for text in _user_texts(value, where)]
+
+
+def training_prompts(path: Path | str) -> dict[str, str]:
+    """Map every white-space-normalized user text of a training set to where it first occurs."""
     prompts = {}
-    for where, value in located:
-        for text in _user_texts(value, where):
-            prompts.setdefault(_normalized(text), where)
+    for where, text in training_texts(path):
+        prompts.setdefault(_normalized(text), where)
     return prompts
 
 
-def find_training_overlap(cases: list[Case], train_files: list[str]) -> list[dict]:
-    """Case prompts (user turns) found verbatim in a training set: one entry per hit."""
+def find_training_overlap(cases: list[Case], train_files: list[str],
+                          threshold: float = DEFAULT_THRESHOLD) -> list[dict]:
+    """Case prompts (user turns) found in a training set (tools/leak_check.py: exact after
+    normalising, inside a longer text, or a near duplicate): one entry per hit."""
     hits = []
     for train_file in train_files:
-        prompts = training_prompts(train_file)
+        index = LeakIndex(training_texts(train_file), threshold)
         for case in cases:
             for turn_index, message in enumerate(case.messages):
-                where = prompts.get(_normalized(message["content"])) if message["role"] == "user" else None
-                if where:
-                    hits.append({"id": case.id, "turn": turn_index, "train_file": str(train_file), "where": where})
+                leak = index.find(message["content"]) if message["role"] == "user" else None
+                if leak:
+                    hits.append({"id": case.id, "turn": turn_index, "train_file": str(train_file),
+                                 "where": leak.where, "match": leak.kind, "similarity": leak.similarity})
     return hits
+
+
+def check_leaks(cases: list[Case], train_files: list[str], threshold: float) -> tuple[str, list[dict]]:
+    """The leak check alone: its summary line ('checked N prompts against M samples: K found') and hits."""
+    prompts = sum(1 for case in cases for message in case.messages if message["role"] == "user")
+    samples = sum(len({where for where, _ in training_texts(f)}) for f in train_files)
+    hits = find_training_overlap(cases, train_files, threshold)
+    return f"checked {prompts} prompts against {samples} samples: {len(hits)} found", hits
 
 
 # ---- results, resume, summary, compare --------------------------------------
@@ -457,7 +479,7 @@ def format_report(summary: dict) -> str:
     if summary.get("note"):
         lines.append(f"  note: {summary['note']}")
     for hit in summary["training_overlap"]:
-        lines.append(f"  WARNING case {hit['id']} turn {hit['turn']} is verbatim in training data at {hit['where']}")
+        lines.append(f"  WARNING case {hit['id']} turn {hit['turn']} is in training data ({hit.get('match', 'exact')}) at {hit['where']}")
     comparison = summary.get("compare")
     if comparison:
         lines.append(
@@ -488,7 +510,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "compare with a previous run. Exit 0 done, 1 generation failed or regressions, 2 bad input.",
     )
     parser.add_argument("--cases", required=True, help="bank file, e.g. data/regression/孙悟空.jsonl")
-    parser.add_argument("--out", required=True, help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable)")
+    parser.add_argument("--out", help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable)")
     where = parser.add_argument_group("model (one of --endpoint or --model)")
     where.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     where.add_argument(
@@ -521,11 +543,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     gen.add_argument("--max-new-tokens", type=int, default=256, help="default: %(default)s")
     gen.add_argument("--seed", type=int, default=0, help="seed of the per-sample seeds (default: %(default)s)")
     parser.add_argument(
-        "--train", nargs="+", default=[], metavar="FILE", help="training sets to search for case prompts"
+        "--train", nargs="+", default=[], metavar="FILE",
+        help="training sets (alpaca or ShareGPT, JSON or JSONL) to search for case prompts: exact after "
+        "normalising punctuation width, white space and a leading address, inside a longer prompt, or a "
+        "near duplicate (--leak-threshold)",
     )
+    parser.add_argument("--check-leak", action="store_true",
+                        help="only check --cases against --train, print 'checked N prompts against M samples: "
+                        "K found' and exit 1 on a find (no model, no --out)")
+    parser.add_argument("--leak-threshold", type=float, default=DEFAULT_THRESHOLD,
+                        help="character-trigram Jaccard similarity from which a prompt is a near duplicate of a "
+                        "training prompt (default: %(default)s)")
     parser.add_argument("--compare", metavar="PREVIOUS", help="results JSONL of an earlier run to compare with")
     args = parser.parse_args(argv)
 
+    if not 0 < args.leak_threshold <= 1:
+        parser.error("--leak-threshold must be in (0, 1]")
+    if args.check_leak:
+        if not args.train:
+            parser.error("--check-leak needs --train FILE ...")
+        return args
+    if not args.out:
+        parser.error("--out is required (except with --check-leak)")
     if not args.endpoint and not args.model:
         parser.error("give --endpoint URL or --model BASE (with --adapter for a LoRA)")
     if args.endpoint and (args.adapter or args.template):
@@ -546,9 +585,30 @@ def _prepare(args: argparse.Namespace) -> tuple[list[Case], str | None, list[dic
         profiles = load_profiles(args.profiles)
         default_system = persona_prompt(args.role, role_description(profiles, args.role, args.profiles), args.language)
     cases = load_bank(args.cases)
-    overlap = find_training_overlap(cases, args.train)
+    overlap = []
+    if args.train:
+        line, overlap = check_leaks(cases, args.train, args.leak_threshold)
+        print(f"leak check: {line}")
     previous = read_results(args.compare) if args.compare else None
     return cases, default_system, overlap, previous
+
+
+def _check_leak_only(args: argparse.Namespace) -> int:
+    """`--check-leak`: exit 0 when no case prompt is in the training data, 1 on a find, 2 on bad input."""
+    try:
+        line, hits = check_leaks(load_bank(args.cases), args.train, args.leak_threshold)
+    except BankError as e:
+        for problem in e.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except (InputError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(line)
+    for hit in hits:
+        print(f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity {hit['similarity']}) "
+              f"at {hit['where']}")
+    return 1 if hits else 0
 
 
 def _is_tiny_model(model: str) -> bool:
@@ -563,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("httpx", "httpx2"):  # the openai client's transports log every request at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
+    if args.check_leak:
+        return _check_leak_only(args)
     settings = GenerationSettings(args.temperature, args.top_p, args.max_new_tokens, args.samples, args.seed)
     try:
         cases, default_system, overlap, previous = _prepare(args)
@@ -575,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for hit in overlap:
         logger.warning(
-            "case %s (turn %d) appears verbatim in training data at %s", hit["id"], hit["turn"], hit["where"]
+            "case %s (turn %d) is in training data (%s) at %s", hit["id"], hit["turn"], hit["match"], hit["where"]
         )
 
     try:

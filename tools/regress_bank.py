@@ -26,15 +26,19 @@ is the response with a leading `<think>...</think>` block removed and surroundin
 stripped: a reasoning model's private thoughts are not what the persona says.
 
 Imported by `tools.regress`; the validation names file:line and the reason for every bad case.
+`python -m tools.regress_bank BANK...` validates banks without running them.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.fileio import read_jsonl
+from tools.text_input import NotTextError
 
 CASE_FIELDS = {"id", "tags", "system", "messages", "checks", "note"}
 REQUIRED_FIELDS = ("id", "tags", "messages", "checks")
@@ -170,7 +174,11 @@ def load_bank(path: Path | str) -> list[Case]:
     if not path.is_file():
         raise BankError([f"{path}: no such file"])
     cases, problems, first_line_of = [], [], {}
-    for record in read_jsonl(path):
+    try:
+        records = list(read_jsonl(path))
+    except NotTextError as e:
+        raise BankError([str(e)]) from None
+    for record in records:
         where = f"{path}:{record.line_no}"
         if record.error:
             problems.append(f"{where}: {record.error}")
@@ -238,3 +246,30 @@ def run_checks(checks: dict, response: str) -> CheckResult:
         if reason:
             failures.append(CheckFailure(name, reason))
     return CheckResult(passed=not failures, failures=failures)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate bank files: exit 0 with a case count per file, 2 listing every 'file:line: reason'."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.regress_bank",
+        description="Validate regression bank files (JSONL cases with checks; the format is in this module's "
+        "docstring) without running them. Exit 0 when every file is valid, 2 otherwise. "
+        "Run a bank against a model with `python -m tools.regress`.",
+    )
+    parser.add_argument("banks", nargs="+", metavar="BANK", help="bank files, e.g. data/regression/孙悟空.jsonl")
+    args = parser.parse_args(argv)
+    status = 0
+    for bank in args.banks:
+        try:
+            cases = load_bank(bank)
+        except BankError as e:
+            for problem in e.problems:
+                print(f"error: {problem}", file=sys.stderr)
+            status = 2
+            continue
+        print(f"{bank}: {len(cases)} cases, valid")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

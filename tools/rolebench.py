@@ -38,6 +38,7 @@ from tools.llamafactory_dataset import (
     publish,
 )
 from tools.persona import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt
+from tools.text_input import NotTextError
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ GREETINGS_EN = ("Hey", "Hi", "Hello", "Dear", "Oh")
 # An address ends in one of these marks; without one, a leading name is part of the sentence
 # ("李白菜怎么做", "Sherlockian fans ...") and is left alone.
 ADDRESS_END = r"\s*[，,：:!！、]\s*"
+CJK = re.compile(r"[\u3400-\u9fff]")
 
 
 def address_pattern(role: str, lang: str) -> re.Pattern:
@@ -104,52 +106,78 @@ def _references(generated) -> list[str] | None:
     return list(dict.fromkeys(g.strip() for g in generated if g.strip()))
 
 
+def read_lines(inputs: list[Path], skip_broken: bool, report: Report) -> list[tuple[str, object]]:
+    """(file:line, parsed JSONL line) of every input. A broken JSON line stops the conversion
+    (ConversionError naming file:line) unless `skip_broken`, which drops and counts it."""
+    lines = []
+    for path in inputs:
+        if not path.is_file():
+            raise ConversionError(path, "input file not found")
+        try:
+            for line in tqdm(read_jsonl(path), desc=path.name, unit=" lines", disable=None):
+                where = f"{path.name}:{line.line_no}"
+                if line.error and not skip_broken:
+                    raise ConversionError(f"{path}:{line.line_no}",
+                                          f"{line.error} (--skip-broken drops such lines and counts them)")
+                lines.append((where, line))
+        except NotTextError as e:
+            raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
+    return lines
+
+
+def data_language(lines: list[tuple[str, object]]) -> str | None:
+    """'zh' when most questions hold CJK characters, 'en' when most do not, None without questions."""
+    questions = [line.value["question"] for _, line in lines
+                 if isinstance(line.value, dict) and isinstance(line.value.get("question"), str)]
+    if not questions:
+        return None
+    cjk = sum(1 for q in questions if CJK.search(q))
+    return "zh" if cjk * 2 > len(questions) else "en"
+
+
 def collect_samples(
-    inputs: list[Path],
-    profiles: dict[str, str],
+    lines: list[tuple[str, object]],
+    profiles: dict[str, str | None],
     lang: str,
     roles: set[str] | None,
     k: int,
     seed: int,
     report: Report,
 ) -> list[Sample]:
-    """Read every input line; return the candidate samples and count each dropped line in `report`.
+    """Turn the read lines into candidate samples; count each dropped line in `report`. A role
+    whose description is None gets the persona built from its name alone.
 
     Up to `k` distinct references are chosen per question, seeded by (seed, role, question), so a
     question's choice does not depend on which other records or roles are selected."""
     patterns = {role: address_pattern(role, lang) for role in profiles}
     samples: list[Sample] = []
     stats = {"input_lines": 0, "addresses_stripped": 0, "questions_with_fewer_than_k_references": 0}
-    for path in inputs:
-        if not path.is_file():
-            raise ConversionError(path, "input file not found")
-        for line in tqdm(read_jsonl(path), desc=path.name, unit=" lines", disable=None):
-            stats["input_lines"] += 1
-            where = f"{path.name}:{line.line_no}"
-            reason = _problem(line, profiles, roles)
-            if reason:
-                report.seen()
-                report.drop(reason, where)
-                continue
-            record = line.value
-            role = record["role"]
-            question = strip_address(record["question"], patterns[role])
-            if question != record["question"].strip():
-                stats["addresses_stripped"] += 1
-            references = _references(record["generated"])
-            chosen = random.Random(f"{seed}\x1f{role}\x1f{record['question']}").sample(
-                references, min(k, len(references))
-            )
-            if len(chosen) < k:
-                stats["questions_with_fewer_than_k_references"] += 1
-            system = persona_prompt(role, profiles[role], lang)
-            samples.extend(Sample(where, system, question, answer) for answer in chosen)
-            report.seen(len(chosen))
+    for where, line in lines:
+        stats["input_lines"] += 1
+        reason = _problem(line, profiles, roles)
+        if reason:
+            report.seen()
+            report.drop(reason, where)
+            continue
+        record = line.value
+        role = record["role"]
+        question = strip_address(record["question"], patterns[role])
+        if question != record["question"].strip():
+            stats["addresses_stripped"] += 1
+        references = _references(record["generated"])
+        chosen = random.Random(f"{seed}\x1f{role}\x1f{record['question']}").sample(
+            references, min(k, len(references))
+        )
+        if len(chosen) < k:
+            stats["questions_with_fewer_than_k_references"] += 1
+        system = persona_prompt(role, profiles[role], lang)
+        samples.extend(Sample(where, system, question, answer) for answer in chosen)
+        report.seen(len(chosen))
     report.extra.update(stats)
     return samples
 
 
-def _problem(line, profiles: dict[str, str], roles: set[str] | None) -> str | None:
+def _problem(line, profiles: dict[str, str | None], roles: set[str] | None) -> str | None:
     """The drop reason for one JSONL line, or None when it yields samples."""
     if line.error:
         return "broken_json"
@@ -217,29 +245,69 @@ def drop_long_samples(
 
 def convert(args: argparse.Namespace) -> Report:
     """Run the conversion described by the parsed command line; return its report."""
-    profiles = load_profiles(args.profiles)
+    profiles = load_profiles(args.profiles) if args.profiles else None
+    if profiles is not None and args.roles and (unknown := [r for r in args.roles if r not in profiles]):
+        raise ConversionError(args.profiles, f"unknown roles {unknown}; known roles: {sorted(profiles)}")
+    report = Report(source=", ".join(str(path) for path in args.inputs))
+    lines = read_lines(args.inputs, args.skip_broken, report)
+    data_roles = sorted({line.value["role"] for _, line in lines
+                         if isinstance(line.value, dict) and isinstance(line.value.get("role"), str)})
+    lang, lang_note = choose_language(args.lang, data_language(lines), profiles)
+    if profiles is None:
+        # No descriptions (RoleBench English ships none): every role of the data, persona from the name.
+        profiles = {role: None for role in data_roles}
+        logger.warning("no --profiles: the persona of each of %d roles is built from its name alone", len(profiles))
+    known = sorted(profiles)
     roles = None
     if args.roles:
         unknown = [role for role in args.roles if role not in profiles]
         if unknown:
-            raise ConversionError(args.profiles, f"unknown roles {unknown}; known: {sorted(profiles)}")
+            raise ConversionError(args.profiles or report.source, f"unknown roles {unknown}; known roles: {known}")
         roles = set(args.roles)
-    report = Report(source=", ".join(str(path) for path in args.inputs))
     report.extra.update(
-        {"unit": "sample = question x chosen reference", "lang": args.lang, "k": args.k, "seed": args.seed,
-         "roles": sorted(roles or profiles), "max_tokens": args.max_tokens,
-         "max_source_tokens": args.max_source_tokens, "format": args.format}
+        {"unit": "sample = question x chosen reference", "lang": lang, "lang_choice": lang_note,
+         "k": args.k, "seed": args.seed, "roles": sorted(roles or profiles), "known_roles": known,
+         "persona": {role: "name only (no description)" if profiles[role] is None else "profile description"
+                     for role in sorted(roles or profiles)},
+         "max_tokens": args.max_tokens, "max_source_tokens": args.max_source_tokens, "format": args.format}
     )
-    samples = collect_samples(args.inputs, profiles, args.lang, roles, args.k, args.seed, report)
+    if missing := sorted(set(data_roles) - set(profiles)):
+        report.extra["roles_without_profile"] = missing
+        logger.warning("roles in the data without a profile (dropped as unknown_role): %s; known roles: %s",
+                       missing, known)
+    samples = collect_samples(lines, profiles, lang, roles, args.k, args.seed, report)
     if samples and (args.max_tokens or args.max_source_tokens):
         samples = drop_long_samples(samples, load_tokenizer(args.tokenizer), args.max_tokens,
                                     args.max_source_tokens, report)
     if not samples:
-        raise ConversionError(report.source, f"no sample left ({report.summary_line()})")
+        raise ConversionError(report.source, f"no sample left ({report.summary_line()}); known roles: {known}")
     report.keep(len(samples))
     records = [make_record(args.format, s.question, s.answer, s.system) for s in samples]
     publish(args.out_dir, [DatasetOutput(args.name, records, report)], args.format)
     return report
+
+
+def choose_language(requested: str, from_data: str | None, profiles: dict[str, str] | None) -> tuple[str, str]:
+    """The language of the persona prompt and address forms, and how it was chosen. `auto` follows
+    the data (or, without data, the profiles); a disagreement between what was asked, the data and
+    the profiles is logged as a warning and kept in the report."""
+    from_profiles = None
+    if profiles:
+        descriptions = [d for d in profiles.values() if d]
+        from_profiles = "zh" if sum(1 for d in descriptions if CJK.search(d)) * 2 > len(descriptions) else "en"
+    if requested != "auto":
+        lang, note = requested, "--lang"
+    elif from_data:
+        lang, note = from_data, "from the data"
+    elif from_profiles:
+        lang, note = from_profiles, "from the profiles"
+    else:
+        lang, note = "zh", "default (no data, no profiles)"
+    for what, found in (("data", from_data), ("profiles", from_profiles)):
+        if found and found != lang:
+            logger.warning("the %s look %s but the persona language is %s (%s)", what, found, lang, note)
+            note += f"; warning: the {what} look {found}"
+    return lang, note
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -251,12 +319,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "OUT_DIR/dataset_info.json (merged with what is there).",
     )
     parser.add_argument("--inputs", type=Path, nargs="+", required=True, help="RoleBench JSONL files")
-    parser.add_argument("--profiles", type=Path, required=True,
-                        help="profile descriptions, a JSON object role -> description (profiles-zh/desc.json)")
+    parser.add_argument("--profiles", type=Path,
+                        help="profile descriptions, a JSON object role -> description (profiles-zh/desc.json); "
+                        "without it every role of the data gets a persona built from its name alone")
     parser.add_argument("--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)")
     parser.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name, an identifier (e.g. rolebench_zh)")
-    parser.add_argument("--lang", choices=sorted(PERSONA_TEMPLATES), default="zh",
-                        help="language of the data: persona prompt and address forms (default: %(default)s)")
+    parser.add_argument("--lang", choices=["auto", *sorted(PERSONA_TEMPLATES)], default="auto",
+                        help="language of the persona prompt and address forms; auto follows the data, a "
+                        "disagreement with the data or profiles is warned about (default: %(default)s)")
     parser.add_argument("--roles", nargs="+", help="keep only these roles (names from the profile file)")
     parser.add_argument("--k", type=int, default=1,
                         help="references per question, chosen at random without repetition (default: %(default)s)")
@@ -269,6 +339,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: %(default)s, the published source length)")
     parser.add_argument("--tokenizer", type=Path,
                         help="tokenizer folder that counts tokens (default: the tiny model's Qwen3 tokenizer)")
+    parser.add_argument("--skip-broken", action="store_true",
+                        help="drop and count broken JSON lines instead of stopping with file:line (default: stop)")
     parser.add_argument("--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.k < 1:
@@ -282,10 +354,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     try:
         report = convert(args)
-    except (ConversionError, ProfilesError) as e:
+    except (ConversionError, ProfilesError, NotTextError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(report.summary_line())
+    print(f"language {report.extra['lang']} ({report.extra['lang_choice']})")
+    if name_only := [r for r, how in report.extra["persona"].items() if how.startswith("name only")]:
+        print(f"persona built from the role name alone (no description) for {len(name_only)} roles: {name_only}")
     print(f"wrote {args.out_dir / (args.name + '.json')} (registered as {args.name!r} in "
           f"{args.out_dir / 'dataset_info.json'})")
     return 0

@@ -33,7 +33,7 @@ def run(tmp_path, *args, name="xm"):
 
 FIXTURE_ARGS = (
     "--voice-lines", ASSETS / "voice_lines.json", ASSETS / "voice_lines_extra.jsonl",
-    "--settings", ASSETS / "settings.json",
+    "--settings", ASSETS / "settings.json", "--skip-broken",
 )
 
 

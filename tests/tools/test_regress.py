@@ -168,8 +168,44 @@ def test_overlap_names_case_turn_and_training_location(tmp_path):
     cases = load_bank(_bank(tmp_path, ["你是谁？", "吃桃吗"]))
     train = _write_jsonl(tmp_path / "train.jsonl", [{"instruction": "  你是谁？ ", "output": "x"}])
     assert regress.find_training_overlap(cases, [str(train)]) == [
-        {"id": "c0", "turn": 0, "train_file": str(train), "where": f"{train}:1"}
+        {"id": "c0", "turn": 0, "train_file": str(train), "where": f"{train}:1", "match": "exact", "similarity": 1.0}
     ]
+
+
+def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_longer_prompts(tmp_path, capsys):
+    prompts = [
+        "孙悟空，你最喜欢什么兵器？",  # the training copy has no address and half-width punctuation
+        "讲讲你大闹天宫的\n那一天吧",  # a line break inside CJK text
+        "你师父是谁",  # inside a longer training prompt
+        "Sherlock, what do you make of this footprint near the door?",  # a near duplicate
+        "今天天气怎么样？",  # clean
+    ]
+    bank = _bank(tmp_path, prompts)
+    train = _write_jsonl(tmp_path / "train.jsonl", [
+        {"instruction": "你最喜欢什么兵器?", "output": "金箍棒"},
+        {"conversations": [{"from": "human", "value": "讲讲你大闹天宫的那一天吧！"}, {"from": "gpt", "value": "好"}]},
+        {"instruction": "我问你：你师父是谁？他对你好吗？", "output": "唐僧"},
+        {"instruction": "What do you make of this footprint near the door", "output": "Mud."},
+        {"instruction": "你好", "output": "嗯"},
+    ])
+    code = regress.main(["--check-leak", "--cases", str(bank), "--train", str(train)])
+    out = capsys.readouterr().out
+    assert code == 1
+    assert out.splitlines()[0] == "checked 5 prompts against 5 samples: 4 found"
+    for case, kind, line in (("c0", "exact", 1), ("c1", "exact", 2), ("c2", "contained", 3), ("c3", "exact", 4)):
+        assert f"case {case} turn 0: {kind} (similarity 1.0) at {train}:{line}" in out
+    assert "case c4" not in out
+
+    near = _write_jsonl(tmp_path / "near.jsonl", [
+        {"instruction": "What do ya make of this footprint near the door?", "output": "Mud."}])
+    assert regress.main(["--check-leak", "--cases", str(bank), "--train", str(near)]) == 1
+    assert "case c3 turn 0: near (similarity" in capsys.readouterr().out
+    assert regress.main(["--check-leak", "--cases", str(bank), "--train", str(near), "--leak-threshold", "0.9"]) == 0
+    assert capsys.readouterr().out == "checked 5 prompts against 1 samples: 0 found\n"
+    gbk = tmp_path / "gbk.jsonl"
+    gbk.write_bytes('{"instruction": "你好"}\n'.encode("gbk"))
+    assert regress.main(["--check-leak", "--cases", str(bank), "--train", str(gbk)]) == 2
+    assert "gbk.jsonl: not UTF-8" in capsys.readouterr().err
 
 
 def test_load_done_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
@@ -383,10 +419,11 @@ def test_case_prompts_verbatim_in_training_data_are_warned_and_recorded(api_serv
     )
     assert code == 0 and len(records) == 3
     assert summary["training_overlap"] == [
-        {"id": "c0", "turn": 0, "train_file": str(alpaca), "where": f"{alpaca}[0]"},
-        {"id": "c2", "turn": 0, "train_file": str(sharegpt), "where": f"{sharegpt}:1"},
+        {"id": "c0", "turn": 0, "train_file": str(alpaca), "where": f"{alpaca}[0]", "match": "exact", "similarity": 1.0},
+        {"id": "c2", "turn": 0, "train_file": str(sharegpt), "where": f"{sharegpt}:1", "match": "exact",
+         "similarity": 1.0},
     ]
-    assert "case c0 (turn 0) appears verbatim in training data" in caplog.text
+    assert "case c0 (turn 0) is in training data (exact)" in caplog.text
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,8 @@ def test_strip_address_en(question, expected):
 
 def test_bad_records_are_counted_and_named_and_good_ones_converted(tmp_path):
     code, report, records = run(
-        tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json"
+        tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json",
+        "--skip-broken",
     )
     assert code == 0
     assert report["records_in"] == 11 and report["records_out"] == 3 and len(records) == 3
@@ -177,7 +178,8 @@ def test_existing_dataset_info_entries_are_kept_and_a_broken_one_stops_the_run(t
     out.mkdir()
     other = {"other": {"file_name": "other.json"}}
     (out / "dataset_info.json").write_text(json.dumps(other), encoding="utf-8")
-    args = ("--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json", "--max-tokens", 0)
+    args = ("--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json", "--max-tokens", 0,
+            "--skip-broken")
     assert run(tmp_path, *args)[0] == 0
     info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
     assert set(info) == {"other", "rb"} and info["other"] == other["other"]
@@ -230,3 +232,38 @@ def test_help_names_the_command():
     proc = subprocess.run([sys.executable, "-m", "tools.rolebench", "--help"], capture_output=True, text=True,
                           cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m tools.rolebench")
+
+
+ROLEBENCH_ENG = Path("../shared/data/rolebench-eng/role_specific_test.jsonl")
+
+
+@pytest.mark.skipif(not ROLEBENCH_ENG.is_file(), reason="../shared/data/rolebench-eng is absent (needs ../shared)")
+def test_rolebench_english_converts_without_profiles_in_english_with_name_only_personas(tmp_path, capsys):
+    code, report, records = run(tmp_path, "--inputs", ROLEBENCH_ENG, "--max-tokens", 0, "--max-source-tokens", 0,
+                                "--roles", "Jack Sparrow", "Tom Ripley")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert report["lang"] == "en" and report["lang_choice"] == "from the data"
+    assert report["persona"] == {"Jack Sparrow": "name only (no description)",
+                                 "Tom Ripley": "name only (no description)"}
+    assert "persona built from the role name alone" in out
+    assert len(report["known_roles"]) == 10
+    assert records and all(r["system"].startswith(("You are Jack Sparrow. Now answer", "You are Tom Ripley. Now"))
+                           for r in records)
+    assert not any(r["instruction"].startswith("Jack Sparrow,") for r in records)
+    assert report["records_in"] == report["records_out"] + sum(report["dropped"].values())
+
+
+def test_language_follows_the_data_and_a_disagreement_is_warned(tmp_path, caplog):
+    code, report, records = run(tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--profiles",
+                                ASSETS / "profiles_en.json", "--max-tokens", 0, "--max-source-tokens", 0)
+    assert code == 0 and report["lang"] == "en" and records[0]["system"].startswith("You are Sherlock Holmes")
+    code, report, _ = run(tmp_path / "zh", "--inputs", ASSETS / "records_en.jsonl", "--profiles",
+                          ASSETS / "profiles_en.json", "--lang", "zh", "--max-tokens", 0, "--max-source-tokens", 0)
+    assert code == 0 and report["lang"] == "zh" and "warning: the data look en" in report["lang_choice"]
+    assert "the data look en but the persona language is zh" in caplog.text
+
+
+def test_unknown_roles_without_profiles_list_the_roles_of_the_data(tmp_path, capsys):
+    code, _, _ = run(tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--roles", "Watson", "--skip-broken")
+    assert code == 2 and "unknown roles ['Watson']; known roles: ['Sherlock Holmes']" in capsys.readouterr().err
