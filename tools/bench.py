@@ -150,7 +150,8 @@ def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 
                 return await traces.run_api(env, client, "stand-in", i, "", sampling={}, hints=False)
 
             started, cpu = time.perf_counter(), time.process_time()
-            asyncio.run(traces.write_records(out, todo, solve, workers))
+            with traces.open_output(out) as output:
+                asyncio.run(traces.write_records(output, todo, solve, workers))
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             teacher.terminate()
