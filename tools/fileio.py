@@ -236,10 +236,13 @@ class AppendOnlyJsonl:
                 where = f"{self.path}:{number}"
                 try:
                     record = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                    raise OutputError(f"{where}: not a JSON record ({e}); refusing to append to this file") from None
+                except json.JSONDecodeError as e:
+                    raise OutputError(f"{where}: not a record (broken JSON: {e.msg} at column {e.colno}); "
+                                      "refusing to append to this file") from None
+                except UnicodeDecodeError:
+                    raise OutputError(f"{where}: not a record (not UTF-8); refusing to append to this file") from None
                 if not isinstance(record, dict):
-                    raise OutputError(f"{where}: not a JSON object; refusing to append to this file")
+                    raise OutputError(f"{where}: not a record (not a JSON object); refusing to append to this file")
                 try:
                     key = self.key(record)
                     hash(key)

@@ -84,7 +84,7 @@ def test_append_only_output_is_locked_resumed_and_deduplicated(tmp_path):
         output.append({"id": 3})
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 2, 3]
     out.write_text('{"id": 1}\n[1]\n')
-    with pytest.raises(OutputError, match=r"r.jsonl:2: not a JSON object"), AppendOnlyJsonl(out, key):
+    with pytest.raises(OutputError, match=r"r.jsonl:2: not a record \(not a JSON object\)"), AppendOnlyJsonl(out, key):
         pass
     out.write_text('{"id": 1}\n{"no": 1}\n')
     with pytest.raises(OutputError, match=r"r.jsonl:2: not a record of this output"), AppendOnlyJsonl(out, key):
