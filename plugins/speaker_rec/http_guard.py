@@ -125,7 +125,7 @@ try:  # aiohttp's own names for them, where this version has them
     CLIENT_ERRORS += (ClientConnectionResetError, HttpProcessingError)
 except ImportError:  # pragma: no cover - older aiohttp
     pass
-CREDENTIAL = re.compile(r"(?i)\b(authorization|bearer|token)\b([\s:=\"'\\]*)[^\s\"',;\\]+")
+CREDENTIAL = re.compile(r"(?i)\b(authorization|bearer)\b([\s:=\"'\\]*)[^\s\"',;\\]+")
 
 
 def redact_credentials(text: str, secrets: tuple[str, ...] = ()) -> str:
