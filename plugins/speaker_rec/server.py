@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import hmac
-import ipaddress
 import json
 import logging
 import os
@@ -54,7 +53,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import MAX_TOOL_CALL_CHARS, MAX_TOOL_CALL_DEPTH, PROTOCOLS
 from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import SeriesError, load_series
-from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV
+from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, is_loopback
 from plugins.speaker_rec.trajectory_store import DEFAULT_MAX_LIVE, DEFAULT_MAX_TOMBSTONES, TrajectoryStore
 
 log = logging.getLogger("tool_server")
@@ -323,16 +322,6 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", metrics_view)
     return app
-
-
-def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback address (or "localhost")."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_envs(series_names: list[str], label_paths: list[Path], data_dir: str,

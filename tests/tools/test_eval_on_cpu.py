@@ -204,3 +204,21 @@ def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_dro
     assert "<think>第0步推理</think>\n<tool>audio_sim</tool>" in served and "<think>第1步推理</think>" in served
     stock = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert "第0步推理" not in stock and "<tool>audio_sim</tool>" in stock
+
+
+def test_credentials_in_an_endpoint_url_are_never_written(demo_labels, tmp_path, capsys, caplog):
+    out = tmp_path / "results.jsonl"
+    with ScriptedOpenAI() as server:
+        url = server.url.replace("http://", "http://user:s3cret-key@")
+        # The OpenAI client refuses userinfo next to its own Authorization header (lines fail, exit 1);
+        # what matters here is that the credential reaches no file and no log line.
+        assert sr_eval.main(eval_args(demo_labels, out, "--urls", url, "--model", "m", "--lines", "0-1",
+                                      "--retries", "0")) in (0, 1)
+        dead = f"http://user:s3cret-key@127.0.0.1:{free_port()}/v1"
+        assert sr_eval.main(eval_args(demo_labels, tmp_path / "dead" / "results.jsonl", "--urls", dead,
+                                      "--lines", "0-1")) == 3
+    config = (tmp_path / "eval_config.json").read_text(encoding="utf-8")
+    assert "s3cret" not in config and "http://***@127.0.0.1" in config
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.err + captured.out and "http://***@127.0.0.1" in captured.err
+    assert all("s3cret" not in r.getMessage() for r in caplog.records)
