@@ -47,23 +47,29 @@ def invalid(reason: str, think: str = "", name: str | None = None) -> Action:
     return Action("invalid", name, think=think, error=reason)
 
 
-def blocks(text: str, tag: tuple[str, str], limit: int) -> list[str]:
+def scan_blocks(text: str, tag: tuple[str, str], limit: int) -> tuple[list[str], bool]:
     """The contents of the first `limit` non-overlapping `<tag>…</tag>` blocks, each closed by the
-    first closing tag after its opening: what `re.findall(r"<tag>(.*?)</tag>", text, re.DOTALL)`
-    returns, in time linear in len(text) (the regex rescans the rest of the text from every
-    opening tag that is never closed: quadratic)."""
+    first closing tag after its opening (what `re.findall(r"<tag>(.*?)</tag>", text, re.DOTALL)`
+    returns), and whether an opening tag was left without a closing one after it. Time linear in
+    len(text): the regex rescans the rest of the text from every opening tag that is never closed,
+    which is quadratic."""
     opening, closing = tag
     found, position = [], 0
     while len(found) < limit:
         start = text.find(opening, position)
         if start < 0:
-            break
+            return found, False
         end = text.find(closing, start + len(opening))
         if end < 0:  # no closing tag after this opening, so none after any later one either
-            break
+            return found, True
         found.append(text[start + len(opening):end])
         position = end + len(closing)
-    return found
+    return found, False
+
+
+def blocks(text: str, tag: tuple[str, str], limit: int) -> list[str]:
+    """The block contents of `scan_blocks`."""
+    return scan_blocks(text, tag, limit)[0]
 
 
 def _first_think(text: str) -> str:
@@ -81,25 +87,25 @@ def parse_turn(text: str, protocol: str) -> Action:
     raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 
-def _unclosed(text: str, tags: tuple[tuple[str, str], ...], think: str) -> Action:
+def _no_action(think: str, *scans: tuple[str, tuple[list[str], bool]]) -> Action:
     """The turn holds no complete action: name an action tag opened but never closed, if any."""
-    for opening, _ in tags:
-        if opening in text:
+    for opening, (_, unclosed) in scans:
+        if unclosed:
             return invalid("unclosed_tag", think, opening)
     return invalid("no_action", think)
 
 
 def _parse_hermes(text: str) -> Action:
     think = _first_think(text)
-    calls = blocks(text, TOOL_CALL, 2)
-    answers = blocks(text, ANSWER, 2)
-    if len(calls) + len(answers) == 0:
-        return _unclosed(text, (TOOL_CALL, ANSWER), think)
-    if len(calls) + len(answers) > 1:
+    calls, answers = scan_blocks(text, TOOL_CALL, 2), scan_blocks(text, ANSWER, 2)
+    n_actions = len(calls[0]) + len(answers[0])
+    if n_actions == 0:
+        return _no_action(think, (TOOL_CALL[0], calls), (ANSWER[0], answers))
+    if n_actions > 1:
         return invalid("several_actions", think)
-    if answers:
-        return Action("answer", answers[0].strip(), think)
-    return _tool_from_json(calls[0], think)
+    if answers[0]:
+        return Action("answer", answers[0][0].strip(), think)
+    return _tool_from_json(calls[0][0], think)
 
 
 def json_depth_exceeds(payload: str, limit: int) -> bool:
@@ -169,9 +175,10 @@ def _parse_tags(text: str) -> Action:
         return action
     thinks = blocks(text, THINK, 2)
     think = thinks[0].strip() if thinks else ""
-    n_actions = len(blocks(text, TAG_TOOL, 2)) + len(blocks(text, ANSWER, 2))
+    tools, answers = scan_blocks(text, TAG_TOOL, 2), scan_blocks(text, ANSWER, 2)
+    n_actions = len(tools[0]) + len(answers[0])
     if n_actions == 0:
-        return _unclosed(text, (TAG_TOOL, ANSWER), think)
+        return _no_action(think, (TAG_TOOL[0], tools), (ANSWER[0], answers))
     if n_actions > 1:
         return invalid("several_actions", think)
     if len(thinks) != 1:

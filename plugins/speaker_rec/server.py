@@ -66,6 +66,8 @@ DEFAULT_BODY_TIMEOUT_S = 60.0
 DEFAULT_KEEPALIVE_TIMEOUT_S = 75.0
 MIN_TOKEN_CHARS = 16
 MAX_ID_CHARS = 256
+# Bodies from this size on are decoded and judged in a worker thread (see build_app).
+OFFLOAD_BYTES = 1024 * 1024
 # The request's lists and the type every item must have.
 FIELDS = (("trajectory_ids", str), ("actions", str), ("extra_fields", dict), ("finish", bool),
           ("is_last_step", bool))
@@ -125,6 +127,8 @@ class ToolService:
         self.store = TrajectoryStore(idle_timeout, max_live=max_live, max_tombstones=max_tombstones)
         self.observations = 0
         self.item_errors = 0
+        # Held while a batch is judged off the event loop; whoever touches the state waits for it.
+        self.busy = asyncio.Lock()
 
     def observe_batch(self, ids: list, actions: list, extras: list, finish: list, last: list) -> dict:
         """Answer every item of a batch in order; one item's failure never fails the others."""
@@ -296,11 +300,28 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
                                  408, close=True)
         except ConnectionError:  # the client hung up mid-body: nobody to answer
             return json_response({"error": "connection lost while reading the body"}, 400, close=True)
+        if len(body) >= OFFLOAD_BYTES:
+            return await judge_in_thread(body)
         try:
             lists = parse_request(body)
         except BadRequest as e:
             return json_response({"error": str(e)}, 400)
+        if service.busy.locked():  # a large batch is being judged in the worker thread: wait for it
+            async with service.busy:
+                return json_response(service.observe_batch(*lists))
         return json_response(service.observe_batch(*lists))
+
+    async def judge_in_thread(body: bytes) -> web.Response:
+        """Decode and judge a large body in a worker thread, so the event loop keeps answering
+        (/health, other clients' connections) between the thread's steps; batches that arrive
+        meanwhile wait for it, so the service's state is never touched from two threads at once."""
+        loop = asyncio.get_running_loop()
+        try:
+            lists = await loop.run_in_executor(None, parse_request, body)
+        except BadRequest as e:
+            return json_response({"error": str(e)}, 400)
+        async with service.busy:
+            return json_response(await loop.run_in_executor(None, service.observe_batch, *lists))
 
     async def health(request: web.Request) -> web.Response:
         return json_response({"status": "ok", "series": service.series, "live_trajectories": len(service.store)})
@@ -392,6 +413,8 @@ async def serve(service: ToolService, host: str, port: int, *, token: str | None
         try:
             await asyncio.wait_for(stop.wait(), timeout=period)
         except TimeoutError:
+            if service.busy.locked():
+                continue  # the worker thread is judging a batch; sweep next time
             freed = service.store.sweep()
             if freed:
                 log.info("freed %d idle trajectories; %d live", freed, len(service.store))

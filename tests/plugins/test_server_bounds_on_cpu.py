@@ -235,3 +235,14 @@ def test_log_filter_redacts_rate_limits_and_drops_client_tracebacks():
     assert "sekrit" not in leaked.getMessage() and "(token required)" in leaked.getMessage()
     assert [safe.filter(record("Error handling request from %s", "h")) for _ in range(3)] == [True, True, False]
     assert safe.suppressed_total == 1  # the first of the template was the hang-up above
+
+
+def test_a_hostile_action_at_the_body_limit_is_an_invalid_turn(bounded):
+    url, _, _ = bounded
+    extra = {"series": SERIES, "line": 0}
+    action = "<tool_call>" + "[" * (8 * 1024 * 1024 - 1000)
+    reply = observe(url, [("huge", action, extra, False, False), ("small", turn("tool", "audio_sim"), extra, False, True)])
+    assert reply["valids"] == [False, True] and reply["dones"] == [False, True]
+    assert reply["observations"][0] == "Format error: <tool_call> is opened but never closed." or \
+        reply["observations"][0].startswith("格式错误：<tool_call>")
+    observe(url, [("huge", "", extra, True, False)])
