@@ -14,8 +14,10 @@ them (`vllm serve --chat-template`).
 
 Output: `results.jsonl`, one record per line (tools.traces' record plus `port`, `attempts` =
 requests retried, `latency_s` = seconds of each request), append-only and resumable like
-traces; `eval_config.json` next to it holds the run's configuration, and a rerun whose
-configuration differs refuses to append (unless --force). No hint retry: eval measures.
+traces (one run at a time: a second one on the same output exits 2 naming the first's pid;
+duplicated records are refused, or kept once with --dedupe); `eval_config.json` next to it holds
+the run's configuration (endpoint credentials redacted), and a rerun whose configuration differs
+refuses to append (unless --force). No hint retry: eval measures.
 Exit status: 0 done, 1 some lines failed (rerun to retry them), 2 bad input, 3 every port died.
 """
 

@@ -9,7 +9,8 @@ point at it unchanged, and our verl adapter (plugins.speaker_rec.verl_tool) call
                              "finish": [bool], "is_last_step": [bool]}     (five lists of equal length)
                          -> {"observations": [str], "dones": [bool], "valids": [bool]}
     GET  /health            {"status": "ok", "series": [...], "live_trajectories": N}
-    GET  /metrics           requests, observations, status counts, latency p50/p99, freed-by-reason
+    GET  /metrics           requests, observations, status counts, latency p50/p99, freed-by-reason,
+                            refusals by bound, open connections, limits
 
 As in verl-tool: `finish` ends a trajectory without performing its action (observation "",
 done, valid); `is_last_step` performs the action, then ends the trajectory; `valid` says
@@ -23,8 +24,25 @@ gets a 4xx with a JSON error. State is freed on finish, last step, done, and aft
 `--idle-timeout` seconds without use (verl's tool agent loop never sends finish: its rollouts
 end on a turn without a tool call, so the sweep is what frees them).
 
-Binds 127.0.0.1 by default. A bearer token from DRAMAKIT_TOOL_TOKEN is required to bind any
-other address, and is checked on /get_observation and /metrics whenever it is set.
+Retries: an item whose extra_fields.call_seq repeats the trajectory's last call with the same
+action gets that call's reply again (also after the final step: the finished id keeps its last
+reply); the same call_seq with another action is refused (valid=false) and not judged.
+
+Bounds (each a flag, all shown by /metrics under "limits"): at most --max-live live trajectories
+(a new one beyond it gets an error item; live ones keep working), at most --max-tombstones
+finished ids remembered, and only ids that were live; at most --max-connections connections
+(beyond: 503 with Retry-After), a request head within --header-timeout seconds of the
+connection's opening or the request's first byte, a body within --body-timeout (else 408), idle
+keep-alive connections closed after --keepalive-timeout; bodies up to --max-body-bytes (413) and
+only as application/json (415); trajectory ids up to MAX_ID_CHARS characters; the parsing of model
+output bounded by plugins.speaker_rec.protocol. Bodies of OFFLOAD_BYTES or more are judged in a
+worker thread so /health stays responsive. Log lines are rate-limited per kind (--log-burst),
+never carry a credential, and a client's hang-up or malformed request is one line, not a
+traceback (plugins.speaker_rec.http_guard).
+
+Binds 127.0.0.1 by default. A bearer token from DRAMAKIT_TOOL_TOKEN (at least MIN_TOKEN_CHARS
+characters) is required to bind any other address, and is checked on /get_observation and
+/metrics whenever it is set.
 Started by `make rl` (tools.rl), the tests, and tools.bench_tool_server.
 """
 
