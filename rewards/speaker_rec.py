@@ -27,12 +27,12 @@ Defaults (our choice: the published recipe names no penalties), set only through
 - `lambda_dup` 0.25 per repeated tool call (the call also wastes a turn).
 
 The returned dict holds only numbers (verl stacks every key into an array): score, correct,
-format_ok, answers, turns, duplicates, invalid_turns. verl loads this file by path without
+format_ok, answers (counted up to the first turn after the trajectory ended), turns, duplicates,
+invalid_turns. verl loads this file by path without
 registering it in sys.modules, so it avoids `from __future__ import annotations` (dataclasses would
 then look the module up by name and fail).
 """
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
@@ -46,10 +46,11 @@ DEFAULT_MAX_TURNS = RuleConfig().max_turns
 # What verl's naive reward manager adds on its own when a reward model is configured.
 VERL_KWARGS = ("reward_router_address", "reward_model_tokenizer")
 # A non-assistant turn as it survives skip_special_tokens: tool responses in the Qwen3 template,
-# or any user message (tags-protocol observations and error replies).
-TURN_BOUNDARY = re.compile(
-    r"\nuser\n(?:<tool_response>.*?</tool_response>\n)+assistant\n|\nuser\n.*?\nassistant\n", re.DOTALL
-)
+# or any user message (tags-protocol observations and error replies). `turn_boundaries` finds
+# them in linear time; its rule, as a regex (which backtracks quadratically on hostile text):
+#   \nuser\n(?:<tool_response>.*?</tool_response>\n)+assistant\n | \nuser\n.*?\nassistant\n
+USER, ASSISTANT = "\nuser\n", "\nassistant\n"
+RESPONSE_OPEN, RESPONSES_END = "<tool_response>", "</tool_response>\nassistant\n"
 
 
 @dataclass(frozen=True)
@@ -108,10 +109,43 @@ class GroundTruth:
         return strict(answer, self.truth, classify(self.truth), known)
 
 
+def turn_boundaries(text: str) -> list[tuple[int, int]]:
+    """(start, end) of every non-assistant turn in `text`, left to right and non-overlapping: at
+    each "\nuser\n", the turn runs to the first "</tool_response>\nassistant\n" when the turn
+    opens with <tool_response> and one follows, else to the first "\nassistant\n". Each search
+    starts past the previous match, and a search that finds nothing ends the scan, so the
+    whole text is read a bounded number of times."""
+    found, position = [], 0
+    responses_end_missing = False  # once absent past some point, absent past every later one
+    while True:
+        start = text.find(USER, position)
+        if start < 0:
+            return found
+        body = start + len(USER)
+        end = -1
+        if not responses_end_missing and text.startswith(RESPONSE_OPEN, body):
+            close = text.find(RESPONSES_END, body + len(RESPONSE_OPEN))
+            if close < 0:
+                responses_end_missing = True
+            else:
+                end = close + len(RESPONSES_END)
+        if end < 0:
+            close = text.find(ASSISTANT, body)
+            if close < 0:
+                return found
+            end = close + len(ASSISTANT)
+        found.append((start, end))
+        position = end
+
+
 def split_turns(solution_str: str) -> list[str]:
     """The assistant turns of a decoded multi-turn response, in order. A trailing empty turn (the
     generation prompt of a turn never generated) is not a turn."""
-    turns = TURN_BOUNDARY.split(solution_str)
+    turns, position = [], 0
+    for start, end in turn_boundaries(solution_str):
+        turns.append(solution_str[position:start])
+        position = end
+    turns.append(solution_str[position:])
     if len(turns) > 1 and not turns[-1].strip():
         turns.pop()
     return turns
@@ -152,6 +186,8 @@ def compute_score(data_source, solution_str: str, ground_truth, extra_info: dict
     verl_turns = extra_info.get("num_turns")
     answers, format_ok = 0, verl_turns is None or int(verl_turns) == 2 * len(turns)
     for text in turns:
+        if judge.done and not format_ok:
+            break  # the score is -1 whatever follows; a hostile rollout may hold 10^6 turns
         action = parse_turn(text, protocol)
         answers += action.kind == "answer"
         if judge.done or action.error in FORMAT_REASONS:

@@ -9,7 +9,8 @@ peak memory grow with the number of lines; and the traces loop with 64 workers a
 stand-in teacher (its own process) that answers after a fixed 200 ms, against the ideal of
 64 × 5 turns per second. The tool server (tools/bench_tool_server.py: observations/s, latency,
 memory after 100k trajectories) and multi-port eval scaling (tools/bench_eval.py: N ports against
-N × one port) have modules of their own.
+N × one port) and model-output parsing on hostile turns (tools/bench_parse.py) have modules of
+their own.
 """
 
 import argparse
@@ -27,7 +28,7 @@ import numpy as np
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
-from tools import bench_eval, bench_tool_server, traces
+from tools import bench_eval, bench_parse, bench_tool_server, traces
 from tools.openai_endpoint import free_port, wait_ready
 from tools.synthetic_series import build_synthetic
 
@@ -149,7 +150,8 @@ def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 
                 return await traces.run_api(env, client, "stand-in", i, "", sampling={}, hints=False)
 
             started, cpu = time.perf_counter(), time.process_time()
-            asyncio.run(traces.write_records(out, todo, solve, workers))
+            with traces.open_output(out) as output:
+                asyncio.run(traces.write_records(output, todo, solve, workers))
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
             teacher.terminate()
@@ -175,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-traces", action="store_true", help="skip the traces throughput figure")
     parser.add_argument("--no-tool-server", action="store_true", help="skip the tool server figures (about 2 min)")
     parser.add_argument("--no-eval", action="store_true", help="skip the multi-port eval scaling figures")
+    parser.add_argument("--no-parse", action="store_true", help="skip the hostile model-output parsing figures")
     parser.add_argument("--synthetic-lines", type=int, default=60_000,
                         help="lines of the synthetic series for prepare (0: none; default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)")
@@ -189,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 record = bench_loader(data_dir, sub.name, args.repeats)
                 found.append((record["lines"], data_dir, sub.name))
                 print(json.dumps({"bench": "loader", **record}), flush=True)
+    if not args.no_parse:
+        print(json.dumps(bench_parse.run()), flush=True)
     demo = [(d, n) for _, d, n in found if n == "chun_jiang"]
     if demo and not args.no_traces:
         print(json.dumps(bench_traces(*demo[0])), flush=True)

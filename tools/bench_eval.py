@@ -28,6 +28,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
 from tools import prepare
 from tools.eval_pool import RetryPolicy, run_pool
+from tools.fileio import AppendOnlyJsonl
 from tools.openai_endpoint import free_port, wait_ready
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,9 +79,10 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series_name: str = "chun_
                 todo = [lines[i % len(lines)] for i in range(trajectories_per_port * n)]
                 out = Path(tmp) / f"results-{n}.jsonl"
                 started, cpu = time.perf_counter(), time.process_time()
-                failed, _ = asyncio.run(run_pool(env, [url for _, url in servers[:n]], "stand-in", todo, out,
-                                                 sampling={}, concurrency=concurrency, timeout=30,
-                                                 policy=RetryPolicy(retries=0)))
+                with AppendOnlyJsonl(out, key=lambda record: record["line"]) as output:
+                    failed, _ = asyncio.run(run_pool(env, [url for _, url in servers[:n]], "stand-in", todo, output,
+                                                     sampling={}, concurrency=concurrency, timeout=30,
+                                                     policy=RetryPolicy(retries=0)))
                 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
                 records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
                 turns = sum(r["turns"] for r in records)

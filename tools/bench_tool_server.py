@@ -14,6 +14,14 @@ the four real tool calls then an answer, followed by verl-tool's finish:
 
 The load generator shares the machine's cores with the server; its own CPU use is reported, and
 so is each side's CPU per observation, which does not depend on how busy the machine is.
+
+Then, against a second server with the default idle timeout and limits (`run_hostile`):
+
+- /health polled every 10 ms while hostile 8 MB actions (tools.bench_parse's families) are posted
+  one after another: its worst and p99 latency (target: within 100 ms);
+- 1,000,000 trajectories that never finish and 1,000,000 finishes of ids never seen, in batches of
+  1,000: the server's RSS once its live-trajectory cap is full and after all of them (target:
+  within 10% of the full-cap figure: the caps, not the clients, bound the memory).
 """
 
 import argparse
@@ -25,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -34,7 +43,9 @@ from tqdm import tqdm
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import TOOL_NAMES, Action, render_turn
 from plugins.speaker_rec.series import load_series
-from plugins.speaker_rec.server import TOKEN_ENV, running_server
+from plugins.speaker_rec.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, running_server
+from plugins.speaker_rec.trajectory_store import DEFAULT_MAX_LIVE
+from tools.bench_parse import adversarial_actions
 from tools.openai_endpoint import free_port
 
 log = logging.getLogger("bench_tool_server")
@@ -45,6 +56,9 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET_OBS_PER_S = 1500.0
 TARGET_P99_MS = 100.0
 TARGET_RSS_GROWTH = 0.10
+TARGET_HEALTH_MS = 100.0
+HOSTILE_FAMILIES = ("repeat '<tool_call>'", "repeat '<think>'", "interleaved tags", "open call then text",
+                    "lone surrogates", "nested [ unclosed call", "huge think, valid call")
 STEPS = len(TOOL_NAMES) + 2  # four tools, the answer, the finish
 
 
@@ -120,6 +134,13 @@ class Connection:
             raise RuntimeError(f"server answered {status.decode()}: {reply[:200]!r}")
         return reply
 
+    async def get(self, path: str) -> bytes:
+        """GET `path` on this connection and return the response body."""
+        self.writer.write(b"GET %s HTTP/1.1\r\nHost: bench\r\n\r\n" % path.encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = next(int(row[15:]) for row in head.lower().split(b"\r\n") if row.startswith(b"content-length:"))
+        return await self.reader.readexactly(length)
+
     def close(self) -> None:
         self.writer.close()
 
@@ -175,8 +196,9 @@ async def live_count(url: str) -> int:
 def run(data_dir: Path | str = REPO / "data" / "demo", series: str = "chun_jiang", *,
         concurrencies: tuple[int, ...] = (1, 64, 256), trajectories_per_level: dict[int, int] | None = None,
         memory_trajectories: int = 100_000, never_finish: int = 10_000, batch: int = 64,
-        idle_timeout: float = 2.0) -> dict:
-    """Benchmark the tool server on `series`; returns one dict of figures with their targets."""
+        idle_timeout: float = 2.0, flood_items: int = 1_000_000) -> dict:
+    """Benchmark the tool server on `series`; returns one dict of figures with their targets
+    (`flood_items` 0: without the hostile figures of `run_hostile`)."""
     per_level = trajectories_per_level or {1: 300, 64: 3000, 256: 5000}
     with tempfile.TemporaryDirectory(prefix="bench_tool_server_") as tmp:
         labels_path = Path(tmp) / "labels.json"
@@ -221,6 +243,7 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series: str = "chun_jiang
             result["memory"] = {"rss_after_warmup_mib": round(rss_warm, 1), "rss_after_100k_mib": round(rss_after, 1),
                                 "growth": round(rss_after / rss_warm - 1, 4), "live_before_sweep": live_before_sweep,
                                 "live_after_sweep": asyncio.run(live_count(url))}
+        hostile = run_hostile(data_dir, series, labels_path, lines[0], flood_items=flood_items) if flood_items else None
     top = result[f"concurrent_{max(concurrencies)}"]
     result["targets"] = {
         "obs_per_s_at_max_concurrency": {"measured": top["obs_per_s"], "target": TARGET_OBS_PER_S,
@@ -230,6 +253,116 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series: str = "chun_jiang
         "rss_growth": {"measured": result["memory"]["growth"], "target": TARGET_RSS_GROWTH,
                        "met": abs(result["memory"]["growth"]) <= TARGET_RSS_GROWTH
                        and result["memory"]["live_after_sweep"] == 0},
+    }
+    if hostile is not None:
+        result["targets"].update(hostile.pop("targets"))
+        result["hostile"] = hostile
+    return result
+
+
+def hostile_bodies(series: str, line: int, max_body: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, bytes]:
+    """One /get_observation body per hostile family, each as close to `max_body` as it fits."""
+    bodies = {}
+    for name in HOSTILE_FAMILIES:
+        size = max_body - 4096
+        while True:
+            action = adversarial_actions(size)[name]
+            body = json.dumps({"trajectory_ids": [f"hostile-{len(bodies)}"], "actions": [action],
+                               "extra_fields": [{"series": series, "line": line}], "finish": [False],
+                               "is_last_step": [True]}).encode()
+            if len(body) <= max_body:
+                bodies[name] = body
+                break
+            size = int(size * max_body / len(body) * 0.99)
+    return bodies
+
+
+async def health_under_load(url: str, bodies: dict[str, bytes], rounds: int = 2) -> dict:
+    """/health latencies (polled every 10 ms on its own connection) while `bodies` are posted one
+    after another, `rounds` times, and the slowest of those posts."""
+    poster = await Connection.open(url, "/get_observation")
+    poller = await Connection.open(url, "/health")
+    latencies: list[float] = []
+    posts: list[float] = []
+    done = asyncio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            sent = time.perf_counter()
+            await poller.get("/health")
+            latencies.append(time.perf_counter() - sent)
+            await asyncio.sleep(0.01)
+    polling = asyncio.create_task(poll())
+    try:
+        for _ in range(rounds):
+            for body in bodies.values():
+                sent = time.perf_counter()
+                await poster.post(body)
+                posts.append(time.perf_counter() - sent)
+    finally:
+        done.set()
+        await polling
+        poster.close()
+        poller.close()
+    return {"actions_mib": round(max(map(len, bodies.values())) / 2**20, 2), "posts": len(posts),
+            "slowest_post_ms": round(1000 * max(posts), 1), "health_polls": len(latencies),
+            "health_p99_ms": round(1000 * percentile(latencies, 0.99), 2),
+            "health_max_ms": round(1000 * max(latencies), 2)}
+
+
+async def flood(url: str, series: str, line: int, count: int, *, finish: bool, prefix: str, batch: int = 1000) -> int:
+    """`count` items in batches: first steps of new trajectories never finished (`finish` False) or
+    finishes of ids the server never saw; returns how many items were answered with an error."""
+    connection = await Connection.open(url, "/get_observation")
+    action = json.dumps(render_turn(Action("tool", "audio_sim", "x"), "hermes")).encode()
+    extra = json.dumps({"series": series, "line": line}).encode()
+    flag = b"true" if finish else b"false"
+    errors = 0
+    try:
+        for start in range(0, count, batch):
+            n = min(batch, count - start)
+            ids = b",".join(b'"%s%d"' % (prefix.encode(), i) for i in range(start, start + n))
+            body = (b'{"trajectory_ids":[%s],"actions":[%s],"extra_fields":[%s],"finish":[%s],"is_last_step":[%s]}'
+                    % (ids, b",".join([action] * n), b",".join([extra] * n), b",".join([flag] * n),
+                       b",".join([b"false"] * n)))
+            reply = json.loads(await connection.post(body))
+            errors += reply["valids"].count(False)
+    finally:
+        connection.close()
+    return errors
+
+
+def run_hostile(data_dir: Path | str, series: str, labels_path: Path, line: int, *,
+                flood_items: int = 1_000_000) -> dict:
+    """/health under hostile 8 MB actions, and RSS under floods of unfinished and unknown trajectories,
+    against a server with the default idle timeout and limits."""
+    args = ["--series", series, "--labels", str(labels_path), "--data-dir", str(data_dir), "--log-level", "WARNING"]
+    with running_server(args, port=free_port(), env={TOKEN_ENV: ""}) as (url, proc):
+        result: dict = {"bench": "tool_server_hostile", "series": series}
+        result["health_under_hostile_actions"] = asyncio.run(health_under_load(url, hostile_bodies(series, line)))
+        rss_start = rss_mib(proc.pid)
+        asyncio.run(flood(url, series, line, DEFAULT_MAX_LIVE, finish=False, prefix="fill-"))
+        rss_full = rss_mib(proc.pid)
+        started = time.perf_counter()
+        refused = asyncio.run(flood(url, series, line, flood_items, finish=False, prefix="never-"))
+        asyncio.run(flood(url, series, line, flood_items, finish=True, prefix="unknown-"))
+        seconds = time.perf_counter() - started
+        rss_after = rss_mib(proc.pid)
+        with urllib.request.urlopen(f"{url}/metrics", timeout=30) as reply:
+            metrics = json.loads(reply.read())
+        result["floods"] = {"never_finished": flood_items, "unknown_finishes": flood_items,
+                            "seconds": round(seconds, 1), "refused_items": refused,
+                            "rss_start_mib": round(rss_start, 1), "rss_cap_full_mib": round(rss_full, 1),
+                            "rss_after_mib": round(rss_after, 1), "growth_over_full": round(rss_after / rss_full - 1, 4),
+                            "live_trajectories": metrics["live_trajectories"],
+                            "finished_remembered": metrics["finished_remembered"],
+                            "max_live_trajectories": metrics["limits"]["max_live_trajectories"]}
+    health = result["health_under_hostile_actions"]
+    result["targets"] = {
+        "health_max_ms_under_hostile_actions": {"measured": health["health_max_ms"], "target": TARGET_HEALTH_MS,
+                                                "met": health["health_max_ms"] <= TARGET_HEALTH_MS},
+        "rss_growth_past_the_caps": {"measured": result["floods"]["growth_over_full"], "target": TARGET_RSS_GROWTH,
+                                     "met": result["floods"]["growth_over_full"] <= TARGET_RSS_GROWTH},
     }
     return result
 
@@ -246,15 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-trajectories", type=int, default=100_000)
     parser.add_argument("--never-finish", type=int, default=10_000)
     parser.add_argument("--idle-timeout", type=float, default=2.0, help="the server's idle timeout for the bench")
+    parser.add_argument("--flood-items", type=int, default=1_000_000,
+                        help="never-finished trajectories and unknown-id finishes sent to the second server "
+                        "(0: skip the hostile figures; default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.memory_trajectories < 1 or args.never_finish < 0 or args.idle_timeout <= 0:
+    if args.memory_trajectories < 1 or args.never_finish < 0 or args.idle_timeout <= 0 or args.flood_items < 0:
         parser.error("--memory-trajectories and --idle-timeout must be positive, --never-finish >= 0")
     if args.never_finish * 10 > args.memory_trajectories:
         parser.error("--never-finish may be at most a tenth of --memory-trajectories")
     try:
         result = run(args.data_dir, args.series, memory_trajectories=args.memory_trajectories,
-                     never_finish=args.never_finish, idle_timeout=args.idle_timeout)
+                     never_finish=args.never_finish, idle_timeout=args.idle_timeout, flood_items=args.flood_items)
     except subprocess.CalledProcessError:
         print(f"error: prepare failed on {args.series} in {args.data_dir} (its message is above)", file=sys.stderr)
         return 2

@@ -14,8 +14,10 @@ them (`vllm serve --chat-template`).
 
 Output: `results.jsonl`, one record per line (tools.traces' record plus `port`, `attempts` =
 requests retried, `latency_s` = seconds of each request), append-only and resumable like
-traces; `eval_config.json` next to it holds the run's configuration, and a rerun whose
-configuration differs refuses to append (unless --force). No hint retry: eval measures.
+traces (one run at a time: a second one on the same output exits 2 naming the first's pid;
+duplicated records are refused, or kept once with --dedupe); `eval_config.json` next to it holds
+the run's configuration (endpoint credentials redacted), and a rerun whose configuration differs
+refuses to append (unless --force). No hint retry: eval measures.
 Exit status: 0 done, 1 some lines failed (rerun to retry them), 2 bad input, 3 every port died.
 """
 
@@ -35,11 +37,12 @@ from plugins.speaker_rec.correctness import is_judged
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.series import SeriesError
 from tools.eval_pool import AllPortsDead, RetryPolicy, run_pool
-from tools.fileio import atomic_write_json
+from tools.fileio import OutputError, atomic_write_json
+from tools.openai_endpoint import redact, redact_logs
 from tools.serve import parse_ranges
 from tools.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
 from tools.split import PARTS, part_contains, read_split
-from tools.traces import finished_lines
+from tools.traces import open_output
 
 log = logging.getLogger("eval")
 
@@ -88,7 +91,7 @@ def served_model(urls: list[str]) -> str:
                 return json.load(reply)["data"][0]["id"]
         except (OSError, ValueError, KeyError, IndexError):
             continue
-    raise RuntimeError(f"no endpoint answered /v1/models: {', '.join(urls)}")
+    raise RuntimeError(f"no endpoint answered /v1/models: {redact(', '.join(urls))}")
 
 
 def sha256_of(path: Path) -> str:
@@ -173,8 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-failures", type=int, default=3,
                         help="failures in a row after which a port is dropped (default: %(default)s)")
     parser.add_argument("--force", action="store_true", help="append even when eval_config.json differs")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="when --out already holds several records of one line, keep the first of each "
+                        "(default: refuse, naming the count)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()
     for name in ("concurrency", "max_failures"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
@@ -189,32 +196,39 @@ def main(argv: list[str] | None = None) -> int:
         model = args.model or served_model(urls)
         config_path = args.out.parent / CONFIG_NAME
         run = run_config(args, env, model, lines)
-        done = finished_lines(args.out)
-        previous = check_config(config_path, run, args.out, bool(done), args.force)
     except (SeriesError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     except RuntimeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 3
-    atomic_write_json(config_path, {
-        "format": FORMAT, "run": run, "previous": previous,
-        "endpoints": urls, "concurrency": args.concurrency, "timeout_s": args.timeout, "retries": args.retries,
-        "backoff_s": args.backoff, "max_failures": args.max_failures, "data_dir": args.data_dir,
-        "labels": str(args.labels), "results": str(args.out), "lines": lines,
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "argv": sys.argv[1:] if argv is None else list(argv),
-    })
-    todo = [i for i in lines if i not in done]
-    log.info("%d lines, %d already done, %d to run on %d ports (model %s)",
-             len(lines), len(lines) - len(todo), len(todo), len(urls), model)
-    policy = RetryPolicy(retries=args.retries, backoff_s=args.backoff, max_failures=args.max_failures)
     try:
-        failed, pool = asyncio.run(run_pool(env, urls, model, todo, args.out, sampling=sampling_settings(args),
-                                            concurrency=args.concurrency, timeout=args.timeout, policy=policy))
-    except AllPortsDead as e:
-        print(f"error: {e}; {len(finished_lines(args.out) & set(lines))} of {len(lines)} lines are in "
-              f"{args.out}; rerun when servers are back", file=sys.stderr)
-        return 3
+        with open_output(args.out, args.dedupe) as output:
+            previous = check_config(config_path, run, args.out, bool(output.keys), args.force)
+            # Credentials in an endpoint URL (http://user:key@host/v1) are never written down.
+            atomic_write_json(config_path, {
+                "format": FORMAT, "run": run, "previous": previous,
+                "endpoints": [redact(url) for url in urls], "concurrency": args.concurrency,
+                "timeout_s": args.timeout, "retries": args.retries, "backoff_s": args.backoff,
+                "max_failures": args.max_failures, "data_dir": args.data_dir, "labels": str(args.labels),
+                "results": str(args.out), "lines": lines, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "argv": [redact(arg) for arg in (sys.argv[1:] if argv is None else argv)],
+            })
+            todo = [i for i in lines if i not in output.keys]
+            log.info("%d lines, %d already done, %d to run on %d ports (model %s)",
+                     len(lines), len(lines) - len(todo), len(todo), len(urls), model)
+            policy = RetryPolicy(retries=args.retries, backoff_s=args.backoff, max_failures=args.max_failures)
+            try:
+                failed, pool = asyncio.run(run_pool(env, urls, model, todo, output,
+                                                    sampling=sampling_settings(args), concurrency=args.concurrency,
+                                                    timeout=args.timeout, policy=policy))
+            except AllPortsDead as e:
+                print(f"error: {e}; {len(output.keys & set(lines))} of {len(lines)} lines are in "
+                      f"{args.out}; rerun when servers are back", file=sys.stderr)
+                return 3
+    except (OutputError, ValueError) as e:
+        print(f"error: {redact(str(e))}", file=sys.stderr)
+        return 2
     served = Counter({endpoint.port: endpoint.trajectories for endpoint in pool.endpoints})
     dropped = [endpoint.port for endpoint in pool.endpoints if endpoint.dead]
     log.info("this run: trajectories per port %s%s", dict(served),

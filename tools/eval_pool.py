@@ -19,6 +19,8 @@ import openai
 
 from plugins.speaker_rec.env import SpeakerEnv
 from tools import traces
+from tools.fileio import AppendOnlyJsonl
+from tools.openai_endpoint import redact
 
 log = logging.getLogger("eval")
 
@@ -123,7 +125,7 @@ class PortSession:
         policy = self.pool.policy
         for attempt in range(policy.retries + 1):
             if self.endpoint.dead:
-                raise PortDead(self.endpoint.url)
+                raise PortDead(redact(self.endpoint.url))
             started = time.perf_counter()
             try:
                 response = await self.endpoint.client.post(path, cast_to=cast_to, body=body)
@@ -133,7 +135,7 @@ class PortSession:
                     raise  # the request itself is wrong: retrying or moving it cannot help
                 await self.pool.failed(self.endpoint, e)
                 if self.endpoint.dead:
-                    raise PortDead(self.endpoint.url) from e
+                    raise PortDead(redact(self.endpoint.url)) from e
                 if attempt == policy.retries:
                     raise
                 self.retried += 1
@@ -172,16 +174,17 @@ async def evaluate_line(env: SpeakerEnv, pool: PortPool, model: str, index: int,
                 "latency_s": session.latency_s}
 
 
-async def run_pool(env: SpeakerEnv, urls: list[str], model: str, todo: list[int], out: Path, *,
+async def run_pool(env: SpeakerEnv, urls: list[str], model: str, todo: list[int], output: AppendOnlyJsonl, *,
                    sampling: dict, concurrency: int, timeout: float, policy: RetryPolicy) -> tuple[int, PortPool]:
-    """Evaluate `todo` over the endpoints, appending one record per line to `out`; returns
+    """Evaluate `todo` over the endpoints, appending one record per line to `output` (an entered
+    `traces.open_output`); returns
     (lines failed, the pool) and raises AllPortsDead when every port was dropped."""
     pool = PortPool(urls, concurrency, timeout, policy)
     try:
         async def solve(index: int) -> dict:
             return await evaluate_line(env, pool, model, index, sampling)
 
-        failed = await traces.write_records(out, todo, solve, concurrency * len(urls), desc="eval",
+        failed = await traces.write_records(output, todo, solve, concurrency * len(urls), desc="eval",
                                             stop_on=(AllPortsDead,))
     finally:
         await pool.close()

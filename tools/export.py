@@ -30,7 +30,7 @@ from tqdm import tqdm
 from plugins.speaker_rec.protocol import PROTOCOLS, TOOL_NAMES, action_from_openai, parse_turn, render_turn
 from plugins.speaker_rec.rules import Judge, RuleConfig
 from tools import export_rl
-from tools.fileio import Report, json_objects
+from tools.fileio import Report, duplicate_keys, json_objects
 from tools.llamafactory_dataset import FORMATS, ConversionError, DatasetOutput, dataset_name_arg, publish
 from tools.split import PARTS, part_contains, read_split
 
@@ -237,6 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         manifest = read_split(args.split)
         if not args.traces.is_file():
             raise ConversionError(args.traces, "file is missing")
+        # Two runs that once wrote one traces file leave two records of a line: training on both
+        # would weigh that line twice, so such a file is refused, not silently exported.
+        repeats, first = duplicate_keys(args.traces, lambda record: (record.get("series"), record["line"]))
+        if repeats:
+            raise ConversionError(args.traces, f"{repeats} records repeat the line of an earlier record (first at "
+                                  f"{first}); rerun tools.traces on it with --dedupe to keep the first of each")
         if not (args.tokenizer / "tokenizer_config.json").is_file():
             raise ConversionError(args.tokenizer, "no tokenizer here (run `make tiny-model` or pass --tokenizer)")
         rows, report = convert(args.traces, manifest, args.part, args.format, keep_invalid=args.keep_invalid,

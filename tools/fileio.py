@@ -1,19 +1,24 @@
-"""File helpers every command shares: atomic writes, JSONL reading that names bad lines,
-and the in/out/dropped-per-reason report that converters print and save.
+"""File helpers every command shares: atomic writes, JSONL reading that names bad lines, the
+in/out/dropped-per-reason report that converters print and save, and the resumable append-only
+JSONL output (`AppendOnlyJsonl`) that traces, eval and regress write through under a lock.
 
 Not a command itself; imported by the other modules in tools/.
 """
 
 import collections
+import fcntl
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Hashable, Iterator
 
 from tools.text_input import read_text
+
+log = logging.getLogger("fileio")
 
 # How many offending records a report names per reason (the counts stay exact).
 EXAMPLES_PER_REASON = 5
@@ -124,3 +129,170 @@ class Report:
         """One line for the terminal: in, out, and each drop reason with its count."""
         drops = ", ".join(f"{reason} {n}" for reason, n in sorted(self.dropped.items())) or "none"
         return f"{self.source}: {self.records_in} in, {self.records_out} out; dropped: {drops}"
+
+
+class OutputError(ValueError):
+    """An output cannot be resumed as it is (a line that is no record, duplicated records); the
+    message names the file, the line and the reason. Commands exit 2 on it."""
+
+
+class OutputBusy(OutputError):
+    """Another process holds the output's lock; `pid` is the holder's process id (None if unknown)."""
+
+    def __init__(self, path: Path, pid: int | None):
+        self.pid = pid
+        holder = f"process {pid}" if pid else "another process"
+        super().__init__(f"{path} is being written by {holder} (lock {lock_path(path)}); "
+                         "wait for it to finish or stop it, then rerun")
+
+
+def lock_path(path: Path | str) -> Path:
+    """The lock file beside an output: `<output>.lock`, holding the writer's pid."""
+    path = Path(path)
+    return path.with_name(path.name + ".lock")
+
+
+class AppendOnlyJsonl:
+    """A resumable append-only JSONL output held under an exclusive lock, one record per line.
+
+    Use as a context manager: entering takes the lock (`OutputBusy` when another process holds
+    it), then reads what an earlier run wrote: a torn last line (a kill mid-write) is cut off;
+    a complete line that is not a JSON object with a key is refused (`OutputError` naming file and
+    line); so are records with the same key (`OutputError` with the count), unless `dedupe` is
+    set, in which case the file is rewritten atomically keeping the first record of each key.
+    `keys` then holds the key of every record (and `records` the records, with `keep_records`);
+    `append` writes one record as one whole line (fsync'ed with `durable`). Leaving releases the
+    lock; the lock file stays (removing it would race with a process about to take it).
+
+    `key(record)` returns the record's identity (e.g. its line index); it may raise KeyError or
+    TypeError for a record without one, or OutputError / ValueError with its own reason (a record
+    made with another configuration), which is reported at the record's file and line.
+    """
+
+    def __init__(self, path: Path | str, key: Callable[[dict], Hashable], *, dedupe: bool = False,
+                 keep_records: bool = False, durable: bool = False):
+        self.path = Path(path)
+        self.key = key
+        self.dedupe = dedupe
+        self.keep_records = keep_records
+        self.durable = durable
+        self.keys: set = set()
+        self.records: dict = {}
+        self._lock_fd: int | None = None
+        self._file = None
+
+    def __enter__(self) -> "AppendOnlyJsonl":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        try:
+            self._load()
+            self._file = self.path.open("a", encoding="utf-8")
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._unlock()
+
+    def append(self, record: dict) -> None:
+        """Write `record` as one line and remember its key."""
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        if self.durable:
+            os.fsync(self._file.fileno())
+        key = self.key(record)
+        self.keys.add(key)
+        if self.keep_records:
+            self.records[key] = record
+
+    def _lock(self) -> None:
+        fd = os.open(lock_path(self.path), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip()
+            os.close(fd)
+            raise OutputBusy(self.path, int(holder) if holder.isdigit() else None) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing releases the flock
+            self._lock_fd = None
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        good_bytes, kept, duplicates, first_duplicate = 0, [], 0, None
+        with self.path.open("rb") as f:
+            for number, raw in enumerate(f, 1):
+                if not raw.endswith(b"\n"):
+                    break  # torn: only the last line can be
+                good_bytes += len(raw)
+                if not raw.strip():
+                    continue
+                where = f"{self.path}:{number}"
+                try:
+                    record = json.loads(raw)
+                except json.JSONDecodeError as e:
+                    raise OutputError(f"{where}: not a record (broken JSON: {e.msg} at column {e.colno}); "
+                                      "refusing to append to this file") from None
+                except UnicodeDecodeError:
+                    raise OutputError(f"{where}: not a record (not UTF-8); refusing to append to this file") from None
+                if not isinstance(record, dict):
+                    raise OutputError(f"{where}: not a record (not a JSON object); refusing to append to this file")
+                try:
+                    key = self.key(record)
+                    hash(key)
+                except (KeyError, TypeError) as e:
+                    raise OutputError(f"{where}: not a record of this output (no {e}); refusing to append "
+                                      "to this file") from None
+                except ValueError as e:
+                    raise OutputError(f"{where}: {e}") from None
+                if key in self.keys:
+                    duplicates += 1
+                    first_duplicate = first_duplicate or where
+                    continue
+                self.keys.add(key)
+                if self.keep_records:
+                    self.records[key] = record
+                if self.dedupe:
+                    kept.append(raw)
+        size = self.path.stat().st_size
+        if duplicates and not self.dedupe:
+            raise OutputError(f"{self.path}: {duplicates} duplicated records (first at {first_duplicate}); "
+                              "refusing to append (rerun with --dedupe to keep the first of each)")
+        if duplicates:
+            log.warning("%s: dropping %d duplicated records (kept the first of each)", self.path, duplicates)
+            atomic_write_bytes(self.path, b"".join(kept))
+        elif good_bytes < size:
+            log.warning("%s: cutting off a torn last record (%d bytes)", self.path, size - good_bytes)
+            with self.path.open("r+b") as f:
+                f.truncate(good_bytes)
+
+
+def duplicate_keys(path: Path | str, key: Callable[[dict], Hashable]) -> tuple[int, str | None]:
+    """(how many records of a JSONL file repeat the key of an earlier record, 'file:line' of the
+    first repeat). Lines that are not JSON objects with a key are not counted here (readers report
+    them); the same rule `AppendOnlyJsonl` resumes by, for commands that only read an output."""
+    seen, repeats, first = set(), 0, None
+    for record in read_jsonl(path):
+        if not isinstance(record.value, dict):
+            continue
+        try:
+            identity = key(record.value)
+            hash(identity)
+        except (KeyError, TypeError, ValueError):
+            continue
+        if identity in seen:
+            repeats += 1
+            first = first or f"{path}:{record.line_no}"
+        else:
+            seen.add(identity)
+    return repeats, first

@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
 from plugins.speaker_rec.labels import other_label
+from plugins.speaker_rec.tool_endpoint import is_loopback
 
 MAX_BODY = 8 * 1024 * 1024
 
@@ -170,10 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, then "
         "answers the 'other' label) for dry runs and benchmarks; no model behind it.",
     )
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s); "
+                        "anything but loopback needs --allow-non-loopback")
+    parser.add_argument("--allow-non-loopback", action="store_true",
+                        help="bind a non-loopback --host: the stand-in then answers anyone who reaches it")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
     args = parser.parse_args(argv)
+    if not is_loopback(args.host) and not args.allow_non_loopback:
+        print(f"error: refusing to bind {args.host}: the stand-in teacher serves loopback only "
+              "(pass --allow-non-loopback to bind it anyway)", file=sys.stderr)
+        return 2
     server = ScriptedOpenAI(host=args.host, port=args.port, latency=args.latency)
     print(f"scripted teacher at {server.url}", flush=True)
     try:

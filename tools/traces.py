@@ -5,9 +5,11 @@ asked to solve it with tools through the SR environment; each finished trajector
 JSONL record: messages (normalised: hermes tool calls are always structured), tool calls,
 answer, correctness under both rules, completeness, teacher, timing.
 
-Resume rule: the output is append-only and one record is one line; a rerun skips lines that
-already have a record and cuts off a torn last line, so a crash loses at most the lines that
-were in flight and never duplicates one.
+Resume rule: the output is append-only and one record is one line (tools.fileio.AppendOnlyJsonl);
+a rerun skips lines that already have a record and cuts off a torn last line, so a crash loses at
+most the lines that were in flight and never duplicates one. A run holds a lock on its output: a
+second run on the same output exits 2 naming the first one's pid; a file that already holds two
+records of one line is refused with the count (`--dedupe` keeps the first of each).
 """
 
 import argparse
@@ -29,6 +31,8 @@ from plugins.speaker_rec.env import SpeakerEnv, Trajectory
 from plugins.speaker_rec.protocol import Action, action_from_openai, render_turn
 from plugins.speaker_rec.selection import parse_rates, select_lines
 from plugins.speaker_rec.series import SeriesError
+from tools.fileio import AppendOnlyJsonl, OutputError
+from tools.openai_endpoint import redact_logs
 from tools.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
 
 log = logging.getLogger("traces")
@@ -169,27 +173,17 @@ def trajectory_record(env: SpeakerEnv, trajectory: Trajectory, messages: list, t
     }
 
 
-def finished_lines(path: Path) -> set[int]:
-    """Lines that already have a record; a torn last line (a crash mid-write) is cut off. Raises
-    ValueError naming the file and line when a complete line is not a record."""
-    if not path.exists():
-        return set()
-    done, good_bytes = set(), 0
-    with path.open("rb") as f:
-        for number, raw in enumerate(f, 1):
-            if not raw.endswith(b"\n"):
-                break
-            try:
-                done.add(json.loads(raw)["line"])
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError):
-                raise ValueError(f"{path}:{number}: not a record with a line index; refusing to append "
-                                 "to this file") from None
-            good_bytes += len(raw)
-    if good_bytes < path.stat().st_size:
-        log.warning("%s: cutting off a torn last record (%d bytes)", path, path.stat().st_size - good_bytes)
-        with path.open("r+b") as f:
-            f.truncate(good_bytes)
-    return done
+def record_line(record: dict) -> int:
+    """The key of a traces (or eval) record: its line index."""
+    line = record["line"]
+    if type(line) is not int:
+        raise TypeError("integer 'line'")
+    return line
+
+
+def open_output(path: Path, dedupe: bool = False) -> AppendOnlyJsonl:
+    """The locked, resumable output of traces and eval (records keyed by line index)."""
+    return AppendOnlyJsonl(path, record_line, dedupe=dedupe)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +211,12 @@ def main(argv: list[str] | None = None) -> int:
                         "with exponential back-off")
     parser.add_argument("--no-hint-retry", action="store_true",
                         help="do not retry a wrong trajectory with the ground truth as a hint")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="when --out already holds several records of one line, keep the first of each "
+                        "(default: refuse, naming the count)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()
 
     teacher_kind = args.teacher or ("api" if args.teacher_url else None)
     if teacher_kind is None:
@@ -235,13 +233,6 @@ def main(argv: list[str] | None = None) -> int:
     selected = select_lines(series, labels.lines, rates, args.seed)
     if args.limit is not None:
         selected = selected[: args.limit]
-    try:
-        done = finished_lines(args.out)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    todo = [i for i in selected if i not in done]
-    log.info("%d lines selected, %d already done, %d to run", len(selected), len(selected) - len(todo), len(todo))
 
     if teacher_kind == "oracle":
         oracle = OracleTeacher(args.seed)
@@ -255,7 +246,15 @@ def main(argv: list[str] | None = None) -> int:
         async def solve(i: int) -> dict:
             return await run_api(env, client, args.teacher_model, i, line_truth(env, i),
                                  sampling=sampling, hints=not args.no_hint_retry)
-    failed = asyncio.run(write_records(args.out, todo, solve, args.workers))
+    try:
+        with open_output(args.out, args.dedupe) as output:
+            todo = [i for i in selected if i not in output.keys]
+            log.info("%d lines selected, %d already done, %d to run", len(selected), len(selected) - len(todo),
+                     len(todo))
+            failed = asyncio.run(write_records(output, todo, solve, args.workers))
+    except OutputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 1 if failed else 0
 
 
@@ -275,20 +274,18 @@ def line_truth(env: SpeakerEnv, index: int) -> str:
     return env.series.lines[index].speaker or env.other
 
 
-async def write_records(out: Path, todo: list[int], solve, workers: int, *, desc: str = "traces",
+async def write_records(output: AppendOnlyJsonl, todo: list[int], solve, workers: int, *, desc: str = "traces",
                         stop_on: tuple[type[BaseException], ...] = ()) -> int:
-    """Run the coroutine `solve(i)` over `todo` with `workers` at a time; one writer appends
-    each finished record whole. Returns how many lines failed (a rerun retries them); an
+    """Run the coroutine `solve(i)` over `todo` with `workers` at a time; each finished record is
+    appended whole to `output` (an entered `open_output`). Returns how many lines failed (a rerun retries them); an
     exception of a type in `stop_on` ends the whole run instead (what was written stays).
     Teacher calls wait on the network, so asyncio beats threads: 64 threads spend more CPU
     fighting over the GIL than on the requests."""
-    out.parent.mkdir(parents=True, exist_ok=True)
     queue: asyncio.Queue[int] = asyncio.Queue()
     for i in todo:
         queue.put_nowait(i)
     correct = failed = 0
-    with out.open("a", encoding="utf-8") as f, \
-            tqdm(total=len(todo), desc=desc, unit="line", mininterval=1.0) as bar:
+    with tqdm(total=len(todo), desc=desc, unit="line", mininterval=1.0) as bar:
 
         async def worker() -> None:
             nonlocal correct, failed
@@ -302,8 +299,7 @@ async def write_records(out: Path, todo: list[int], solve, workers: int, *, desc
                     failed += 1
                     log.warning("line %d failed, will be retried on rerun: %s", i, e)
                 else:
-                    f.write(json.dumps(record, ensure_ascii=False) + "\n")
-                    f.flush()
+                    output.append(record)
                     correct += record["correct"]["strict"]
                 bar.update(1)
                 bar.set_postfix(acc=f"{correct / max(1, bar.n - failed):.3f}", failed=failed, refresh=False)

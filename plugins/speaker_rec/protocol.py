@@ -12,18 +12,21 @@ Used by traces, the tool server, evaluation and the reward.
 """
 
 import json
-import re
 from dataclasses import dataclass
 
 PROTOCOLS = ("hermes", "tags")
 TOOL_NAMES = ("audio_sim", "char_relation", "video_cap_brief", "video_cap_detailed")
 
-THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
-TOOL_CALL = re.compile(r"<tool_call>(.*?)</tool_call>", re.DOTALL)
-TAG_TOOL = re.compile(r"<tool>(.*?)</tool>", re.DOTALL)
-# A tags turn: optional whitespace, one think block, one action tag, nothing else.
-TAGS_TURN = re.compile(r"^\s*<think>((?:(?!</?think>).)*)</think>\s*<(tool|answer)>([^<]*)</\2>\s*$", re.DOTALL)
+# Bounds on what is parsed inside a turn (the turn itself is scanned in linear time whatever its
+# length). A valid call of these argument-free tools is about 50 characters at depth 2; the rule
+# messages name these limits, so a model that breaks one is told which.
+MAX_TOOL_CALL_CHARS = 4096
+MAX_TOOL_CALL_DEPTH = 16
+
+THINK = ("<think>", "</think>")
+ANSWER = ("<answer>", "</answer>")
+TOOL_CALL = ("<tool_call>", "</tool_call>")
+TAG_TOOL = ("<tool>", "</tool>")
 
 
 @dataclass(frozen=True)
@@ -31,7 +34,8 @@ class Action:
     """What one assistant turn asks for.
 
     kind is "tool" (name = tool name), "answer" (name = the answer text) or "invalid"
-    (error = a reason code, one of plugins.speaker_rec.rules.FORMAT_REASONS)."""
+    (error = a reason code, one of plugins.speaker_rec.rules.FORMAT_REASONS; for "unclosed_tag"
+    name is the tag left open)."""
 
     kind: str
     name: str | None = None
@@ -39,12 +43,43 @@ class Action:
     error: str | None = None
 
 
-def invalid(reason: str, think: str = "") -> Action:
-    return Action("invalid", think=think, error=reason)
+def invalid(reason: str, think: str = "", name: str | None = None) -> Action:
+    return Action("invalid", name, think=think, error=reason)
+
+
+def scan_blocks(text: str, tag: tuple[str, str], limit: int) -> tuple[list[str], bool]:
+    """The contents of the first `limit` non-overlapping `<tag>…</tag>` blocks, each closed by the
+    first closing tag after its opening (what `re.findall(r"<tag>(.*?)</tag>", text, re.DOTALL)`
+    returns), and whether an opening tag was left without a closing one after it. Time linear in
+    len(text): the regex rescans the rest of the text from every opening tag that is never closed,
+    which is quadratic."""
+    opening, closing = tag
+    found, position = [], 0
+    while len(found) < limit:
+        start = text.find(opening, position)
+        if start < 0:
+            return found, False
+        end = text.find(closing, start + len(opening))
+        if end < 0:  # no closing tag after this opening, so none after any later one either
+            return found, True
+        found.append(text[start + len(opening):end])
+        position = end + len(closing)
+    return found, False
+
+
+def blocks(text: str, tag: tuple[str, str], limit: int) -> list[str]:
+    """The block contents of `scan_blocks`."""
+    return scan_blocks(text, tag, limit)[0]
+
+
+def _first_think(text: str) -> str:
+    thinks = blocks(text, THINK, 1)
+    return thinks[0].strip() if thinks else ""
 
 
 def parse_turn(text: str, protocol: str) -> Action:
-    """Parse the text of one assistant turn."""
+    """Parse the text of one assistant turn; never raises on any text (ValueError only for an
+    unknown protocol) and takes time linear in its length."""
     if protocol == "hermes":
         return _parse_hermes(text)
     if protocol == "tags":
@@ -52,24 +87,60 @@ def parse_turn(text: str, protocol: str) -> Action:
     raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
 
 
+def _no_action(think: str, *scans: tuple[str, tuple[list[str], bool]]) -> Action:
+    """The turn holds no complete action: name an action tag opened but never closed, if any."""
+    for opening, (_, unclosed) in scans:
+        if unclosed:
+            return invalid("unclosed_tag", think, opening)
+    return invalid("no_action", think)
+
+
 def _parse_hermes(text: str) -> Action:
-    thinks = THINK.findall(text)
-    think = thinks[0].strip() if thinks else ""
-    calls = TOOL_CALL.findall(text)
-    answers = ANSWER.findall(text)
-    if len(calls) + len(answers) == 0:
-        return invalid("no_action", think)
-    if len(calls) + len(answers) > 1:
+    think = _first_think(text)
+    calls, answers = scan_blocks(text, TOOL_CALL, 2), scan_blocks(text, ANSWER, 2)
+    n_actions = len(calls[0]) + len(answers[0])
+    if n_actions == 0:
+        return _no_action(think, (TOOL_CALL[0], calls), (ANSWER[0], answers))
+    if n_actions > 1:
         return invalid("several_actions", think)
-    if answers:
-        return Action("answer", answers[0].strip(), think)
-    return _tool_from_json(calls[0], think)
+    if answers[0]:
+        return Action("answer", answers[0][0].strip(), think)
+    return _tool_from_json(calls[0][0], think)
+
+
+def json_depth_exceeds(payload: str, limit: int) -> bool:
+    """Whether brackets outside JSON strings nest deeper than `limit` in `payload` (linear; the
+    JSON decoder recurses once per level and raises RecursionError on deep input)."""
+    if payload.count("[") + payload.count("{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for char in payload:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
 
 
 def _tool_from_json(payload: str, think: str) -> Action:
+    if len(payload) > MAX_TOOL_CALL_CHARS:
+        return invalid("tool_call_too_long", think)
+    if json_depth_exceeds(payload, MAX_TOOL_CALL_DEPTH):
+        return invalid("tool_call_too_deep", think)
     try:
         call = json.loads(payload)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return invalid("bad_tool_call", think)
     # verl's hermes parser drops a call without "arguments", so such a call is no call at all.
     if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments"), dict):
@@ -77,16 +148,37 @@ def _tool_from_json(payload: str, think: str) -> Action:
     return Action("tool", call["name"].strip(), think)
 
 
+def _strict_tags_turn(text: str) -> Action | None:
+    """The action of a well-formed tags turn, or None. Well-formed: optional whitespace, one
+    `<think>` block holding no think tag, optional whitespace, `<tool>NAME</tool>` or
+    `<answer>NAME</answer>` with no `<` in NAME, optional whitespace, nothing else."""
+    body = text.lstrip()
+    if not body.startswith(THINK[0]):
+        return None
+    end = body.find(THINK[1], len(THINK[0]))
+    if end < 0 or body.find(THINK[0], len(THINK[0]), end) >= 0:
+        return None
+    think = body[len(THINK[0]):end]
+    rest = body[end + len(THINK[1]):].lstrip()
+    for kind, (opening, closing) in (("tool", TAG_TOOL), ("answer", ANSWER)):
+        if rest.startswith(opening):
+            stop = rest.find("<", len(opening))
+            if stop < 0 or not rest.startswith(closing, stop) or rest[stop + len(closing):].strip():
+                return None
+            return Action(kind, rest[len(opening):stop].strip(), think.strip())
+    return None
+
+
 def _parse_tags(text: str) -> Action:
-    match = TAGS_TURN.match(text)
-    if match:
-        think, kind, name = match.groups()
-        return Action("tool" if kind == "tool" else "answer", name.strip(), think.strip())
-    thinks = THINK.findall(text)
+    action = _strict_tags_turn(text)
+    if action is not None:
+        return action
+    thinks = blocks(text, THINK, 2)
     think = thinks[0].strip() if thinks else ""
-    n_actions = len(TAG_TOOL.findall(text)) + len(ANSWER.findall(text))
+    tools, answers = scan_blocks(text, TAG_TOOL, 2), scan_blocks(text, ANSWER, 2)
+    n_actions = len(tools[0]) + len(answers[0])
     if n_actions == 0:
-        return invalid("no_action", think)
+        return _no_action(think, (TAG_TOOL[0], tools), (ANSWER[0], answers))
     if n_actions > 1:
         return invalid("several_actions", think)
     if len(thinks) != 1:
@@ -94,17 +186,23 @@ def _parse_tags(text: str) -> Action:
     return invalid("bad_layout", think)
 
 
+def _function_name(call) -> object:
+    """The function name of one structured tool call (a dict or the OpenAI client's object)."""
+    function = call.get("function") if isinstance(call, dict) else getattr(call, "function", None)
+    return function.get("name") if isinstance(function, dict) else getattr(function, "name", None)
+
+
 def action_from_openai(content: str | None, tool_calls: list | None, protocol: str) -> Action:
     """The action of an OpenAI chat-completion message: structured tool calls (hermes over
     `tools=`) take precedence over text; otherwise the text is parsed as a turn."""
-    content = content or ""
+    content = content if isinstance(content, str) else ""
     if protocol == "hermes" and tool_calls:
-        thinks = THINK.findall(content)
-        think = thinks[0].strip() if thinks else ""
-        if len(tool_calls) > 1 or ANSWER.search(content) or TOOL_CALL.search(content):
+        think = _first_think(content)
+        if len(tool_calls) > 1 or blocks(content, ANSWER, 1) or blocks(content, TOOL_CALL, 1):
             return invalid("several_actions", think)
-        function = tool_calls[0]["function"] if isinstance(tool_calls[0], dict) else tool_calls[0].function
-        name = function["name"] if isinstance(function, dict) else function.name
+        name = _function_name(tool_calls[0])
+        if name is not None and not isinstance(name, str):
+            return invalid("bad_tool_call", think)
         return Action("tool", (name or "").strip(), think)
     return parse_turn(content, protocol)
 

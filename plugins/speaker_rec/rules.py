@@ -8,9 +8,13 @@ reward all judge through `Judge`, so a rule cannot differ between training and s
 
 from dataclasses import dataclass, field
 
-from plugins.speaker_rec.protocol import TOOL_NAMES, Action
+from plugins.speaker_rec.protocol import MAX_TOOL_CALL_CHARS, MAX_TOOL_CALL_DEPTH, TOOL_NAMES, Action
 
-FORMAT_REASONS = ("no_action", "several_actions", "bad_tool_call", "missing_think", "bad_layout")
+FORMAT_REASONS = ("no_action", "several_actions", "bad_tool_call", "missing_think", "bad_layout",
+                  "unclosed_tag", "tool_call_too_long", "tool_call_too_deep")
+# A name the model wrote is echoed in a rule message at most this long, so an 8 MB answer does not
+# come back as an 8 MB observation.
+MAX_ECHOED_NAME = 100
 
 MESSAGES = {
     "zh": {
@@ -19,6 +23,9 @@ MESSAGES = {
         "bad_tool_call": "格式错误：工具调用不是合法的 JSON（需要 name 和 arguments 字段）。",
         "missing_think": "格式错误：每轮必须以一个 <think>…</think> 开头。",
         "bad_layout": "格式错误：每轮只能包含 <think>…</think> 和一个 <tool>…</tool> 或 <answer>…</answer>。",
+        "unclosed_tag": "格式错误：{name} 没有对应的结束标签。",
+        "tool_call_too_long": f"格式错误：工具调用超过 {MAX_TOOL_CALL_CHARS} 个字符。",
+        "tool_call_too_deep": f"格式错误：工具调用的 JSON 嵌套超过 {MAX_TOOL_CALL_DEPTH} 层。",
         "unknown_tool": "工具 {name} 不存在。可用工具：{tools}。",
         "tool_unavailable": "工具 {name} 对这句台词不可用。可用工具：{tools}。",
         "repeated_call": "工具 {name} 已经调用过，不能重复调用。",
@@ -31,6 +38,9 @@ MESSAGES = {
         "bad_tool_call": "Format error: the tool call is not valid JSON with name and arguments fields.",
         "missing_think": "Format error: every turn must start with one <think>…</think>.",
         "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or <answer>…</answer>.",
+        "unclosed_tag": "Format error: {name} is opened but never closed.",
+        "tool_call_too_long": f"Format error: the tool call is longer than {MAX_TOOL_CALL_CHARS} characters.",
+        "tool_call_too_deep": f"Format error: the tool call's JSON nests deeper than {MAX_TOOL_CALL_DEPTH} levels.",
         "unknown_tool": "There is no tool named {name}. Available tools: {tools}.",
         "tool_unavailable": "Tool {name} is not available for this line. Available tools: {tools}.",
         "repeated_call": "Tool {name} was already called; do not call it again.",
@@ -107,7 +117,9 @@ class Judge:
         return self.answer is not None
 
     def message(self, reason: str, name: str | None, language: str) -> str:
-        """The error text sent back to the model for an invalid turn."""
+        """The error text sent back to the model for an invalid turn (a long `name` cut short)."""
+        if name is not None and len(name) > MAX_ECHOED_NAME:
+            name = name[:MAX_ECHOED_NAME] + "…"
         template = MESSAGES["zh" if language == "zh" else "en"][reason]
         separator = "、" if language == "zh" else ", "
         return template.format(name=name, tools=separator.join(self.tools),

@@ -20,6 +20,7 @@ Server URL: DRAMAKIT_TOOL_SERVER_URL, read at call time (the launcher sets it), 
 token when set.
 """
 
+import asyncio
 import logging
 import os
 from typing import Any
@@ -110,9 +111,9 @@ class SpeakerRecTool(BaseTool):
         self._instances.pop(instance_id, None)
 
     async def _post(self, body: dict) -> dict:
-        """POST to /get_observation with a timeout and one retry. A retry is safe: the call
-        number in extra_fields lets the server answer a repeated call instead of judging it
-        again as a duplicate."""
+        """POST to /get_observation with a timeout and one retry (after Retry-After on a 503). A
+        retry is safe: the call number in extra_fields lets the server answer a repeated call
+        instead of judging it again as a duplicate."""
         url = f"{server_url(self.config)}/get_observation"
         token = os.environ.get(TOKEN_ENV)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -123,6 +124,11 @@ class SpeakerRecTool(BaseTool):
                 # session is bound to the loop that made it.
                 async with aiohttp.ClientSession(timeout=timeout) as session, \
                         session.post(url, json=body, headers=headers) as response:
+                    if response.status == 503 and attempt == 1:  # at its connection limit: wait as told
+                        delay = response.headers.get("Retry-After", "1")
+                        log.warning("tool server %s is busy; retrying in %s s", url, delay)
+                        await asyncio.sleep(min(10.0, float(delay)) if delay.isdigit() else 1.0)
+                        continue
                     if response.status != 200:
                         raise RuntimeError(f"tool server {url} answered {response.status}: "
                                            f"{(await response.text())[:500]}")

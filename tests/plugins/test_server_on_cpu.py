@@ -196,11 +196,11 @@ def test_a_non_loopback_host_needs_a_token(repo_root, demo_labels):
 def test_a_set_token_is_required(demo_dir, demo_labels):
     args = ["--series", SERIES, "--labels", str(demo_labels), "--data-dir", str(demo_dir)]
     body = batch([("tok", tool("audio_sim"), {"series": SERIES, "line": 0}, False, False)])
-    with running_server(args, port=free_port(), env={TOKEN_ENV: "s3cret"}) as (url, _):
+    with running_server(args, port=free_port(), env={TOKEN_ENV: "s3cret-0123456789abcdef"}) as (url, _):
         assert call(url, "/get_observation", body)[0] == 401
         assert call(url, "/get_observation", body, {"Authorization": "Bearer wrong"})[0] == 401
         assert call(url, "/metrics")[0] == 401
-        assert call(url, "/get_observation", body, {"Authorization": "Bearer s3cret"})[0] == 200
+        assert call(url, "/get_observation", body, {"Authorization": "Bearer s3cret-0123456789abcdef"})[0] == 200
         assert call(url, "/health") == (200, {"status": "ok", "series": [SERIES], "live_trajectories": 1})
 
 

@@ -324,3 +324,21 @@ def test_one_series_runs_the_same_eval_and_report_commands_as_before(tmp_path):
                           text=True, timeout=60)
     assert f"-m tools.report --results {tmp_path}/chun_jiang/eval/results.jsonl --labels " \
            f"{tmp_path}/chun_jiang/labels.json --out-dir {tmp_path}/chun_jiang/report" in done.stdout
+
+
+def test_credentials_in_an_endpoint_url_are_never_written(demo_labels, tmp_path, capsys, caplog):
+    out = tmp_path / "results.jsonl"
+    with ScriptedOpenAI() as server:
+        url = server.url.replace("http://", "http://user:s3cret-key@")
+        # The OpenAI client refuses userinfo next to its own Authorization header (lines fail, exit 1);
+        # what matters here is that the credential reaches no file and no log line.
+        assert sr_eval.main(eval_args(demo_labels, out, "--urls", url, "--model", "m", "--lines", "0-1",
+                                      "--retries", "0")) in (0, 1)
+        dead = f"http://user:s3cret-key@127.0.0.1:{free_port()}/v1"
+        assert sr_eval.main(eval_args(demo_labels, tmp_path / "dead" / "results.jsonl", "--urls", dead,
+                                      "--lines", "0-1")) == 3
+    config = (tmp_path / "eval_config.json").read_text(encoding="utf-8")
+    assert "s3cret" not in config and "http://***@127.0.0.1" in config
+    captured = capsys.readouterr()
+    assert "s3cret" not in captured.err + captured.out and "http://***@127.0.0.1" in captured.err
+    assert all("s3cret" not in r.getMessage() for r in caplog.records)

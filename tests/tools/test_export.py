@@ -99,3 +99,17 @@ def test_nothing_to_export_exits_2_and_writes_nothing(demo_run, tiny_model, tmp_
     code, _, _ = run_export(demo_run, tiny_model, tmp_path / "out", demo_run["hermes"], "alpaca", "--part", "rl_val")
     assert code == 2 and "no trajectory left" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_traces_with_a_line_twice_are_refused_with_the_count(demo_run, tiny_model, tmp_path, capsys):
+    doubled = tmp_path / "doubled.jsonl"
+    text = demo_run["hermes"].read_text(encoding="utf-8")
+    rerun = [json.loads(line) for line in text.splitlines()[:3]]
+    for record in rerun:  # a second run's record of the same line differs in timing, not in line
+        record["timing"]["seconds"] += 1
+    doubled.write_text(text + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rerun), encoding="utf-8")
+    code, _, _ = run_export(demo_run, tiny_model, tmp_path / "out", doubled, "alpaca")
+    first = len(text.splitlines()) + 1
+    assert code == 2 and f"3 records repeat the line of an earlier record (first at {doubled}:{first})" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -1,6 +1,7 @@
 """Shared file helpers: atomic writes leave no partial file; JSONL errors are named, not raised."""
 
 import json
+import os
 
 import pytest
 
@@ -61,3 +62,41 @@ def test_json_objects_counts_and_drops_what_is_not_an_object(tmp_path):
     assert kept == [(1, f"{path}:1", {"a": 1}), (4, f"{path}:4", {"b": 2})]
     assert report.records_in == 4 and report.dropped == {"not a JSON object": 1, "broken JSON": 1}
     assert report.examples["not a JSON object"] == [f"{path}:2"]
+
+
+def test_append_only_output_is_locked_resumed_and_deduplicated(tmp_path):
+    from tools.fileio import AppendOnlyJsonl, OutputBusy, OutputError, duplicate_keys, lock_path
+
+    out = tmp_path / "r.jsonl"
+    key = lambda record: record["id"]  # noqa: E731
+    with AppendOnlyJsonl(out, key) as output:
+        output.append({"id": 1})
+        output.append({"id": 2})
+        with pytest.raises(OutputBusy, match=f"being written by process {os.getpid()}"), AppendOnlyJsonl(out, key):
+            pass
+    assert lock_path(out).read_text().strip() == str(os.getpid())
+    out.write_bytes(out.read_bytes() + b'{"id": 1, "again": true}\n{"id": 3')  # a duplicate, a torn line
+    assert duplicate_keys(out, key) == (1, f"{out}:3")
+    with pytest.raises(OutputError, match=r"1 duplicated records \(first at .*:3\)"), AppendOnlyJsonl(out, key):
+        pass
+    with AppendOnlyJsonl(out, key, dedupe=True, keep_records=True) as output:
+        assert output.keys == {1, 2} and output.records[1] == {"id": 1}
+        output.append({"id": 3})
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 2, 3]
+    out.write_text('{"id": 1}\n[1]\n')
+    with pytest.raises(OutputError, match=r"r.jsonl:2: not a record \(not a JSON object\)"), AppendOnlyJsonl(out, key):
+        pass
+    out.write_text('{"id": 1}\n{"no": 1}\n')
+    with pytest.raises(OutputError, match=r"r.jsonl:2: not a record of this output"), AppendOnlyJsonl(out, key):
+        pass
+
+
+def test_url_userinfo_is_redacted_in_text_and_logs(caplog):
+    import logging
+
+    from tools.openai_endpoint import RedactUserinfo, redact
+
+    assert redact("--urls=http://user:k3y@host:8000/v1 https://tok@h/v1 http://h/a@b") == \
+        "--urls=http://***@host:8000/v1 https://***@h/v1 http://h/a@b"
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("http://u:k3y@h/v1",), None)
+    assert RedactUserinfo().filter(record) and record.getMessage() == "calling http://***@h/v1"

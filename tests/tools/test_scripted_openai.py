@@ -38,3 +38,10 @@ def test_command_serves_chat_completions_until_interrupted():
     finally:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
+
+
+def test_command_refuses_a_non_loopback_host_without_the_flag(capsys):
+    from tools import scripted_openai
+
+    assert scripted_openai.main(["--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "refusing to bind 0.0.0.0" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import Action
 from plugins.speaker_rec.series import load_series
 from tools import prepare, traces
-from tools.scripted_openai import Reply, ScriptedOpenAI
+from tools.scripted_openai import Reply, ScriptedOpenAI, default_policy
 
 REPO = Path(__file__).resolve().parents[2]
 SERIES, DATA_DIR = "chun_jiang", REPO / "data" / "demo"
@@ -248,3 +249,45 @@ def test_failed_lines_exit_1_and_are_retried_by_the_next_run(labels_path, tmp_pa
     with ScriptedOpenAI() as healthy:
         assert traces.main([*common, "--teacher-url", healthy.url]) == 0
     assert len(out.read_text(encoding="utf-8").splitlines()) == 3
+
+
+def test_two_runs_on_one_output_the_second_exits_2_naming_the_first(labels_path, tmp_path):
+    out = tmp_path / "t.jsonl"
+    second_done = threading.Event()
+
+    def held(request: dict, attempt: int) -> Reply:  # the first run waits until the second has exited
+        second_done.wait(timeout=120)
+        return default_policy(request, attempt)
+    with ScriptedOpenAI(held) as server:
+        cmd = [sys.executable, "-m", "tools.traces", "--series", SERIES, "--data-dir", str(DATA_DIR), "--labels",
+               str(labels_path), "--teacher-url", server.url, "--teacher-model", "m", "--limit", "4",
+               "--workers", "2", "--no-hint-retry", "--out", str(out)]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        first = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not server.requests:  # the first holds the lock by now
+                time.sleep(0.02)
+            second = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            second_done.set()
+        assert first.wait(timeout=120) == 0
+    assert second.returncode == 2
+    assert f"is being written by process {first.pid}" in second.stderr
+    lines = [json.loads(line)["line"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 4 == len(set(lines))
+
+
+def test_duplicated_records_are_refused_with_the_count_or_deduped(labels_path, tmp_path, capsys):
+    out = tmp_path / "t.jsonl"
+    records = run_traces(labels_path, out, "--teacher", "oracle", "--limit", "4")
+    text = out.read_text(encoding="utf-8")
+    out.write_text(text + "".join(text.splitlines(keepends=True)[:2]), encoding="utf-8")
+    argv = ["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path), "--out", str(out),
+            "--teacher", "oracle", "--limit", "6"]
+    assert traces.main(argv) == 2
+    assert "2 duplicated records (first at" in capsys.readouterr().err
+    assert out.read_text(encoding="utf-8").count("\n") == 6  # left as it was
+    again = run_traces(labels_path, out, *argv[6:], "--dedupe")
+    assert len(again) == 6 == len({r["line"] for r in again})
+    assert again[:4] == records
