@@ -43,7 +43,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tools.fileio import atomic_write_json, read_jsonl
+from tools.fileio import AppendOnlyJsonl, OutputError, atomic_write_json, read_jsonl
 from tools.leak_check import DEFAULT_THRESHOLD, LeakIndex
 from tools.persona import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt, role_description
 from tools.regress_bank import BankError, Case, load_bank, run_checks
@@ -275,49 +275,18 @@ def config_hash(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
 
 
-def load_done(out: Path, expected_hash: str) -> dict[tuple[str, int], dict]:
-    """Finished records of an earlier run of the same config, keyed by (case id, sample).
+def result_key(expected_hash: str):
+    """The resume key of a regress result, (case id, sample); a record of another config is refused."""
 
-    Resume rule: records are appended one whole line at a time, so only the last line can be torn
-    (a kill mid-write); it is cut off and redone. Anything else that is wrong stops the run, and
-    then the file is left exactly as it was."""
-    if not out.exists():
-        return {}
-    data = out.read_bytes()
-    torn_line = data.count(b"\n") + 1 if data and not data.endswith(b"\n") else None
-    done = {}
-    for record in read_jsonl(out):
-        if record.line_no == torn_line:
-            continue
-        where = f"{out}:{record.line_no}"
-        if record.error:
-            raise InputError(f"{where}: {record.error}")
-        value = record.value
-        if not isinstance(value, dict) or not {"id", "sample", "config_hash"} <= set(value):
-            raise InputError(f"{where}: not a regress result (needs id, sample, config_hash)")
-        if value["config_hash"] != expected_hash:
-            raise InputError(
-                f"{where}: made with another configuration (hash {value['config_hash']} != {expected_hash}: "
+    def key(record: dict) -> tuple[str, int]:
+        if record["config_hash"] != expected_hash:
+            raise ValueError(
+                f"made with another configuration (hash {record['config_hash']} != {expected_hash}: "
                 "cases file, persona, generation settings or model changed); write to a new --out"
             )
-        key = (value["id"], value["sample"])
-        if key in done:
-            raise InputError(f"{where}: duplicate result for case {key[0]!r} sample {key[1]}")
-        done[key] = value
-    if torn_line:
-        cut = data.rfind(b"\n") + 1
-        logger.warning("%s: dropping a torn last line (%d bytes) left by an interrupted run", out, len(data) - cut)
-        with open(out, "r+b") as f:
-            f.truncate(cut)
-    return done
+        return record["id"], record["sample"]
 
-
-def append_record(out: Path, record: dict) -> None:
-    """Append one result as a single line and make it durable before the next case starts."""
-    with open(out, "a", encoding="utf-8") as f:
-        f.write(json.dumps(record, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
+    return key
 
 
 def run_pending(
@@ -326,11 +295,11 @@ def run_pending(
     generator,
     settings: GenerationSettings,
     default_system: str | None,
-    out: Path,
+    output: AppendOnlyJsonl,
     digest: str,
 ) -> str | None:
-    """Generate and check every (case, sample) not in `done`, appending each result to `out` and
-    adding it to `done`. Returns the error that stopped the run, or None when all ran."""
+    """Generate and check every (case, sample) not in `done`, appending each result to `output`
+    (which adds it to `done`, its `records`). Returns the error that stopped the run, or None."""
     pending = [(case, sample) for case in cases for sample in range(settings.samples) if (case.id, sample) not in done]
     total = len(cases) * settings.samples
     logger.info("%d of %d samples already done; %d to run", total - len(pending), total, len(pending))
@@ -358,8 +327,7 @@ def run_pending(
             "seconds": round(time.perf_counter() - started, 3),
             "config_hash": digest,
         }
-        append_record(out, record)
-        done[(case.id, sample)] = record
+        output.append(record)
     return None
 
 
@@ -510,7 +478,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "compare with a previous run. Exit 0 done, 1 generation failed or regressions, 2 bad input.",
     )
     parser.add_argument("--cases", required=True, help="bank file, e.g. data/regression/孙悟空.jsonl")
-    parser.add_argument("--out", help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable)")
+    parser.add_argument("--out", help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable; "
+                        "locked while a run writes it)")
+    parser.add_argument("--dedupe", action="store_true",
+                        help="keep the first of each (case, sample) that --out holds twice, instead of refusing")
     where = parser.add_argument_group("model (one of --endpoint or --model)")
     where.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     where.add_argument(
@@ -661,14 +632,13 @@ def main(argv: list[str] | None = None) -> int:
     digest = config_hash(config)
     out = Path(args.out)
     try:
-        done = load_done(out, digest)
-    except InputError as e:
+        with AppendOnlyJsonl(out, result_key(digest), dedupe=args.dedupe, keep_records=True,
+                             durable=True) as output:
+            done = output.records
+            failed = run_pending(cases, done, generator, settings, default_system, output, digest)
+    except OutputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.touch()
-
-    failed = run_pending(cases, done, generator, settings, default_system, out, digest)
 
     records = [
         done[(case.id, sample)] for case in cases for sample in range(settings.samples) if (case.id, sample) in done

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools import regress
+from tools.fileio import AppendOnlyJsonl, OutputBusy, OutputError
 from tools.openai_endpoint import free_port
 from tools.regress_bank import load_bank
 
@@ -208,33 +209,48 @@ def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_long
     assert "gbk.jsonl: not UTF-8" in capsys.readouterr().err
 
 
-def test_load_done_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
+def _resume(out: Path, digest: str, dedupe: bool = False) -> dict:
+    """What regress resumes from `out`: its finished records, through the shared locked writer."""
+    with AppendOnlyJsonl(out, regress.result_key(digest), dedupe=dedupe, keep_records=True) as output:
+        return output.records
+
+
+def test_resume_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
     out = tmp_path / "results.jsonl"
     done = [{**_record("a", True), "config_hash": "h"}, {**_record("b", False), "config_hash": "h"}]
     out.write_text("".join(json.dumps(r) + "\n" for r in done) + '{"id": "c", "sam', encoding="utf-8")
-    loaded = regress.load_done(out, "h")
-    assert sorted(loaded) == [("a", 0), ("b", 0)]
+    assert sorted(_resume(out, "h")) == [("a", 0), ("b", 0)]
     assert out.read_text(encoding="utf-8").endswith("\n")
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
 
 
-def test_load_done_refuses_another_config_a_duplicate_or_a_broken_middle_line(tmp_path):
+def test_resume_refuses_another_config_a_duplicate_or_a_broken_middle_line(tmp_path):
     out = tmp_path / "results.jsonl"
     _write_jsonl(out, [{**_record("a", True), "config_hash": "old"}])
-    with pytest.raises(regress.InputError, match=r"results\.jsonl:1: made with another configuration"):
-        regress.load_done(out, "new")
+    with pytest.raises(OutputError, match=r"results\.jsonl:1: made with another configuration"):
+        _resume(out, "new")
     _write_jsonl(out, [{**_record("a", True), "config_hash": "h"}] * 2)
-    with pytest.raises(regress.InputError, match=r"results\.jsonl:2: duplicate result for case 'a' sample 0"):
-        regress.load_done(out, "h")
+    with pytest.raises(OutputError, match=r"1 duplicate"):
+        _resume(out, "h")
+    assert sorted(_resume(out, "h", dedupe=True)) == [("a", 0)]
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 1
     out.write_text("{oops\n" + json.dumps({**_record("a", True), "config_hash": "h"}) + "\n", encoding="utf-8")
-    with pytest.raises(regress.InputError, match=r"results\.jsonl:1: broken JSON"):
-        regress.load_done(out, "h")
+    with pytest.raises(OutputError, match=r"results\.jsonl:1: "):
+        _resume(out, "h")
     # A refused file is left as it was, torn last line included.
     kept = json.dumps({**_record("a", True), "config_hash": "old"}) + '\n{"id": "b", "sa'
     out.write_text(kept, encoding="utf-8")
-    with pytest.raises(regress.InputError, match="another configuration"):
-        regress.load_done(out, "new")
+    with pytest.raises(OutputError, match="another configuration"):
+        _resume(out, "new")
     assert out.read_text(encoding="utf-8") == kept
+
+
+def test_a_second_run_on_one_output_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "results.jsonl"
+    with AppendOnlyJsonl(out, regress.result_key("h")):
+        with pytest.raises(OutputBusy) as busy:
+            _resume(out, "h")
+    assert busy.value.pid == os.getpid() and str(os.getpid()) in str(busy.value)
 
 
 # ---- command line: bad input writes nothing ---------------------------------
