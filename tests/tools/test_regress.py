@@ -380,7 +380,7 @@ def test_a_rerun_resumes_after_a_kill_without_duplicates(shipped_runs, api_serve
     assert [r["id"] for r in records] == [r["id"] for r in finished]
     assert records[:5] == finished[:5]  # kept as they were, not regenerated (same timings)
     assert [r["response"] for r in records] == [r["response"] for r in finished]
-    assert "torn last line" in caplog.text
+    assert "torn last record" in caplog.text
 
     before = out.read_bytes()
     code, summary, _ = _endpoint_run(api_server, repo_root / SHIPPED_BANK, out)
