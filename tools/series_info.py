@@ -1,11 +1,13 @@
 """Validate a series and print what it holds: `make series-info SERIES=... DATA_DIR=...`.
 
-Exit status 0 when the series loads, 2 with `file: where: reason` on stderr when it does not.
+Exit status 0 when the series loads (what it tolerated is logged as warnings on stderr and listed
+under "warnings"), 2 with `file: where: reason` on stderr when it does not.
 """
 
 import argparse
 import collections
 import json
+import logging
 import sys
 import time
 
@@ -32,6 +34,8 @@ def summarize(series: Series) -> dict:
         "timeline_hours": round((series.episodes[-1].abs_offset + series.episodes[-1].end
                                  - series.episodes[-1].start) / 3600, 2),
         "known_characters": len(series.known_characters),
+        "overlapped_lines": sum(line.overlap for line in series.lines),
+        "lines_with_auxiliary_text": sum(bool(line.auxiliary_text) for line in series.lines),
         "top_speakers": dict(speakers.most_common(10)),
         "parts": {
             "faces": series.faces is not None,
@@ -43,6 +47,7 @@ def summarize(series: Series) -> dict:
         "captions": {"brief": len(series.captions.brief), "detailed": len(series.captions.detailed)}
         if series.captions else None,
         "seed_files": series.seed_files,
+        "warnings": series.warnings,
     }
 
 
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_series_args(parser)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     started = time.perf_counter()
     try:
         series = load_series(args.series, args.data_dir)

@@ -11,6 +11,11 @@
 Lines get a global index (episodes concatenated in order) and an absolute time on one
 timeline across episodes. A missing optional part leaves its attribute None so the matching
 tool is switched off; anything malformed raises SeriesError naming the file and the reason.
+
+Real releases differ in small ways that are read, not refused, and reported in
+`Series.warnings` (also logged), with counts: fields nobody here knows are ignored; a
+timestamp whose minutes or seconds field is 60 is read arithmetically, as the published code
+reads it (`00:25:60.000` = `00:26:00.000`).
 Used by every speaker-recognition step: prepare, traces, the tool server, eval and report.
 """
 
@@ -30,7 +35,8 @@ log = logging.getLogger(__name__)
 
 SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 EPISODE_FILE = re.compile(r"^(\d{4})\.(json|npy)$")
-TIMESTAMP = re.compile(r"^(\d{2}):([0-5]\d):([0-5]\d)\.(\d{3})$")
+# Minutes and seconds of 60 occur in the release; they roll over (see parse_timestamp).
+TIMESTAMP = re.compile(r"^(\d{2}):([0-5]\d|60):([0-5]\d|60)\.(\d{3})$")
 # The upstream timeline pads each episode by 10 s on both sides so that time windows
 # around the first and last lines do not reach into the neighbouring episode.
 EPISODE_PADDING_S = 10.0
@@ -39,7 +45,7 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 EPISODE_FIELDS = {"episode_idx", "objects", "object_list"}
 EPISODE_OPTIONAL = {"mainbody"}
 LINE_FIELDS = {"episode_idx", "object_idx", "start_time", "end_time", "text"}
-LINE_OPTIONAL = {"character", "start_frame", "end_frame", "geometry"}
+LINE_OPTIONAL = {"character", "start_frame", "end_frame", "geometry", "auxiliary_text", "overlap"}
 FACE_FIELDS = {"start_time", "id_list"}
 FACE_OPTIONAL = {"episode_idx", "object_idx", "end_time", "start_frame", "end_frame", "geometry", "ids"}
 
@@ -51,6 +57,41 @@ class SeriesError(ValueError):
         self.path, self.reason, self.where = Path(path), reason, where
         location = f"{self.path}: {where}" if where else str(self.path)
         super().__init__(f"{location}: {reason}")
+
+
+class _Findings:
+    """What a load tolerated, counted per directory, turned into warnings at the end."""
+
+    def __init__(self):
+        self.unknown: dict[tuple[Path, str], list] = {}  # (dir, field) -> [records, files]
+        self.rollovers: dict[Path, list] = {}  # dir -> [timestamps, files, first place]
+
+    def unknown_fields(self, path: Path, fields) -> None:
+        for name in fields:
+            entry = self.unknown.setdefault((path.parent, name), [0, {}])
+            entry[0] += 1
+            entry[1][path.name] = entry[1].get(path.name, 0) + 1
+
+    def rollover(self, path: Path, where: str, value: str) -> None:
+        entry = self.rollovers.setdefault(path.parent, [0, {}, f"{path.name} {where} {value!r}"])
+        entry[0] += 1
+        entry[1][path.name] = entry[1].get(path.name, 0) + 1
+
+    def warnings(self) -> list[str]:
+        out = []
+        for (directory, name), (records, files) in sorted(self.unknown.items(), key=lambda kv: str(kv[0])):
+            out.append(f"{directory}: unknown field {name!r} ignored in {records} record(s) of "
+                       f"{len(files)} file(s): {_per_file(files)}")
+        for directory, (count, files, first) in sorted(self.rollovers.items(), key=lambda kv: str(kv[0])):
+            out.append(f"{directory}: {count} timestamp(s) with a minutes or seconds field of 60, read "
+                       f"arithmetically (00:25:60.000 = 00:26:00.000) in {_per_file(files)}; first: {first}")
+        return out
+
+
+def _per_file(counts: dict[str, int], shown: int = 5) -> str:
+    names = sorted(counts)
+    text = ", ".join(f"{name} ({counts[name]})" for name in names[:shown])
+    return text + (f" and {len(names) - shown} more file(s)" if len(names) > shown else "")
 
 
 @dataclass(frozen=True)
@@ -68,6 +109,8 @@ class Line:
     label: str | None
     speaker: str | None
     kind: LabelKind
+    auxiliary_text: str = ""
+    overlap: bool = False  # the release marks lines whose speech overlaps another's
 
     @property
     def duration(self) -> float:
@@ -152,6 +195,7 @@ class Series:
     relations: Relations | None = None
     captions: Captions | None = None
     seed_files: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -187,18 +231,23 @@ def series_dir(name: str, data_dir: Path | str) -> Path:
 def load_series(name: str, data_dir: Path | str) -> Series:
     """Load and validate series `name` from `data_dir` (a `drama_data/` directory)."""
     root = series_dir(name, data_dir)
+    findings = _Findings()
     numbers = _episode_numbers(root / "subtitle_data")
     relations = _read_relations(root / "relation.json") if (root / "relation.json").exists() else None
     mapping = relations.name_mapping if relations else {}
-    episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping)
+    episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping, findings)
     embeddings = _read_embeddings(root / "sv_embedding", numbers, episodes)
     embedding_ok = np.isfinite(embeddings).all(axis=1)
     if not embedding_ok.all():
         log.info("%s: %d voiceprint rows are not finite", name, int((~embedding_ok).sum()))
     known, faces = [], None
     if (root / "face_data").is_dir():
-        known, faces = _read_faces(root / "face_data", numbers, episodes)
-    captions = _read_captions(root / "caption.json", episodes) if (root / "caption.json").exists() else None
+        known, faces = _read_faces(root / "face_data", numbers, episodes, findings)
+    captions = (_read_captions(root / "caption.json", episodes, findings)
+                if (root / "caption.json").exists() else None)
+    warnings = findings.warnings()
+    for warning in warnings:
+        log.warning("%s", warning)
     return Series(
         name=name,
         root=root,
@@ -212,15 +261,19 @@ def load_series(name: str, data_dir: Path | str) -> Series:
         relations=relations,
         captions=captions,
         seed_files=sorted(p.name for p in root.glob("init_seeds_*.json")),
+        warnings=warnings,
     )
 
 
-def parse_timestamp(value: object, path: Path, where: str) -> float:
-    """'HH:MM:SS.mmm' to seconds."""
+def parse_timestamp(value: object, path: Path, where: str, findings: _Findings | None = None) -> float:
+    """'HH:MM:SS.mmm' to seconds. A minutes or seconds field of 60 is read arithmetically, as the
+    published code reads it ('00:25:60.000' is 1560 s), and counted in `findings`."""
     match = TIMESTAMP.match(value) if isinstance(value, str) else None
     if not match:
         raise SeriesError(path, f"bad timestamp {value!r}, expected HH:MM:SS.mmm", where)
     h, m, s, ms = (int(g) for g in match.groups())
+    if (m == 60 or s == 60) and findings is not None:
+        findings.rollover(path, where, value)
     return h * 3600 + m * 60 + s + ms / 1000
 
 
@@ -241,12 +294,15 @@ def _expect(condition: bool, path: Path, reason: str, where: str | None = None) 
         raise SeriesError(path, reason, where)
 
 
-def _check_fields(obj: object, required: set, optional: set, path: Path, where: str) -> None:
+def _check_fields(obj: object, required: set, optional: set, path: Path, where: str,
+                  findings: _Findings) -> None:
+    """Required fields present; unknown ones are counted (a warning), not refused."""
     _expect(isinstance(obj, dict), path, f"expected an object, got {type(obj).__name__}", where)
     missing = required - obj.keys()
     _expect(not missing, path, f"missing field(s) {sorted(missing)}", where)
     unknown = obj.keys() - required - optional
-    _expect(not unknown, path, f"unknown field(s) {sorted(unknown)}", where)
+    if unknown:
+        findings.unknown_fields(path, sorted(unknown))
 
 
 def _episode_files(directory: Path, suffix: str) -> list[int]:
@@ -282,10 +338,10 @@ def _same_episodes(directory: Path, suffix: str, numbers: list[int]) -> None:
     _expect(not missing, directory, f"missing episode(s) {', '.join(f'{n:04d}' for n in missing)}")
 
 
-def _episode_objects(path: Path, number: int) -> tuple[list[dict], dict | None]:
+def _episode_objects(path: Path, number: int, findings: _Findings) -> tuple[list[dict], dict | None]:
     """(`object_list` as a list, `mainbody` or None) of an episode file, envelope checked."""
     data = _read_json(path)
-    _check_fields(data, EPISODE_FIELDS, EPISODE_OPTIONAL, path, "top level")
+    _check_fields(data, EPISODE_FIELDS, EPISODE_OPTIONAL, path, "top level", findings)
     _expect(data["episode_idx"] == number - 1, path,
             f"episode_idx is {data['episode_idx']!r}, expected {number - 1} (0-based) for file {number:04d}")
     objects = data["object_list"]
@@ -297,29 +353,40 @@ def _episode_objects(path: Path, number: int) -> tuple[list[dict], dict | None]:
     return [objects[str(i)] for i in range(len(objects))], data.get("mainbody")
 
 
-def _read_subtitles(directory: Path, numbers: list[int], mapping: dict) -> tuple[list[Episode], list[Line]]:
+def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
+                    findings: _Findings) -> tuple[list[Episode], list[Line]]:
     episodes, lines, offset = [], [], 0.0
     for number in numbers:
         path = directory / f"{number:04d}.json"
-        objects, mainbody = _episode_objects(path, number)
+        objects, mainbody = _episode_objects(path, number, findings)
         _expect(bool(objects), path, "episode has no lines")
         times = []
         for i, obj in enumerate(objects):
             where = f"object_list['{i}']"
-            _check_fields(obj, LINE_FIELDS, LINE_OPTIONAL, path, where)
-            _expect(obj["object_idx"] == i, path, f"object_idx is {obj['object_idx']!r}, expected {i}", where)
-            start = parse_timestamp(obj["start_time"], path, where + ".start_time")
-            end = parse_timestamp(obj["end_time"], path, where + ".end_time")
-            _expect(end >= start, path, f"end_time {obj['end_time']} is before start_time {obj['start_time']}", where)
-            _expect(not times or start >= times[-1][0], path,
-                    f"start_time {obj['start_time']} is earlier than the previous line's", where)
-            _expect(isinstance(obj["text"], str), path, "text must be a string", where)
+            _check_fields(obj, LINE_FIELDS, LINE_OPTIONAL, path, where, findings)
+            # Plain ifs, not _expect: its message would be formatted for every one of ~10^5 records.
+            if obj["object_idx"] != i:
+                raise SeriesError(path, f"object_idx is {obj['object_idx']!r}, expected {i}", where)
+            start = parse_timestamp(obj["start_time"], path, where + ".start_time", findings)
+            end = parse_timestamp(obj["end_time"], path, where + ".end_time", findings)
+            if end < start:
+                raise SeriesError(path, f"end_time {obj['end_time']} is before start_time {obj['start_time']}", where)
+            if times and start < times[-1][0]:
+                raise SeriesError(path, f"start_time {obj['start_time']} is earlier than the previous line's", where)
+            if not isinstance(obj["text"], str):
+                raise SeriesError(path, "text must be a string", where)
             label = obj.get("character")
-            _expect(label is None or isinstance(label, str), path, "character must be a string", where)
+            if not (label is None or isinstance(label, str)):
+                raise SeriesError(path, "character must be a string", where)
+            auxiliary, overlap = obj.get("auxiliary_text"), obj.get("overlap")
+            if not (auxiliary is None or isinstance(auxiliary, str)):
+                raise SeriesError(path, f"auxiliary_text must be a string, got {type(auxiliary).__name__}", where)
+            if overlap not in (True, False, None):
+                raise SeriesError(path, f"overlap must be true or false, got {overlap!r}", where)
             times.append((start, end))
-        ep_start = (parse_timestamp(mainbody["start_time"], path, "mainbody.start_time")
+        ep_start = (parse_timestamp(mainbody["start_time"], path, "mainbody.start_time", findings)
                     if mainbody and "start_time" in mainbody else times[0][0] - EPISODE_PADDING_S)
-        ep_end = (parse_timestamp(mainbody["end_time"], path, "mainbody.end_time")
+        ep_end = (parse_timestamp(mainbody["end_time"], path, "mainbody.end_time", findings)
                   if mainbody and "end_time" in mainbody else max(e for _, e in times) + EPISODE_PADDING_S)
         episode = Episode(number, len(lines), len(objects), ep_start, ep_end, offset)
         for i, (obj, (start, end)) in enumerate(zip(objects, times)):
@@ -337,7 +404,7 @@ def _make_line(index: int, episode: Episode, local: int, start: float, end: floa
     if label is not None and kind is not LabelKind.UNLABELLED:
         speaker = label_rules.canonical(label_rules.strip_deleted(label)[0], mapping)
     return Line(index, episode.number, local, start, end, episode.to_abs(start), episode.to_abs(end),
-                obj["text"], label, speaker, kind)
+                obj["text"], label, speaker, kind, obj.get("auxiliary_text") or "", bool(obj.get("overlap")))
 
 
 def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode]) -> np.ndarray:
@@ -360,7 +427,8 @@ def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode
     return np.concatenate(blocks)
 
 
-def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode]) -> tuple[list[str], Faces]:
+def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode],
+                findings: _Findings) -> tuple[list[str], Faces]:
     info_path = directory / "face_info.json"
     info = _read_json(info_path)
     _expect(isinstance(info, dict) and isinstance(info.get("role_name_variants"), dict), info_path,
@@ -376,15 +444,17 @@ def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode]) ->
     times, names, scores = [], [], []
     for episode in episodes:
         path = directory / f"{episode.number:04d}.json"
-        objects, _ = _episode_objects(path, episode.number)
+        objects, _ = _episode_objects(path, episode.number, findings)
         for i, obj in enumerate(objects):
             where = f"object_list['{i}']"
-            _check_fields(obj, FACE_FIELDS, FACE_OPTIONAL, path, where)
+            _check_fields(obj, FACE_FIELDS, FACE_OPTIONAL, path, where, findings)
             ids = obj["id_list"]
             _expect(isinstance(ids, dict) and "0" in ids and isinstance(ids["0"], dict)
                     and isinstance(ids["0"].get("name"), str), path, "id_list['0'].name is missing", where)
             best = ids["0"]
-            times.append(episode.to_abs(parse_timestamp(obj["start_time"], path, where + ".start_time")))
+            times.append(episode.to_abs(parse_timestamp(obj["start_time"], path, where + ".start_time", findings)))
+            if "end_time" in obj:  # unused, but checked and counted like every timestamp
+                parse_timestamp(obj["end_time"], path, where + ".end_time", findings)
             names.append(variants.get(best["name"], best["name"]))
             scores.append(float(best.get("score", 1.0)))
     order = np.argsort(np.asarray(times), kind="stable")
@@ -405,7 +475,7 @@ def _read_relations(path: Path) -> Relations:
     return Relations(list(data["character_list"]), edges, mapping)
 
 
-def _read_captions(path: Path, episodes: list[Episode]) -> Captions:
+def _read_captions(path: Path, episodes: list[Episode], findings: _Findings) -> Captions:
     data = _read_json(path)
     _expect(isinstance(data, list), path, "expected a list of scenes")
     brief, detailed = [], []
@@ -413,8 +483,8 @@ def _read_captions(path: Path, episodes: list[Episode]) -> Captions:
     def caption(obj: dict, episode: Episode, where: str) -> Caption:
         _expect(isinstance(obj, dict) and isinstance(obj.get("description"), str), path,
                 "description is missing", where)
-        start = parse_timestamp(obj.get("start_timestamp"), path, where + ".start_timestamp")
-        end = parse_timestamp(obj.get("end_timestamp"), path, where + ".end_timestamp")
+        start = parse_timestamp(obj.get("start_timestamp"), path, where + ".start_timestamp", findings)
+        end = parse_timestamp(obj.get("end_timestamp"), path, where + ".end_timestamp", findings)
         _expect(end >= start, path, "end_timestamp is before start_timestamp", where)
         return Caption(episode.number, episode.to_abs(start), episode.to_abs(end), obj["description"])
 
