@@ -144,6 +144,7 @@ def line_records(series: Series, result: Result, presence: onscreen.Presence, pa
                                   scores[0] if scores else None, margin, low_score, close_margin),
             "truth": line.speaker if correct is not None else None,
             "correct": correct,
+            "overlap": line.overlap,
         })
     return records
 
@@ -237,6 +238,7 @@ def run(series: Series, seeds: dict[int, str], seed_info: dict, seed: int, param
         "parameters": {**params.as_dict(), "low_score": low_score, "close_margin": close_margin},
         "other": other_label(series.language),
         "characters": known,
+        "published_known": sorted(series.published_known),  # what correctness.published counts as known
         "new_roles": {result.classes[c]: int((result.labels == c).sum())
                       for c in range(result.n_known, len(result.classes))},
         "counts": {

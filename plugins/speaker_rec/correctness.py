@@ -12,6 +12,9 @@ named it, so declining to name is right (the upstream release judged such lines 
 - candidate-aware: as strict, and when the truth is not among the candidates "other" is right.
 
 Deleted and unlabelled lines have no truth and are never judged.
+
+Beside them, `published` is the rule the upstream release's own code judges by, so that our
+figures compare directly with its published ones (it is not one of our rules).
 """
 
 from collections.abc import Collection
@@ -69,3 +72,14 @@ def judge_answer(line: Line, answer: str | None, candidates: Collection[str], ot
         "strict": strict(answer, line.speaker, line.kind, known),
         "candidate_aware": candidate_aware(answer, line.speaker, line.kind, known, candidates),
     }
+
+
+def published(answer: str | None, truth: str | None, known: Collection[str]) -> bool:
+    """The published code's rule: right iff the answer equals the truth, or neither is a known
+    character. `known` is `Series.published_known` (face_info's role_name_variants keys seen as a
+    top-1 face name, plus truths containing 旁白), so "other", a new-role label and an unnamed
+    role all count alike. None (no answer) and a missing truth are never right."""
+    if answer is None or truth is None:
+        return False
+    answer = answer.strip()
+    return answer == truth or (answer not in known and truth not in known)

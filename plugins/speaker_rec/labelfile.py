@@ -11,6 +11,10 @@ The file is one JSON object: the run's settings, counts, warnings and accuracy s
     margin                        top-1 minus top-2 candidate score (a missing second counts 0)
     sample                        wrong | low_score | close | confident (line selection)
     truth, correct                ground truth and {strict, candidate_aware} (null when unlabelled)
+    overlap                       the release marks the line's speech as overlapping another's
+
+The header's `published_known` lists the characters the published code's judging rule
+(correctness.published) counts as known, so the report can judge by it too.
 
 Traces, the tool server, export and eval read it with `read_labels`; the report reads the
 records' own fields.

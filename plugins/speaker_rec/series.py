@@ -41,6 +41,8 @@ TIMESTAMP = re.compile(r"^(\d{2}):([0-5]\d|60):([0-5]\d|60)\.(\d{3})$")
 # around the first and last lines do not reach into the neighbouring episode.
 EPISODE_PADDING_S = 10.0
 CJK = re.compile(r"[\u4e00-\u9fff]")
+# Truths containing this count as known characters under the published judging rule.
+PUBLISHED_NARRATION = "旁白"
 
 EPISODE_FIELDS = {"episode_idx", "objects", "object_list"}
 EPISODE_OPTIONAL = {"mainbody"}
@@ -181,7 +183,11 @@ class Relations:
 @dataclass
 class Series:
     """A loaded series. `embeddings[i]` is line i's voiceprint; rows that are not finite
-    stay in place (indices must not shift) and are flagged False in `embedding_ok`."""
+    stay in place (indices must not shift) and are flagged False in `embedding_ok`.
+
+    `known_characters` are face_info.json's role_name_variants keys; `published_known` is what
+    the published code's judging rule (correctness.published) counts as known: those of them
+    seen as a top-1 face name in the series, plus every truth containing 旁白."""
 
     name: str
     root: Path
@@ -196,6 +202,7 @@ class Series:
     captions: Captions | None = None
     seed_files: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    published_known: frozenset[str] = frozenset()
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -245,6 +252,9 @@ def load_series(name: str, data_dir: Path | str) -> Series:
         known, faces = _read_faces(root / "face_data", numbers, episodes, findings)
     captions = (_read_captions(root / "caption.json", episodes, findings)
                 if (root / "caption.json").exists() else None)
+    seen = set(faces.names) & set(known) if faces else set()
+    narration = {line.speaker for line in lines
+                 if line.speaker and not line.deleted and PUBLISHED_NARRATION in line.speaker}
     warnings = findings.warnings()
     for warning in warnings:
         log.warning("%s", warning)
@@ -262,6 +272,7 @@ def load_series(name: str, data_dir: Path | str) -> Series:
         captions=captions,
         seed_files=sorted(p.name for p in root.glob("init_seeds_*.json")),
         warnings=warnings,
+        published_known=frozenset(seen | narration),
     )
 
 

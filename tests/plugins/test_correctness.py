@@ -1,10 +1,14 @@
-"""The strict and candidate-aware rules, case by case, and the label helpers they rely on."""
+"""The strict and candidate-aware rules, case by case, the published code's rule beside them,
+and the label helpers they rely on."""
+
+import json
+from pathlib import Path
 
 import pytest
 
 from plugins.speaker_rec import correctness
 from plugins.speaker_rec.labels import LabelKind, is_new_role, is_open_set, is_other, new_role_label
-from plugins.speaker_rec.series import Line
+from plugins.speaker_rec.series import Line, load_series
 
 KNOWN = {"林晚", "林朗", "旁白"}
 NO_NARRATOR = {"林晚", "林朗"}
@@ -92,3 +96,59 @@ def test_label_helpers():
     assert is_new_role("新角色-12") and is_new_role("new character 2") and not is_new_role("护士-1")
     assert is_other("其他") and is_other(" Unknown ") and not is_other("旁白")
     assert is_open_set("新角色-1") and is_open_set("other") and not is_open_set("林晚")
+
+
+# --- the published code's rule: equal, or neither is a known character ---------------------
+
+PUBLISHED_KNOWN = {"林晚", "林朗", "旁白"}
+# (answer, truth, right)
+PUBLISHED = [
+    ("林晚", "林晚", True),
+    (" 林晚 ", "林晚", True),
+    ("林朗", "林晚", False),
+    ("其他", "林晚", False),
+    ("新角色-1", "林晚", False),
+    # neither known: any unknown answer is right, whatever its spelling
+    ("其他", "护士-1", True),
+    ("新角色-2", "护士-1", True),
+    ("护士-1", "护士-1", True),
+    ("茶客", "护士-1", True),
+    ("其他", "林晚|林朗", True),
+    ("其他", "茶客", True),
+    # a known answer to an unknown truth is wrong
+    ("林晚", "护士-1", False),
+    ("林晚", "林晚|林朗", False),
+    ("旁白", "其他", False),
+    # narration counts as known
+    ("旁白", "旁白", True),
+    ("其他", "旁白", False),
+    (None, "护士-1", False),
+    ("其他", None, False),
+]
+
+
+@pytest.mark.parametrize("answer, truth, expected", PUBLISHED)
+def test_published_rule(answer, truth, expected):
+    assert correctness.published(answer, truth, PUBLISHED_KNOWN) is expected
+
+
+def test_published_rule_differs_from_strict_where_the_inventories_differ():
+    # strict: a character outside the seeded inventory is open-set, so "other" is right; the
+    # published rule knows every face-recognised character, so naming it is required
+    assert correctness.strict("其他", "林朗", LabelKind.NAMED, {"林晚"})
+    assert not correctness.published("其他", "林朗", PUBLISHED_KNOWN)
+    # strict never accepts a wrong name for an unnamed role; neither does published if it is known
+    assert not correctness.strict("林晚", "护士-1", LabelKind.UNNAMED, KNOWN)
+    assert correctness.published("茶客", "护士-1", PUBLISHED_KNOWN)
+
+
+def test_labels_carry_what_the_published_rule_needs(demo_labels: Path):
+    """labels.json lists the published known set and each line's overlap flag."""
+    series = load_series("chun_jiang", Path(__file__).resolve().parents[2] / "data" / "demo")
+    data = json.loads(demo_labels.read_text(encoding="utf-8"))
+    assert data["published_known"] == sorted(series.published_known)
+    assert "旁白" in data["published_known"]
+    assert all(record["overlap"] is series.lines[record["index"]].overlap for record in data["lines"])
+    judged = [r for r in data["lines"] if r["truth"] is not None and r["source"] != "seed"]
+    right = sum(correctness.published(r["label"], r["truth"], data["published_known"]) for r in judged)
+    assert 0 < right < len(judged)

@@ -102,6 +102,29 @@ def test_captions_lie_inside_their_episode(demo):
         assert caption.abs_end <= episode.abs_offset + episode.end - episode.start
 
 
+def published_known_from_raw_files(root: Path) -> set[str]:
+    """role_name_variants keys seen as a top-1 face name, plus truths containing 旁白."""
+    keys = set(json.loads((root / "face_data/face_info.json").read_text(encoding="utf-8"))["role_name_variants"])
+    top1 = {obj["id_list"]["0"]["name"] for path in sorted((root / "face_data").glob("0*.json"))
+            for obj in raw_episode(path)}
+    narration = {obj["character"] for path in sorted((root / "subtitle_data").glob("*.json"))
+                 for obj in raw_episode(path) if "旁白" in obj.get("character", "")}
+    assert narration and keys & top1
+    return (keys & top1) | narration
+
+
+def test_published_known_from_the_raw_files(demo, demo_copy):
+    assert demo.published_known == published_known_from_raw_files(DEMO_DIR / DEMO)
+    assert "林晚" in demo.published_known
+    # a known character never detected as a top-1 face is not known to the published rule
+    for path in sorted((demo_copy / DEMO / "face_data").glob("0*.json")):
+        rewrite_json(path, lambda d: [obj["id_list"]["0"].update(name="0000_cluster")
+                                      for obj in d["object_list"].values() if obj["id_list"]["0"]["name"] == "林晚"])
+    series = load_series(DEMO, demo_copy)
+    assert "林晚" in series.known_characters and "林晚" not in series.published_known
+    assert series.published_known == published_known_from_raw_files(demo_copy / DEMO) == demo.published_known - {"林晚"}
+
+
 def test_optional_parts_switch_off(demo_copy):
     root = demo_copy / DEMO
     (root / "caption.json").unlink()
@@ -110,6 +133,7 @@ def test_optional_parts_switch_off(demo_copy):
     series = load_series(DEMO, demo_copy)
     assert series.captions is None and series.faces is None and series.relations is None
     assert len(series) > 0
+    assert series.published_known == {line.speaker for line in series.lines if "旁白" in (line.speaker or "")}
 
 
 # --- validation: each case corrupts a copy and names the file and the reason ----------
@@ -299,11 +323,11 @@ def test_cli_exit_codes(demo_copy):
 # --- the real dramas, read in place ----------------------------------------------------
 
 REAL = {
-    # series: (episodes, lines, deleted lines, non-finite embedding rows)
-    "zhan_chang_sha": (32, 20680, 17, 1),
-    "ren_shi_jian": (8, 7015, 0, 0),
-    "da_qin_di_guo_zhi_zong_heng": (51, 29127, 9, 0),
-    "shan_hai_qing": (23, 23932, 8, 0),
+    # series: (episodes, lines, deleted lines, non-finite embedding rows, published known characters)
+    "zhan_chang_sha": (32, 20680, 17, 1, 35),
+    "ren_shi_jian": (8, 7015, 0, 0, 48),
+    "da_qin_di_guo_zhi_zong_heng": (51, 29127, 9, 0, 59),
+    "shan_hai_qing": (23, 23932, 8, 0, 87),
 }
 # What each drama, as released, is warned about (relative to the series directory).
 REAL_WARNINGS = {
@@ -325,7 +349,7 @@ def test_real_series(name):
     if not (SHARED_DRAMAS / name).is_dir():
         pytest.skip(f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)")
     series = load_series(name, SHARED_DRAMAS)
-    episodes, lines, deleted, non_finite = REAL[name]
+    episodes, lines, deleted, non_finite, published_known = REAL[name]
     assert (len(series.episodes), len(series)) == (episodes, lines)
     assert sum(line.deleted for line in series.lines) == deleted
     assert int((~series.embedding_ok).sum()) == non_finite
@@ -339,6 +363,8 @@ def test_real_series(name):
     assert starts == sorted(starts)
     assert series.warnings == [f"{series.root}/{w}" for w in REAL_WARNINGS[name]]
     assert not any(line.overlap for line in series.lines)  # no shared drama marks overlaps
+    assert len(series.published_known) == published_known
+    assert series.published_known <= set(series.known_characters) | {"旁白"}
 
 
 def test_real_release_fields_and_rollover():
