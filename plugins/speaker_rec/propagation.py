@@ -29,6 +29,12 @@ another similarity scale gets comparable levels. At each level:
    lines unlike the rest of a character's lines) may turn out to be theirs.
 
 A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
+
+Candidate list of a line: its present classes by voice score, the present characters it has
+no labelled neighbour of at the fill value, and the seeded characters never detected on screen
+(a narrator, a voice off screen: no face evidence is no evidence of absence) where one of their
+lines is among its neighbours; at most `max_candidates`, its own class always in. A long list
+only where the voice is unsure: most lines have two or three named candidates.
 Everything is deterministic: no sampling, ties broken by class and line index.
 """
 
@@ -66,7 +72,7 @@ class Params:
     new_role_min_lines: int = 3
     new_role_reach: int = 5
     merge_margin: float = 0.15
-    max_candidates: int = 4
+    max_candidates: int = 8
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +100,7 @@ class Inputs:
     known: list[str]
     seeds: dict[int, int]
     new_role_name: Callable[[int], str]
+    never_seen: np.ndarray | None = None
 
 
 @dataclass
@@ -183,13 +190,17 @@ class Propagation:
         gr, gc = r[first], c[first]
         gk = k[gc]
         score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
+        present = self._present(rows[gr], gc)
+        if with_unheard and self.x.never_seen is not None:
+            # No face evidence at all is no evidence of absence (a narrator, a voice off
+            # screen): offered where the voice points to them, never decided on that alone.
+            present |= (gc < self.n_known) & self.x.never_seen[np.minimum(gc, self.n_known - 1)]
+        gr, gc, score = gr[present], gc[present], score[present]
         if with_unheard:
             fr, fc = np.nonzero(self.x.presence[rows])
             unheard = ~np.isin(fr * self.n_classes + fc, gr * self.n_classes + gc)
             gr, gc = np.r_[gr, fr[unheard]], np.r_[gc, fc[unheard]]
             score = np.r_[score, self.fill[rows[fr[unheard]]]]
-        present = self._present(rows[gr], gc)
-        gr, gc, score = gr[present], gc[present], score[present]
         order = np.lexsort((gc, -score, gr))
         return gr[order], gc[order], score[order]
 

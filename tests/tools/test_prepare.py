@@ -162,6 +162,23 @@ def test_summary_reports_both_rules_buckets_and_the_baseline(demo_labels):
     assert 1 <= summary["candidates"]["median_named"] <= labels["parameters"]["max_candidates"]
 
 
+def test_summary_gives_the_published_rule_and_its_splits(demo_labels):
+    _, labels = demo_labels
+    summary = labels["summary"]
+    known = set(labels["published_known"])
+    judged = [r for r in labels["lines"] if r["correct"] is not None and r["source"] != "seed"]
+    expected = sum(r["label"] == r["truth"] or (r["label"] not in known and r["truth"] not in known) for r in judged)
+    assert summary["propagation"]["published"]["overall"]["correct"] == expected
+    for rule, splits in summary["propagation_splits"].items():
+        overall = summary["propagation"][rule]["overall"]
+        for a, b in (("known_truths", "other_truths"), ("overlapped", "clean")):
+            assert splits[a]["total"] + splits[b]["total"] == overall["total"], (rule, a)
+            assert splits[a]["correct"] + splits[b]["correct"] == overall["correct"], (rule, a)
+    splits = summary["propagation_splits"]["published"]
+    assert splits["known_truths"]["total"] == sum(r["truth"] in known for r in judged) > 0
+    assert splits["overlapped"]["total"] == sum(bool(r["overlap"]) for r in judged)
+
+
 # Checked by hand against the demo script: who speaks, how long, and who is on screen.
 HAND_CHECKED = {
     13: ("林朗", "seed"),        # 一个人硬扛 谁劝都不听 — a seed line keeps its seed label
@@ -218,8 +235,8 @@ def _empty_relations(root: Path) -> None:
 
 BAD_DATA = {
     "non-finite voiceprints": (_nan_rows, "lines have no finite voiceprint"),
-    "seeded character never on screen": (_hide_face, "never detected on screen, candidates only next to "
-                                                     + "their labelled lines: 许曼"),
+    "seeded character never on screen": (_hide_face, "never detected on screen, labelled only next to "
+                                                     + "their labelled lines, offered as candidates where their voice is near: 许曼"),
     "episode without faces": (_blind_episode, "episodes without face detections, where every character "
                                               + "counts as present: 2"),
     "empty relations": (_empty_relations, "relation.json lists no characters or no relations"),
