@@ -2,8 +2,9 @@
 series, by label propagation from ~1% labelled seed lines: `make prepare SERIES=...`.
 
 Writes labels.json (layout in plugins/speaker_rec/labelfile.py) atomically, with accuracy
-against the ground truth under both correctness rules, next to the voiceprint-only
-nearest-centroid baseline. Exit status 2 with `file: reason` on bad input.
+against the ground truth under both correctness rules and, beside them, the published code's
+judging rule (each also on known vs other truths and overlapped vs clean lines), next to the
+voiceprint-only nearest-centroid baseline. Exit status 2 with `file: reason` on bad input.
 """
 
 import argparse

@@ -32,7 +32,7 @@ def test_table_matches_prepare_and_puts_the_reference_beside(tmp_path):
     assert row["published_rule_known_truths"] == summary["propagation_splits"]["published"]["known_truths"]["accuracy"]
     assert row["median_list_with_other"] == summary["candidates"]["median_named"] + 1
     assert row["ahead_of_reference"]["published_rule"] == pytest.approx(row["published_rule"] - 50.0, abs=0.01)
-    assert row["peak_mib"] > 0 and row["prepare_s"] > 0 and row["within_target"] is True
+    assert row["peak_mib"] > 0 and row["prepare_s"] > 0 and row["prepare_cpu_s"] > 0 and row["within_target"] is True
     table = (out / "bench_prepare.md").read_text(encoding="utf-8")
     assert f"| {row['published_rule']:.2f} (50.00) |" in table and "synthetic_500" in table
 
