@@ -86,8 +86,8 @@ def data_warnings(series: Series, presence: onscreen.Presence) -> list[str]:
             warnings.append(f"episodes without face detections, where every character counts as present: "
                             f"{_some(presence.blind_episodes)}")
         if presence.never_seen:
-            warnings.append(f"seeded characters never detected on screen, labelled only next to their labelled "
-                            f"lines, offered as candidates where their voice is near: {_some(presence.never_seen)}")
+            warnings.append(f"seeded characters never detected on screen, present everywhere on their voice alone "
+                            f"(unseen_penalty below a seen character): {_some(presence.never_seen)}")
     if series.relations is None:
         warnings.append("relation.json is missing: char_relation will not be offered")
     elif not series.relations.characters or not series.relations.edges:

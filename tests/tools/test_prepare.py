@@ -235,8 +235,8 @@ def _empty_relations(root: Path) -> None:
 
 BAD_DATA = {
     "non-finite voiceprints": (_nan_rows, "lines have no finite voiceprint"),
-    "seeded character never on screen": (_hide_face, "never detected on screen, labelled only next to "
-                                                     + "their labelled lines, offered as candidates where their voice is near: 许曼"),
+    "seeded character never on screen": (_hide_face, "never detected on screen, present everywhere on "
+                                                     + "their voice alone (unseen_penalty below a seen character): 许曼"),
     "episode without faces": (_blind_episode, "episodes without face detections, where every character "
                                               + "counts as present: 2"),
     "empty relations": (_empty_relations, "relation.json lists no characters or no relations"),
