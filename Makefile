@@ -58,6 +58,9 @@ SMOKE_RECIPE ?= recipes/sft/tiny_smoke_cpu.yaml
 ARGS       ?=
 PYTEST_ARGS ?=
 BENCH_DATA_DIRS ?= $(DATA_DIR) ../shared/data/dramasr
+# bench-prepare: DATA_DIR when given, else the shared dramas
+BENCH_PREPARE_DIRS ?= $(if $(filter command line environment,$(origin DATA_DIR)),$(DATA_DIR),../shared/data/dramasr)
+SYNTHETIC_LINES ?= 60000
 TEMPLATE   ?= qwen3_nothink
 # speaker recognition
 LABELS     ?= $(RUNS)/$(SERIES)/labels.json
@@ -173,7 +176,7 @@ DIALOGUE_ARGS ?=
 HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
 
-.PHONY: help install install-gpu lock upstream-check check-gpu-envs $(INSTALLED) $(SFT_READY) $(RL_READY) tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench clean \
+.PHONY: help install install-gpu lock upstream-check check-gpu-envs $(INSTALLED) $(SFT_READY) $(RL_READY) tiny-model series-info demo-series prepare traces split sft-data sft sft-smoke demo test bench bench-prepare clean \
 	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve \
 	rl-data tool-server rl serve stop-serve eval report
 
@@ -383,6 +386,10 @@ test: install ## run the CPU test suite
 
 bench: install ## benchmarks, printed as ratios measured in one run
 	$(PY) -m tools.bench $(BENCH_DATA_DIRS)
+
+bench-prepare: install ## prepare on every series of BENCH_PREPARE_DIRS: one table beside the published figures, in RUNS/bench_prepare/
+	$(PY) -m tools.bench_prepare $(BENCH_PREPARE_DIRS) --out-dir $(RUNS)/bench_prepare \
+	  --synthetic-lines $(SYNTHETIC_LINES) --seed $(SEED)
 
 clean: ## remove run outputs and caches (keeps .venv)
 	rm -rf $(RUNS) .cache .pytest_cache

@@ -2,10 +2,10 @@
 
 The machines are shared and noisy, so each figure compares our code with a baseline timed
 in the same process, back to back: the series loader against the bare file reads it cannot
-avoid (json.load of every file, np.load of every array); prepare against loading the same
-series, and prepare on a synthetic series of `--synthetic-lines` lines (built in a temporary
-directory from the largest series found) against prepare on its source, to show how time and
-peak memory grow with the number of lines; and the traces loop with 64 workers against a
+avoid (json.load of every file, np.load of every array); prepare's table
+(tools/bench_prepare.py: accuracy by our rules and the published one, candidates, time and peak
+memory per series, and on a synthetic series of `--synthetic-lines` lines built from the largest,
+written to runs/bench_prepare/); and the traces loop with 64 workers against a
 stand-in teacher (its own process) that answers after a fixed 200 ms, against the ideal of
 64 × 5 turns per second. The tool server (tools/bench_tool_server.py: observations/s, latency,
 memory after 100k trajectories) and multi-port eval scaling (tools/bench_eval.py: N ports against
@@ -28,13 +28,12 @@ import numpy as np
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
-from tools import bench_eval, bench_parse, bench_tool_server, traces
+from tools import bench_eval, bench_parse, bench_prepare, bench_tool_server, traces
+from tools.bench_prepare import prepare_command
+from tools.fileio import atomic_write_json, atomic_write_text
 from tools.openai_endpoint import free_port, wait_ready
-from tools.synthetic_series import build_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
-# Targets on 2 cores: (seconds, MiB) for series up to a 20k-line drama, and up to 60k lines.
-PREPARE_TARGETS = {20_680: (30.0, 1536.0), 60_000: (120.0, 4096.0)}
 
 
 def bare_read(root: Path) -> int:
@@ -74,53 +73,6 @@ def bench_loader(data_dir: Path, name: str, repeats: int) -> dict:
         "load_over_bare_read": round(loader / bare, 2),
         "lines_per_s": int(lines / loader),
     }
-
-
-def run_measured(cmd: list[str]) -> tuple[float, float]:
-    """Run a command; (wall seconds, peak resident memory in MiB) of that process alone."""
-    with tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
-    return seconds, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
-
-
-def prepare_command(data_dir: Path, name: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.prepare", "--series", name, "--data-dir", str(data_dir),
-            "--out", str(out), "--quiet"]
-
-
-def bench_prepare(data_dir: Path, name: str, synthetic_lines: int = 0, seed: int = 0) -> list[dict]:
-    """Prepare's wall time and peak memory (a subprocess each) on a series, against loading
-    it; with `synthetic_lines`, also on a synthetic series that large built from it."""
-    load = best_of(3, load_series, name, data_dir)
-    series = load_series(name, data_dir)
-    with tempfile.TemporaryDirectory(prefix="bench_prepare_") as tmp:
-        seconds, mib = run_measured(prepare_command(data_dir, name, Path(tmp) / "labels.json"))
-        records = [_prepare_record(name, len(series), seconds, mib, prepare_over_load=round(seconds / load, 1))]
-        if synthetic_lines:
-            synthetic = f"synthetic_{synthetic_lines}"
-            build_synthetic(series, tmp, synthetic, synthetic_lines, seed)
-            big_s, big_mib = run_measured(prepare_command(Path(tmp), synthetic, Path(tmp) / "synthetic.json"))
-            records.append(_prepare_record(
-                f"{synthetic} (from {name}, seed {seed})", synthetic_lines, big_s, big_mib,
-                lines_over_source=round(synthetic_lines / len(series), 2),
-                time_over_source=round(big_s / seconds, 2), memory_over_source=round(big_mib / mib, 2)))
-    return records
-
-
-def _prepare_record(series: str, lines: int, seconds: float, mib: float, **ratios) -> dict:
-    limit = min((t for n, t in PREPARE_TARGETS.items() if n >= lines), key=lambda t: t[0], default=None)
-    return {"bench": "prepare", "series": series, "lines": lines, "prepare_s": round(seconds, 1),
-            "peak_mib": round(mib), **ratios,
-            "target": {"s": limit[0], "mib": limit[1]} if limit else None,
-            "within_target": (seconds <= limit[0] and mib <= limit[1]) if limit else None}
 
 
 def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 0.2,
@@ -202,11 +154,12 @@ def main(argv: list[str] | None = None) -> int:
     if demo and not args.no_eval:
         print(json.dumps(bench_eval.run(*demo[0])), flush=True)
     if not args.no_prepare and found:
-        largest = max(found)
-        for lines, data_dir, name in found:
-            synthetic = args.synthetic_lines if (lines, data_dir, name) == largest else 0
-            for record in bench_prepare(data_dir, name, synthetic, args.seed):
-                print(json.dumps(record, ensure_ascii=False), flush=True)
+        rows = bench_prepare.run(args.data_dirs, synthetic_lines=args.synthetic_lines, seed=args.seed)
+        for record in rows:
+            print(json.dumps({"bench": "prepare", **record}, ensure_ascii=False), flush=True)
+        out_dir = REPO / "runs" / "bench_prepare"
+        atomic_write_json(out_dir / "bench_prepare.json", {"bench": "prepare", "rows": rows})
+        atomic_write_text(out_dir / "bench_prepare.md", bench_prepare.markdown(rows))
     return 0 if found else 1
 
 

@@ -23,6 +23,12 @@ def _cell(correct: int, total: int) -> dict:
             "accuracy": round(100.0 * correct / total, 2) if total else None}
 
 
+def accuracy_cell(outcomes: Iterable[bool]) -> dict:
+    """{correct, total, accuracy} of a plain sequence of outcomes."""
+    outcomes = [bool(x) for x in outcomes]
+    return _cell(sum(outcomes), len(outcomes))
+
+
 def accuracy_table(outcomes: Iterable[tuple[int, float, bool]]) -> dict:
     """Table from (episode, duration seconds, correct) per judged line."""
     overall = [0, 0]

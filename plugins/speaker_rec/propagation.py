@@ -19,7 +19,9 @@ another similarity scale gets comparable levels. At each level:
    (short voiceprints are noisier and less similar to everyone, their own speaker included),
    plus `face_bonus` when that character's face is within ±`face_near_s` of the line, minus
    `unnamed_face_penalty` when a face of someone we cannot name (an unseeded character, an
-   unknown-face cluster) is there: the speaker is usually on screen.
+   unknown-face cluster) is there: the speaker is usually on screen. A seeded character no face
+   detection ever matched (a narrator, a voice off screen) is present everywhere, since no face
+   evidence is no evidence of absence, at `unseen_penalty` below its voice score.
 2. Voices nobody explains: runs of nearby unlabelled lines (each linked to one of the next
    `new_role_reach` unlabelled lines by a similarity of at least level + `new_role_margin`)
    form components; one of `new_role_min_lines` or more whose best class scores below
@@ -29,6 +31,12 @@ another similarity scale gets comparable levels. At each level:
    lines unlike the rest of a character's lines) may turn out to be theirs.
 
 A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
+
+Candidate list of a line: its present classes by voice score, the present characters it has
+no labelled neighbour of at the fill value, and the seeded characters never detected on screen
+(a narrator, a voice off screen: no face evidence is no evidence of absence) where one of their
+lines is among its neighbours; at most `max_candidates`, its own class always in. A long list
+only where the voice is unsure: most lines have two or three named candidates.
 Everything is deterministic: no sampling, ties broken by class and line index.
 """
 
@@ -62,11 +70,12 @@ class Params:
     face_near_s: float = 0.5
     face_bonus: float = 0.06
     unnamed_face_penalty: float = 0.06
+    unseen_penalty: float = 0.06
     new_role_margin: float = 0.08
     new_role_min_lines: int = 3
     new_role_reach: int = 5
     merge_margin: float = 0.15
-    max_candidates: int = 4
+    max_candidates: int = 8
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -94,6 +103,7 @@ class Inputs:
     known: list[str]
     seeds: dict[int, int]
     new_role_name: Callable[[int], str]
+    never_seen: np.ndarray | None = None
 
 
 @dataclass
@@ -148,22 +158,27 @@ class Propagation:
         k = np.floor(np.power(np.maximum(counts, 1), self.p.top_k_power)).astype(np.int64)
         return np.clip(k, 1, self.p.top_k_cap)
 
-    def _present(self, rows: np.ndarray, classes: np.ndarray) -> np.ndarray:
+    def _present(self, rows: np.ndarray, classes: np.ndarray, decide: bool = False) -> np.ndarray:
         """Per (rows[j], classes[j]): a face of the character, or a labelled line of the class
-        in the line's window."""
+        in the line's window; for a decision (`decide`), also a seeded character never detected
+        on screen anywhere."""
         face = np.zeros(len(rows), dtype=bool)
         known = classes < self.n_known
         face[known] = self.x.presence[rows[known], classes[known]]
+        if decide and self.x.never_seen is not None:
+            face[known] |= self.x.never_seen[classes[known]]
         labelled = np.flatnonzero(self.labels >= 0)
         keys = np.sort(self.labels[labelled] * self.n + labelled)
         lo = np.searchsorted(keys, classes * self.n + self.window_lo[rows], side="left")
         hi = np.searchsorted(keys, classes * self.n + self.window_hi[rows], side="left")
         return face | (hi > lo)
 
-    def voice_scores(self, rows: np.ndarray, with_unheard: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def voice_scores(self, rows: np.ndarray, with_unheard: bool = False,
+                     decide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
-        without one, at the fill value. Sorted by row, best first, then class."""
+        without one, at the fill value; `decide` counts never-seen characters present (see
+        `_present`). Sorted by row, best first, then class."""
         k = self._top_k()
         labels_ext = np.append(self.labels, -1)  # neighbour slot -1 reads this sentinel
         neighbour_labels = labels_ext[self.x.neighbours[rows]]
@@ -183,13 +198,17 @@ class Propagation:
         gr, gc = r[first], c[first]
         gk = k[gc]
         score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
+        present = self._present(rows[gr], gc, decide)
+        if with_unheard and self.x.never_seen is not None:
+            # No face evidence at all is no evidence of absence (a narrator, a voice off
+            # screen): offered as candidates where the voice points to them.
+            present |= (gc < self.n_known) & self.x.never_seen[np.minimum(gc, self.n_known - 1)]
+        gr, gc, score = gr[present], gc[present], score[present]
         if with_unheard:
             fr, fc = np.nonzero(self.x.presence[rows])
             unheard = ~np.isin(fr * self.n_classes + fc, gr * self.n_classes + gc)
             gr, gc = np.r_[gr, fr[unheard]], np.r_[gc, fc[unheard]]
             score = np.r_[score, self.fill[rows[fr[unheard]]]]
-        present = self._present(rows[gr], gc)
-        gr, gc, score = gr[present], gc[present], score[present]
         order = np.lexsort((gc, -score, gr))
         return gr[order], gc[order], score[order]
 
@@ -202,11 +221,15 @@ class Propagation:
         rows = self._unlabelled()
         if len(rows) == 0:
             return
-        r, c, s = self.voice_scores(rows)
+        r, c, s = self.voice_scores(rows, decide=True)
         lines = rows[r]
         s = s + self.short[lines] - self.p.unnamed_face_penalty * self.x.unnamed_face_near[lines]
         known = c < self.n_known
         s[known] += self.p.face_bonus * self.x.face_near[lines[known], c[known]]
+        if self.x.never_seen is not None:
+            # Present for want of any face evidence, not because of it: as far below a character
+            # seen on screen as a face at the line lifts one above it.
+            s[known] -= self.p.unseen_penalty * self.x.never_seen[c[known]]
         order = np.lexsort((c, -s, r))
         r, c, s = r[order], c[order], s[order]
         take = np.r_[True, r[1:] != r[:-1]] & (s >= level)

@@ -53,13 +53,25 @@ def nearest_neighbours(units: np.ndarray, usable: np.ndarray, k: int,
         block = units[rows] @ targets
         # Rows are usable lines, so each finds itself among the columns.
         block[np.arange(len(rows)), np.searchsorted(cols, rows)] = -np.inf
-        part = np.argpartition(block, -width, axis=1)[:, -width:]
-        values = np.take_along_axis(block, part, axis=1)
-        found = cols[part]
-        order = np.lexsort((found, -values), axis=1)
-        index[rows, :width] = np.take_along_axis(found, order, axis=1)
-        sims[rows, :width] = np.take_along_axis(values, order, axis=1) / np.float32(SCALE)
+        found, values = _top_per_row(block, width)
+        index[rows, :width] = cols[found]
+        sims[rows, :width] = values / np.float32(SCALE)
     return index, sims
+
+
+def _top_per_row(block: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, values) of the `width` largest entries of each row, best first, ties broken
+    by the lower column. Partitioning values and then picking the entries at or above each
+    row's width-th largest is several times cheaper than partitioning indices."""
+    kth = np.partition(block, -width, axis=1)[:, -width]
+    r, c = np.nonzero(block >= kth[:, None])  # at least `width` per row, more on ties
+    values = block[r, c]
+    order = np.lexsort((c, -values, r))
+    r, c, values = r[order], c[order], values[order]
+    counts = np.bincount(r, minlength=len(block))
+    rank = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
+    keep = rank < width
+    return c[keep].reshape(len(block), width), values[keep].reshape(len(block), width)
 
 
 def nearest_centroid(units: np.ndarray, usable: np.ndarray,
