@@ -51,7 +51,7 @@ CONFIG_OK = "config ok"
 # Paths Ray must not upload with the working_dir: the environment, run outputs, caches and git
 # history. Ray's limit for a working_dir package is 512 MiB (RAY_max_grpc_message_size); without
 # these the upload is gigabytes (.venv) and fails.
-UPLOAD_EXCLUDES = [".venv", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
+UPLOAD_EXCLUDES = [".venv", ".venv-*", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
 RAY_START_TIMEOUT_S = 180
 TOOL_SERVER_TIMEOUT_S = 120
 # Seconds between SIGTERM and SIGKILL when stopping; a Ray head drains and stops in about 6 s here.
