@@ -28,7 +28,7 @@ DEMO_SPLIT_ARGS = "SPLIT_ARGS=--block-lines 25 --gap-lines 2"
 def checks_for(stack: str, venv: Path, runs: Path) -> list[tuple[str, list[str]]]:
     """(name, command) for each check of a stack; commands run from the repository root."""
     py = str((venv / "bin" / "python").absolute())
-    pytest = [py, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"]
+    pytest = [py, "-m", "pytest", "-p", "no:cacheprovider", "-x"]  # with the project's -q: a closing "N passed" line
     if stack == "cuda-rl":
         env_vars = [f"DEVICE=cuda", f"RL_ENV={venv.absolute()}", f"VENV={venv.absolute()}", f"RUNS={runs}"]
         return [
