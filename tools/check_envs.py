@@ -62,13 +62,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_check(name: str, command: list[str]) -> tuple[bool, str, float]:
+def run_check(name: str, command: list[str]) -> tuple[bool, str, str, float]:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
     env.pop("RAY_ADDRESS", None)
     started = time.monotonic()
     proc = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
-    output = (proc.stdout + proc.stderr).strip()
-    return proc.returncode == 0, output, time.monotonic() - started
+    return proc.returncode == 0, proc.stdout.strip(), proc.stderr.strip(), time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="dramakit-check-envs-") as runs:
         for stack, venv in zip(args.stack, args.venv):
             for name, command in checks_for(stack, venv, Path(runs) / stack):
-                ok, output, seconds = run_check(name, command)
-                last = output.splitlines()[-1] if output else ""
+                ok, out, err, seconds = run_check(name, command)
+                # The last line a check prints (versions, pytest's counts), not a library's warning.
+                last = (out or err).splitlines()[-1] if (out or err) else ""
+                output = f"{out}\n{err}".strip()
                 print(f"[{stack}] {'PASS' if ok else 'FAIL'} {name} ({seconds:.0f} s): {last[:200]}", flush=True)
                 if not ok:
                     print(output[-TAIL:], flush=True)
