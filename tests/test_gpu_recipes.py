@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from tools import character, export, rolebench, split, traces
+from tools.openai_endpoint import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
@@ -101,17 +102,13 @@ else:
 def _parse_distributed(config: dict) -> dict:
     """get_train_args in a one-process distributed setup, as torchrun starts it, in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1",
-           "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+           "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
     proc = subprocess.run([sys.executable, "-c", _DEEPSPEED_PARSE, json.dumps(config)], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    from tools.openai_endpoint import free_port
-
-    return free_port()
 
 
 def test_full_recipe_with_zero3_parses_up_to_the_gpu(tiny_model, tmp_path):

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tools.openai_endpoint import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 TAIL = 1500
 # As make demo splits its small series, so that every RL part gets lines.
@@ -40,7 +42,7 @@ def checks_for(stack: str, venv: Path, runs: Path) -> list[tuple[str, list[str]]
             ("recipe composition tests", pytest + ["tests/test_rl_recipe.py"]),
             ("ToolAgentLoop test", pytest + ["tests/test_rl_agent_loop_on_cpu.py"]),
             ("make rl DRY_RUN=1", ["make", "tiny-model", "rl", "DRY_RUN=1", *env_vars, DEMO_SPLIT_ARGS, "RL_MODEL=.cache/models/tiny-qwen3",
-                                   f"TOOL_PORT={_free_port()}", "RL_DATA=" + str(runs / "rl")]),
+                                   f"TOOL_PORT={free_port()}", "RL_DATA=" + str(runs / "rl")]),
         ]
     if stack == "cuda-sft":
         return [
@@ -52,14 +54,6 @@ def checks_for(stack: str, venv: Path, runs: Path) -> list[tuple[str, list[str]]
             ("GPU recipes: data, template, ZeRO-3 up to the GPU", pytest + ["tests/test_gpu_recipes.py"]),
         ]
     raise SystemExit(f"no checks for stack {stack}")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_check(name: str, command: list[str]) -> tuple[bool, str, str, float]:
