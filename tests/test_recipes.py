@@ -90,3 +90,10 @@ def test_recipe_parses_with_llamafactory_and_keeps_every_value(
         if value != (pytest.approx(expected) if isinstance(expected, float) else expected):
             mismatches.append(f"{key}: parsed {value!r}, YAML {expected!r}")
     assert not mismatches, f"{recipe.name}: " + "; ".join(mismatches)
+
+
+@pytest.mark.parametrize("recipe", [r for r in RECIPES if "cpu" not in r.stem],
+                         ids=lambda path: f"{path.parent.name}/{path.name}")
+def test_gpu_recipes_log_to_tensorboard(recipe):
+    """A person can look at a GPU run without a tracker account; other trackers are one ARGS away."""
+    assert yaml.safe_load(recipe.read_text(encoding="utf-8"))["report_to"] == "tensorboard"

@@ -152,3 +152,11 @@ def test_main_ppo_composes_the_recipe_from_the_command_line(tmp_path):
         "reward_kwargs": {"lambda_turns": 0.1, "lambda_dup": 0.5, "free_turns": 5}}
     assert config["actor_rollout_ref"]["rollout"]["multi_turn"]["tool_config_path"] == "recipes/rl/tools.yaml"
     assert config["algorithm"]["adv_estimator"] == "grpo"
+
+
+def test_the_recipe_logs_to_tensorboard_which_the_launcher_points_at_the_run(config, tmp_path):
+    from tools.rl import runtime_env
+
+    assert list(config.trainer.logger) == ["console", "tensorboard"]
+    env = runtime_env("http://127.0.0.1:1", tmp_path / "rl-out")["env_vars"]
+    assert env["TENSORBOARD_DIR"] == str(tmp_path / "rl-out" / "tensorboard")

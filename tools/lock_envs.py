@@ -74,15 +74,21 @@ def lock(stacks: list[Stack], upgrade: bool) -> int:
     return failed
 
 
-def lifted(stack: Stack) -> list[str]:
-    """The stack's requirements with every version pin on an upstream package removed."""
+def lifted(stack: Stack, locked: dict[str, str]) -> list[str]:
+    """The stack's requirements with every pin on an upstream package replaced by `>=` its locked
+    version (newer releases only: the resolver may not trade one upstream package's release for an
+    older one of another), and every other upstream package it locks held to `>=` too."""
     out = []
+    declared = set()
     for text, requirement in zip(stack.requirements, stack.parsed_requirements()):
+        declared.add(requirement.name)
         if requirement.name in UPSTREAM:
             extras = f"[{','.join(requirement.extras)}]" if requirement.extras else ""
-            out.append(f"{requirement.name}{extras}")
+            floor = f">={locked[requirement.name]}" if requirement.name in locked else ""
+            out.append(f"{requirement.name}{extras}{floor}")
         else:
             out.append(text)
+    out += [f"{name}>={locked[name]}" for name in UPSTREAM if name in locked and name not in declared]
     return out
 
 
@@ -92,9 +98,8 @@ def upstream_check(stacks: list[Stack]) -> list[tuple]:
     for stack in stacks:
         old, _ = read_lock(stack.lock_path)
         candidate = SCRATCH / f"{stack.name}.lock"
-        result = compile_lock(stack, lifted(stack), candidate, True, uv())
+        result = compile_lock(stack, lifted(stack, old), candidate, True, uv())
         if result.returncode != 0:
-            reason = (result.stderr.strip().splitlines() or ["?"])
             print(f"{stack.name}: the newest releases do not resolve:\n{result.stderr.strip()[-3000:]}")
             rows.append((stack.name, "-", "no", "not run"))
             continue

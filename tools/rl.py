@@ -51,7 +51,7 @@ CONFIG_OK = "config ok"
 # Paths Ray must not upload with the working_dir: the environment, run outputs, caches and git
 # history. Ray's limit for a working_dir package is 512 MiB (RAY_max_grpc_message_size); without
 # these the upload is gigabytes (.venv) and fails.
-UPLOAD_EXCLUDES = [".venv", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
+UPLOAD_EXCLUDES = [".venv", ".venv-*", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
 RAY_START_TIMEOUT_S = 180
 TOOL_SERVER_TIMEOUT_S = 120
 # Seconds between SIGTERM and SIGKILL when stopping; a Ray head drains and stops in about 6 s here.
@@ -343,11 +343,13 @@ def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> 
             f"--config-name {shlex.quote(relative.stem)} {quoted}").rstrip()
 
 
-def runtime_env(tool_url: str) -> dict:
+def runtime_env(tool_url: str, out: Path) -> dict:
     """The job's runtime_env: the repository as working_dir (minus UPLOAD_EXCLUDES) and the
-    variables workers need; the tool token travels only when set (Ray shows env_vars in its dashboard)."""
+    variables workers need; the tool token travels only when set (Ray shows env_vars in its dashboard).
+    verl's TensorBoard logger writes to TENSORBOARD_DIR, else into the job's throwaway working_dir copy."""
     env_vars = {URL_ENV: tool_url, "PYTHONPATH": ".",
-                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1")}
+                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+                "TENSORBOARD_DIR": os.environ.get("TENSORBOARD_DIR", str(out.resolve() / "tensorboard"))}
     if os.environ.get(TOKEN_ENV):
         env_vars[TOKEN_ENV] = os.environ[TOKEN_ENV]
     return {"working_dir": str(REPO), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars}
@@ -427,7 +429,7 @@ def launch(args: argparse.Namespace) -> int:
         if not args.dry_run:
             require_gpus(config, *cluster_gpus(address), address)
         tool_url = args.tool_url or f"http://{_url_host(args.tool_host)}:{args.tool_port}"
-        code = run_job(address, entrypoint(args, args.recipe, overrides), runtime_env(tool_url),
+        code = run_job(address, entrypoint(args, args.recipe, overrides), runtime_env(tool_url, args.out),
                        run_dir / "job.log")
     finally:
         started.stop()

@@ -138,3 +138,21 @@ def test_a_complete_foreign_env_is_used_as_is(tmp_path):
     check = _install_env("check", "--stack", "cuda-sft", "--venv", str(env))
     assert check.returncode == 1 and "llamafactory: not installed" in check.stderr
     assert _snapshot(env) == before
+
+
+def test_the_running_cpu_environment_is_what_its_lock_records():
+    """make install builds with pip (the CPU torch build), constrained to envs/cpu.lock: every
+    installed distribution the lock names is at the locked version."""
+    from importlib import metadata
+
+    from tools.envspec import canonical
+
+    mark = Path(sys.prefix) / ".dramakit-env"
+    if not mark.is_file() or mark.read_text().strip() != "cpu":
+        pytest.skip(f"{sys.prefix} is not a cpu environment built by tools.install_env")
+    pins, _ = read_lock(load_stack("cpu").lock_path)
+    installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
+    off = {name: (version, pins[name]) for name, version in installed.items()
+           if name in pins and version.split("+")[0] != pins[name]}
+    assert off == {}, off
+    assert installed["torch"].startswith("2.13.0")
