@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from repo_paths import REPO_ROOT
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ[_switch] = "1"
@@ -16,13 +17,13 @@ for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository root, which every tool and recipe treats as the working directory."""
-    return Path(__file__).resolve().parents[1]
+    return REPO_ROOT
 
 
 @pytest.fixture(scope="session")
 def tiny_model(repo_root: Path) -> Path:
     """Path of the tiny random Qwen3 under `.cache/models/`, built on first use and reused after."""
-    from tools.tiny_model import build_tiny_model
+    from tools.dev.tiny_model import build_tiny_model
 
     return build_tiny_model(repo_root / ".cache" / "models" / "tiny-qwen3")
 
@@ -40,8 +41,8 @@ def api_server(tiny_model: Path, tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def demo_labels(repo_root: Path, tmp_path_factory) -> Path:
     """labels.json of the demo series (chun_jiang under data/demo), written once per session
-    by the real `tools.prepare` with its default seed."""
-    from tools import prepare
+    by the real `tools.sr.prepare` with its default seed."""
+    from tools.sr import prepare
 
     out = tmp_path_factory.mktemp("demo-labels") / "labels.json"
     assert prepare.main(["--series", "chun_jiang", "--data-dir", str(repo_root / "data" / "demo"),

@@ -30,9 +30,9 @@ from pathlib import Path
 
 import yaml
 
-from tools.openai_endpoint import free_port, wait_ready
+from tools.common.openai_endpoint import free_port, wait_ready
+from repo_paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
 TAIL_CHARS = 4000
 # The HF Trainer logs "***** Running training *****" then "  Num examples = 1,234" (thousands
@@ -158,7 +158,7 @@ def start_api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_
                      name: str = "tiny-qwen3") -> tuple[subprocess.Popen, str]:
     """Start a real `llamafactory-cli api` serving `model_dir` on 127.0.0.1 and return its process
     and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it mid-run)."""
-    from tools import serve
+    from tools.sr import serve
 
     port = free_port()
     # The command line and environment `make serve` uses on CPU.

@@ -43,7 +43,7 @@ traceback (plugins.speaker_rec.http_guard).
 Binds 127.0.0.1 by default. A bearer token from DRAMAKIT_TOOL_TOKEN (at least MIN_TOKEN_CHARS
 characters) is required to bind any other address, and is checked on /get_observation and
 /metrics whenever it is set.
-Started by `make rl` (tools.rl), the tests, and tools.bench_tool_server.
+Started by `make rl` (tools.sr.rl), the tests, and tools.dev.bench_tool_server.
 """
 
 import argparse

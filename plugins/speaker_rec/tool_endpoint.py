@@ -1,5 +1,5 @@
 """Where the speaker-recognition tool server is and how it is guarded: the names the server, the
-verl tool adapter and the launcher (tools.rl) share, in a module light enough for every rollout
+verl tool adapter and the launcher (tools.sr.rl) share, in a module light enough for every rollout
 worker to import."""
 
 import ipaddress

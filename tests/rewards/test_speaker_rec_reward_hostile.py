@@ -8,7 +8,7 @@ import pytest
 
 from plugins.speaker_rec.protocol import PROTOCOLS
 from rewards.speaker_rec import DATA_SOURCE, compute_score, split_turns
-from tools.bench_parse import adversarial_actions
+from tools.dev.bench_parse import adversarial_actions
 
 # The rule as it was written before (a regex that backtracks badly on hostile text): the reference.
 TURN_BOUNDARY = re.compile(

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from plugins.style.labels import DEFAULT_LABELS, LabelSet
-from tools.fileio import atomic_write_json
+from tools.common.fileio import atomic_write_json
 
 logger = logging.getLogger("tools.style")
 

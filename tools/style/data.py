@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plugins.style.labels import LabelSet, format_input
-from tools.fileio import Report, atomic_write_text, json_objects
+from tools.common.fileio import Report, atomic_write_text, json_objects
 
 
 

@@ -11,7 +11,7 @@ import io
 from pathlib import Path
 
 from plugins.style.labels import LabelSet
-from tools.fileio import atomic_write_bytes
+from tools.common.fileio import atomic_write_bytes
 
 
 def confusion_matrix(y_true: list[int], y_pred: list[int], num_classes: int) -> list[list[int]]:

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from plugins.style.classifier import StyleClassifier, probability_record
 from plugins.style.labels import read_label_mapping
-from tools.fileio import atomic_write_text, read_jsonl
+from tools.common.fileio import atomic_write_text, read_jsonl
 from tools.style.data import StyleDataError, exchange_text
 
 

@@ -6,7 +6,7 @@ questions are shared by all styles, so only the answer's wording tells the style
 safety warnings (无伤害). Seeded and deterministic; run as
 `python -m tools.style samples --out data/style/samples.jsonl --per-class 60 --seed 0`.
 The file is written sorted by class, like the original project's data, on purpose: the
-stratified split must cope with it (tests/tools/test_style.py checks that it does).
+stratified split must cope with it (tests/tools/style/test_style.py checks that it does).
 """
 
 from __future__ import annotations

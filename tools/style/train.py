@@ -19,7 +19,7 @@ import yaml
 
 from plugins.style.classifier import load_tokenizer
 from plugins.style.labels import MAPPING_FILE, LabelSet
-from tools.fileio import atomic_write_json
+from tools.common.fileio import atomic_write_json
 from tools.style.data import StyleRecord, load_records, stratified_split, write_records
 from tools.style.metrics import classification_metrics, majority_baseline, plot_confusion_matrix, trainer_metrics
 
@@ -174,7 +174,7 @@ def train(style: StyleArguments, args) -> dict:
     Returns the contents of `eval_metrics.json`."""
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
 
-    from tools.tiny_model import read_stamp
+    from tools.common.tiny_model_files import read_stamp
 
     labels = LabelSet.from_spec(style.labels)
     records = load_records(style.train_file, labels)

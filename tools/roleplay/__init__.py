@@ -1,0 +1,4 @@
+"""Role-play characters: RoleBench, character and dialogue converters, persona, regression bank.
+
+Commands: `python -m tools.roleplay <command> --help`.
+"""

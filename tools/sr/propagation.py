@@ -1,0 +1,370 @@
+"""Label propagation: from a few labelled seed lines to a pseudo-label and a scored candidate
+list for every line of a series. The core of `tools.sr.prepare`.
+
+Voice score of a line for a class (a seeded character, or a new role found on the way): the
+mean of its k highest voiceprint similarities to the class's labelled lines, k growing with the
+class (n ** 0.4, at most 50). Only the line's K nearest neighbours are looked at; a labelled line
+outside them counts as the K-th neighbour's similarity minus `fill_penalty`, so a class the line
+is not close to scores low instead of being extrapolated. A class is a candidate only where it
+is *present*: a face of the character within ±`window_s`, or a line already labelled with it in
+that window (new roles have no faces, only the window).
+
+The sweep lowers a level from `level_high` to `level_low` in `level_step`s; both ends move by
+how far the series' median nearest-neighbour similarity lies from `reference_similarity` (about
+its value on zhan_chang_sha, where the levels were set), so that a voiceprint extractor with
+another similarity scale gets comparable levels. At each level:
+
+1. Every unlabelled line takes its best present class when the decision score reaches the
+   level. Decision score = voice score, plus up to `short_bonus` / 2 for lines under a second
+   (short voiceprints are noisier and less similar to everyone, their own speaker included),
+   plus `face_bonus` when that character's face is within ±`face_near_s` of the line, minus
+   `unnamed_face_penalty` when a face of someone we cannot name (an unseeded character, an
+   unknown-face cluster) is there: the speaker is usually on screen. A seeded character no face
+   detection ever matched (a narrator, a voice off screen) is present everywhere, since no face
+   evidence is no evidence of absence, at `unseen_penalty` below its voice score.
+2. Voices nobody explains: runs of nearby unlabelled lines (each linked to one of the next
+   `new_role_reach` unlabelled lines by a similarity of at least level + `new_role_margin`)
+   form components; one of `new_role_min_lines` or more whose best class scores below
+   level - margin on average becomes a new role, one that reaches the level joins that class.
+3. A new role whose lines now score level + `merge_margin` against a character on average
+   merges into it: characters grow during the sweep, and a voice that looked new early (seed
+   lines unlike the rest of a character's lines) may turn out to be theirs.
+
+A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
+
+Candidate list of a line: its present classes by voice score, the present characters it has
+no labelled neighbour of at the fill value, and the seeded characters never detected on screen
+(a narrator, a voice off screen: no face evidence is no evidence of absence) where one of their
+lines is among its neighbours; at most `max_candidates`, its own class always in. A long list
+only where the voice is unsure: most lines have two or three named candidates.
+Everything is deterministic: no sampling, ties broken by class and line index.
+"""
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from tools.sr.voiceprint import cosine_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Params:
+    """Every knob of the propagation; prepare records them in its output."""
+
+    neighbours: int = 64
+    top_k_cap: int = 50
+    top_k_power: float = 0.4
+    fill_penalty: float = 0.2
+    window_s: float = 20.0
+    face_min_score: float = 0.45
+    level_high: float = 0.75
+    level_low: float = 0.45
+    level_step: float = 0.02
+    reference_similarity: float = 0.70
+    short_bonus: float = 0.2
+    face_near_s: float = 0.5
+    face_bonus: float = 0.06
+    unnamed_face_penalty: float = 0.06
+    unseen_penalty: float = 0.06
+    new_role_margin: float = 0.08
+    new_role_min_lines: int = 3
+    new_role_reach: int = 5
+    merge_margin: float = 0.15
+    max_candidates: int = 8
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Inputs:
+    """What the propagation reads, as plain arrays (tests and the benchmark build them without
+    a series on disk). Per line: `units`, `neighbours`, `similarity` from `voiceprint`;
+    `usable` (has a voiceprint and is not deleted); `starts`, `ends`, `durations` in seconds on
+    the series timeline, starts sorted. `presence[i, c]` and `face_near[i, c]`: character
+    `known[c]` may be speaking / is on screen right at line i; `unnamed_face_near[i]`: someone
+    we cannot name is. `seeds` maps line index to an index into `known`."""
+
+    units: np.ndarray
+    neighbours: np.ndarray
+    similarity: np.ndarray
+    usable: np.ndarray
+    starts: np.ndarray
+    ends: np.ndarray
+    durations: np.ndarray
+    presence: np.ndarray
+    face_near: np.ndarray
+    unnamed_face_near: np.ndarray
+    known: list[str]
+    seeds: dict[int, int]
+    new_role_name: Callable[[int], str]
+    never_seen: np.ndarray | None = None
+
+
+@dataclass
+class Result:
+    """Classes are the seeded characters (`n_known` of them) then the surviving new roles,
+    numbered by their first line. Per line: `labels` (class id, -1 for "other" or no
+    voiceprint), `source` ("seed", "propagated", "new_role", "other", "no_voiceprint"),
+    `level` (the level that labelled it, NaN otherwise) and `candidates`: (class id, voice
+    score) best first, at most `max_candidates`, the line's own class always among them."""
+
+    classes: list[str]
+    n_known: int
+    labels: np.ndarray
+    source: list[str]
+    level: np.ndarray
+    candidates: list[list[tuple[int, float]]]
+    stats: dict = field(default_factory=dict)
+
+
+class Propagation:
+    """One run over one series: `Propagation(inputs, params).run()`."""
+
+    def __init__(self, inputs: Inputs, params: Params = Params()):
+        self.p = params
+        self.x = inputs
+        self.n = len(inputs.usable)
+        self.n_known = len(inputs.known)
+        self.short = np.clip(1.0 - inputs.durations, 0.0, 0.5) * params.short_bonus
+        sims = inputs.similarity
+        finite = np.isfinite(sims)
+        last = np.maximum(finite.sum(axis=1) - 1, 0)
+        kth = np.where(finite.any(axis=1), sims[np.arange(self.n), last], 0.0).astype(np.float64)
+        self.fill = kth - params.fill_penalty  # the score of a labelled line beyond the K neighbours
+        self.window_lo = np.searchsorted(inputs.starts, inputs.starts - params.window_s, side="left")
+        self.window_hi = np.searchsorted(inputs.starts, inputs.ends + params.window_s, side="right")
+        self.labels = np.full(self.n, -1, dtype=np.int64)
+        self.level = np.full(self.n, np.nan)
+        self.is_seed = np.zeros(self.n, dtype=bool)
+        for index, code in inputs.seeds.items():
+            self.labels[index] = code
+            self.is_seed[index] = True
+        self.n_classes = self.n_known
+        nearest = sims[:, 0][inputs.usable & finite[:, 0]] if sims.shape[1] else np.empty(0)
+        self.offset = float(np.median(nearest)) - params.reference_similarity if len(nearest) else 0.0
+        self.stats = {"level_offset": round(self.offset, 4), "passes": 0, "new_roles_found": 0,
+                      "components_joined": 0, "new_roles_merged": 0}
+
+    # -- scoring ------------------------------------------------------------------------
+
+    def _top_k(self) -> np.ndarray:
+        counts = np.bincount(self.labels[self.labels >= 0], minlength=self.n_classes)
+        k = np.floor(np.power(np.maximum(counts, 1), self.p.top_k_power)).astype(np.int64)
+        return np.clip(k, 1, self.p.top_k_cap)
+
+    def _present(self, rows: np.ndarray, classes: np.ndarray, decide: bool = False) -> np.ndarray:
+        """Per (rows[j], classes[j]): a face of the character, or a labelled line of the class
+        in the line's window; for a decision (`decide`), also a seeded character never detected
+        on screen anywhere."""
+        face = np.zeros(len(rows), dtype=bool)
+        known = classes < self.n_known
+        face[known] = self.x.presence[rows[known], classes[known]]
+        if decide and self.x.never_seen is not None:
+            face[known] |= self.x.never_seen[classes[known]]
+        labelled = np.flatnonzero(self.labels >= 0)
+        keys = np.sort(self.labels[labelled] * self.n + labelled)
+        lo = np.searchsorted(keys, classes * self.n + self.window_lo[rows], side="left")
+        hi = np.searchsorted(keys, classes * self.n + self.window_hi[rows], side="left")
+        return face | (hi > lo)
+
+    def voice_scores(self, rows: np.ndarray, with_unheard: bool = False,
+                     decide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position in rows, class, voice score) for every present class of each of `rows`
+        with a labelled line among its neighbours; `with_unheard` adds the present characters
+        without one, at the fill value; `decide` counts never-seen characters present (see
+        `_present`). Sorted by row, best first, then class."""
+        k = self._top_k()
+        labels_ext = np.append(self.labels, -1)  # neighbour slot -1 reads this sentinel
+        neighbour_labels = labels_ext[self.x.neighbours[rows]]
+        r, slot = np.nonzero(neighbour_labels >= 0)
+        c = neighbour_labels[r, slot]
+        key = r * self.n_classes + c
+        order = np.argsort(key, kind="stable")  # keeps neighbours best-first inside a group
+        key, r, c = key[order], r[order], c[order]
+        sim = self.x.similarity[rows[r], slot[order]].astype(np.float64)
+        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+        group = np.cumsum(first) - 1
+        rank = np.arange(len(key)) - np.flatnonzero(first)[group]
+        keep = rank < k[c]
+        n_groups = int(first.sum())
+        sums = np.bincount(group[keep], weights=sim[keep], minlength=n_groups)
+        taken = np.bincount(group[keep], minlength=n_groups)
+        gr, gc = r[first], c[first]
+        gk = k[gc]
+        score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
+        present = self._present(rows[gr], gc, decide)
+        if with_unheard and self.x.never_seen is not None:
+            # No face evidence at all is no evidence of absence (a narrator, a voice off
+            # screen): offered as candidates where the voice points to them.
+            present |= (gc < self.n_known) & self.x.never_seen[np.minimum(gc, self.n_known - 1)]
+        gr, gc, score = gr[present], gc[present], score[present]
+        if with_unheard:
+            fr, fc = np.nonzero(self.x.presence[rows])
+            unheard = ~np.isin(fr * self.n_classes + fc, gr * self.n_classes + gc)
+            gr, gc = np.r_[gr, fr[unheard]], np.r_[gc, fc[unheard]]
+            score = np.r_[score, self.fill[rows[fr[unheard]]]]
+        order = np.lexsort((gc, -score, gr))
+        return gr[order], gc[order], score[order]
+
+    # -- the sweep ----------------------------------------------------------------------
+
+    def _unlabelled(self) -> np.ndarray:
+        return np.flatnonzero((self.labels < 0) & self.x.usable)
+
+    def _label_pass(self, level: float) -> None:
+        rows = self._unlabelled()
+        if len(rows) == 0:
+            return
+        r, c, s = self.voice_scores(rows, decide=True)
+        lines = rows[r]
+        s = s + self.short[lines] - self.p.unnamed_face_penalty * self.x.unnamed_face_near[lines]
+        known = c < self.n_known
+        s[known] += self.p.face_bonus * self.x.face_near[lines[known], c[known]]
+        if self.x.never_seen is not None:
+            # Present for want of any face evidence, not because of it: as far below a character
+            # seen on screen as a face at the line lifts one above it.
+            s[known] -= self.p.unseen_penalty * self.x.never_seen[c[known]]
+        order = np.lexsort((c, -s, r))
+        r, c, s = r[order], c[order], s[order]
+        take = np.r_[True, r[1:] != r[:-1]] & (s >= level)
+        chosen = rows[r[take]]
+        self.labels[chosen] = c[take]
+        self.level[chosen] = level
+
+    def _components(self, level: float) -> list[np.ndarray]:
+        """Groups of unlabelled lines linked to one of the next `new_role_reach` unlabelled
+        lines by a similarity of at least level + new_role_margin."""
+        rows = self._unlabelled()
+        m = len(rows)
+        if m < self.p.new_role_min_lines:
+            return []
+        a_parts, b_parts = [], []
+        for offset in range(1, self.p.new_role_reach + 1):
+            a = np.arange(m - offset)
+            linked = cosine_pairs(self.x.units, rows[a], rows[a + offset]) >= level + self.p.new_role_margin
+            a_parts.append(a[linked])
+            b_parts.append(a[linked] + offset)
+        a, b = np.concatenate(a_parts), np.concatenate(b_parts)
+        root = np.arange(m)
+        while True:  # min-label propagation with pointer jumping: every line ends at its group's first
+            new = root.copy()
+            np.minimum.at(new, a, root[b])
+            np.minimum.at(new, b, root[a])
+            new = new[new]
+            if np.array_equal(new, root):
+                break
+            root = new
+        sizes = np.bincount(root, minlength=m)
+        return [rows[root == g] for g in np.flatnonzero(sizes >= self.p.new_role_min_lines)]
+
+    def _class_means(self, groups: list[np.ndarray], known_only: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Per group of lines: (best class, its mean voice score over the group's lines), a
+        line without a score for the class counting 0; class -1 where nothing scores."""
+        members = np.concatenate(groups)
+        owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+        r, c, s = self.voice_scores(members)
+        if known_only:
+            keep = c < self.n_known
+            r, c, s = r[keep], c[keep], s[keep]
+        totals = np.bincount(owner[r] * self.n_classes + c, weights=s, minlength=len(groups) * self.n_classes)
+        means = totals.reshape(len(groups), self.n_classes) / np.array([len(g) for g in groups])[:, None]
+        best = means.argmax(axis=1)
+        value = means[np.arange(len(groups)), best]
+        return np.where(value > 0, best, -1), np.maximum(value, 0.0)
+
+    def _new_roles(self, level: float) -> bool:
+        groups = self._components(level)
+        if not groups:
+            return False
+        best, value = self._class_means(groups, known_only=False)
+        changed = False
+        for group, cls, mean in zip(groups, best, value):
+            if mean + self.p.new_role_margin < level:
+                self.labels[group] = self.n_classes
+                self.n_classes += 1
+                self.stats["new_roles_found"] += 1
+            elif mean >= level and cls >= 0:
+                self.labels[group] = cls
+                self.stats["components_joined"] += 1
+            else:
+                continue
+            self.level[group] = level
+            changed = True
+        return changed
+
+    def _merges(self, level: float) -> bool:
+        roles = [g for g in range(self.n_known, self.n_classes) if (self.labels == g).any()]
+        if not roles:
+            return False
+        groups = [np.flatnonzero(self.labels == g) for g in roles]
+        best, value = self._class_means(groups, known_only=True)
+        changed = False
+        for lines, cls, mean in zip(groups, best, value):
+            if cls >= 0 and mean >= level + self.p.merge_margin:
+                self.labels[lines] = cls
+                self.stats["new_roles_merged"] += 1
+                changed = True
+        return changed
+
+    def run(self, progress: bool = False) -> Result:
+        """Sweep the levels, then build every line's candidate list."""
+        steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
+        levels = [round(self.p.level_high + self.offset - i * self.p.level_step, 6) for i in range(steps + 1)]
+        for level in tqdm(levels, desc="propagation levels", unit="level", disable=not progress):
+            while True:
+                self.stats["passes"] += 1
+                self._label_pass(level)
+                found = self._new_roles(level)
+                merged = self._merges(level)
+                if not (found or merged):
+                    break
+        log.info("propagation: %s", self.stats)
+        return self._result()
+
+    # -- output -------------------------------------------------------------------------
+
+    def _result(self) -> Result:
+        roles = sorted({int(g) for g in self.labels[self.labels >= self.n_known]},
+                       key=lambda g: int(np.flatnonzero(self.labels == g)[0]))
+        renumbered = self.labels.copy()
+        for new, old in enumerate(roles, start=self.n_known):
+            renumbered[self.labels == old] = new
+        self.labels = renumbered
+        self.n_classes = self.n_known + len(roles)
+        self.stats["new_roles"] = len(roles)
+        classes = list(self.x.known) + [self.x.new_role_name(i + 1) for i in range(len(roles))]
+        source = []
+        for i in range(self.n):
+            if self.is_seed[i]:
+                source.append("seed")
+            elif not self.x.usable[i]:
+                source.append("no_voiceprint")
+            elif self.labels[i] >= self.n_known:
+                source.append("new_role")
+            else:
+                source.append("propagated" if self.labels[i] >= 0 else "other")
+        return Result(classes, self.n_known, self.labels.copy(), source, self.level.copy(),
+                      self._candidates(), dict(self.stats))
+
+    def _candidates(self) -> list[list[tuple[int, float]]]:
+        rows = np.flatnonzero(self.x.usable)
+        r, c, s = self.voice_scores(rows, with_unheard=True)
+        bounds = np.searchsorted(r, np.arange(len(rows) + 1))
+        out: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
+        for j, line in enumerate(rows):
+            pairs = list(zip(c[bounds[j]:bounds[j + 1]].tolist(), s[bounds[j]:bounds[j + 1]].tolist()))
+            own = int(self.labels[line])
+            if own >= 0 and all(cls != own for cls, _ in pairs):
+                pairs.append((own, float(self.fill[line])))
+                pairs.sort(key=lambda pair: (-pair[1], pair[0]))
+            top = pairs[: self.p.max_candidates]
+            if own >= 0 and all(cls != own for cls, _ in top):
+                top[-1] = next(pair for pair in pairs if pair[0] == own)
+            out[line] = top
+        return out
