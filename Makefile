@@ -70,11 +70,10 @@ export HF_HUB_OFFLINE
 	rolebench character roleplay dialogue export chat-config chat webchat regress style-train style-serve \
 	rl-data tool-server rl serve stop-serve eval report
 
-help: ## list targets and variables
-	@echo "dramakit targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  make %-14s %s\n", $$1, $$2}'
-	@echo "variables (current value): SERIES=$(SERIES) DATA_DIR=$(DATA_DIR) MODEL=$(MODEL) RECIPE=$(RECIPE)"
-	@echo "  OUT=$(OUT) SEED=$(SEED) VENV=$(VENV) PYTHON=$(PYTHON) ARGS=\"$(ARGS)\" PYTEST_ARGS=\"$(PYTEST_ARGS)\""
+help: ## list every target and knob (with its current value), by section
+	$(foreach f,$(filter-out make/help.mk,$(MAKEFILE_LIST)),$(call HELP_SECTION,$(f)))
+	@:
+include make/help.mk make/dev.mk
 
 install: $(INSTALLED) $(if $(filter cuda,$(DEVICE)),install-gpu) ## build VENV from envs/cpu.lock (DEVICE=cuda: make install-gpu); reruns are instant
 

@@ -79,3 +79,9 @@ regress: tiny-model | $(SFT_READY) ## run ROLE's regression bank against ENDPOIN
 regress-leak: install ## check ROLE's bank prompts against the training sets TRAIN (exit 1 when one is found)
 	@test -n "$(TRAIN)" || { echo "make regress-leak: set TRAIN='<training set files>'" >&2; exit 2; }
 	$(PY) -m tools.roleplay.regress --check-leak --cases $(BANK) --train $(TRAIN) $(REGRESS_ARGS)
+
+# The LoRA merge used to be `make export`, a name SR's data export (sft-data, rl-data) also claims.
+.PHONY: merge-lora
+export: ## old name of merge-lora: warns, then merges
+	@echo "warning: 'make export' is now 'make merge-lora'; the old name will go" >&2
+	@$(MAKE) --no-print-directory merge-lora
