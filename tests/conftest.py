@@ -1,4 +1,6 @@
-"""Fixtures shared by all tests: the repository root and the tiny default model.
+"""Fixtures shared by all tests: the repository root, the tiny default model, the demo series and
+its labels. One fixture per meaning: `demo_labels` is the path of labels.json, `demo_labels_json`
+its parsed JSON, `demo_label_file` the LabelFile the tools read, `demo_series` the loaded series.
 
 Tests never reach a model hub: the offline switches are set at import, before any test module
 imports transformers, datasets or LLaMA-Factory (they read them once, at their own import).
@@ -48,3 +50,27 @@ def demo_labels(repo_root: Path, tmp_path_factory) -> Path:
     assert prepare.main(["--series", "chun_jiang", "--data-dir", str(repo_root / "data" / "demo"),
                          "--out", str(out), "--quiet"]) == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def demo_labels_json(demo_labels: Path) -> dict:
+    """The demo series' labels.json (`demo_labels`), parsed as plain JSON."""
+    import json
+
+    return json.loads(demo_labels.read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="session")
+def demo_series(repo_root: Path):
+    """The demo series (chun_jiang under data/demo), loaded and validated."""
+    from plugins.speaker_rec.series import load_series
+
+    return load_series("chun_jiang", repo_root / "data" / "demo")
+
+
+@pytest.fixture(scope="session")
+def demo_label_file(demo_labels: Path, demo_series):
+    """The demo series' labels.json (`demo_labels`) read as the tools read it (a LabelFile)."""
+    from plugins.speaker_rec.labelfile import read_labels
+
+    return read_labels(demo_labels, demo_series)

@@ -34,12 +34,6 @@ def prepared(data_dir: Path, series: str, out: Path, *extra: str) -> dict:
     return json.loads(out.read_text(encoding="utf-8"))
 
 
-@pytest.fixture(scope="module")
-def demo_labels(tmp_path_factory) -> tuple[Path, dict]:
-    out = tmp_path_factory.mktemp("prepare") / "labels.json"
-    return out, prepared(DEMO_DIR, DEMO, out)
-
-
 @pytest.fixture
 def demo_copy(tmp_path) -> Path:
     """A writable copy of the demo series; returns the data dir holding it."""
@@ -121,8 +115,8 @@ def test_selected_seeds_follow_the_seed(tmp_path):
 
 # --- the output ------------------------------------------------------------------------
 
-def test_every_line_has_a_consistent_record(demo_labels):
-    path, labels = demo_labels
+def test_every_line_has_a_consistent_record(demo_labels, demo_labels_json):
+    path, labels = demo_labels, demo_labels_json
     series = load_series(DEMO, DEMO_DIR)
     seeds = series.seeds()
     other = labels["other"]
@@ -147,8 +141,8 @@ def test_every_line_has_a_consistent_record(demo_labels):
     assert loaded.characters == labels["characters"] and loaded.other == other
 
 
-def test_summary_reports_both_rules_buckets_and_the_baseline(demo_labels):
-    _, labels = demo_labels
+def test_summary_reports_both_rules_buckets_and_the_baseline(demo_labels_json):
+    labels = demo_labels_json
     summary = labels["summary"]
     strict = summary["propagation"]["strict"]
     assert set(strict["by_duration"]) == {"<1s", "1-2s", "2-3s", ">=3s"}
@@ -191,8 +185,8 @@ HAND_CHECKED = {
 }
 
 
-def test_hand_checked_demo_lines(demo_labels):
-    _, labels = demo_labels
+def test_hand_checked_demo_lines(demo_labels_json):
+    labels = demo_labels_json
     records = records_by_index(labels)
     for index, (label, source) in HAND_CHECKED.items():
         assert (records[index]["label"], records[index]["source"]) == (label, source), index

@@ -13,14 +13,6 @@ from repo_paths import REPO_ROOT
 SERIES, DATA_DIR = "chun_jiang", REPO_ROOT / "data" / "demo"
 
 
-@pytest.fixture(scope="module")
-def demo_labels(tmp_path_factory):
-    out = tmp_path_factory.mktemp("prepare") / "labels.json"
-    assert prepare.main(["--series", SERIES, "--data-dir", str(DATA_DIR), "--out", str(out), "--quiet"]) == 0
-    series = load_series(SERIES, DATA_DIR)
-    return series, read_labels(out, series), out
-
-
 def _part_by_position(series, manifest):
     kept = [line.index for line in series.lines if not line.deleted]
     return [(pos, next((p for p in split_manifest.PARTS if split_manifest.part_contains(manifest, p, i)), None))
@@ -28,9 +20,9 @@ def _part_by_position(series, manifest):
 
 
 @pytest.mark.parametrize("seed, block_lines", [(0, 30), (1, 30), (7, 30), (0, 10), (3, 7)])
-def test_no_context_window_is_shared_across_parts(demo_labels, seed, block_lines):
+def test_no_context_window_is_shared_across_parts(demo_series, demo_label_file, seed, block_lines):
     # Blocks shorter than the window must not let the parts on either side close in.
-    series, labels, _ = demo_labels
+    series, labels = demo_series, demo_label_file
     manifest = split.build_manifest(series, labels, split.parse_ratios("sft=0.5,rl_train=0.2,eval=0.3"),
                                     seed, block_lines=block_lines)
     assigned = [(pos, part) for pos, part in _part_by_position(series, manifest) if part]
@@ -45,7 +37,7 @@ def test_no_context_window_is_shared_across_parts(demo_labels, seed, block_lines
 
 
 def test_cli_is_deterministic_and_records_its_settings(demo_labels, tmp_path):
-    _, _, labels_path = demo_labels
+    labels_path = demo_labels
     argv = ["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path), "--seed", "3",
             "--block-lines", "40", "--ratios", "sft=0.7,eval=0.3"]
     assert split.main([*argv, "--out", str(tmp_path / "a.json")]) == 0
@@ -60,7 +52,7 @@ def test_cli_is_deterministic_and_records_its_settings(demo_labels, tmp_path):
 
 
 def test_bad_ratios_and_labels_exit_2_and_write_nothing(demo_labels, tmp_path, capsys):
-    _, _, labels_path = demo_labels
+    labels_path = demo_labels
     base = ["--series", SERIES, "--data-dir", str(DATA_DIR), "--out", str(tmp_path / "s.json")]
     assert split.main([*base, "--labels", str(labels_path), "--ratios", "sft=0.5,eval=0.2"]) == 2
     assert "sum to 1" in capsys.readouterr().err
@@ -88,8 +80,8 @@ def test_whole_episodes_respect_ratios_roughly(tmp_path):
     assert sorted(episodes) == sorted(set(episodes)) == [e.number for e in series.episodes]
 
 
-def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_labels, tmp_path, caplog):
-    series, _, labels_path = demo_labels
+def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_series, demo_labels, tmp_path, caplog):
+    series, labels_path = demo_series, demo_labels
     out = tmp_path / "demo.json"
     assert split.main(["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(labels_path),
                        "--block-lines", "25", "--gap-lines", "2", "--out", str(out)]) == 0
@@ -103,8 +95,8 @@ def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_labels, tmp_path, cap
             assert pos_b - pos_a > 2 * 2
 
 
-def test_a_zero_gap_drops_nothing(demo_labels):
-    series, labels, _ = demo_labels
+def test_a_zero_gap_drops_nothing(demo_series, demo_label_file):
+    series, labels = demo_series, demo_label_file
     manifest = split.build_manifest(series, labels, split.parse_ratios("sft=0.5,eval=0.5"), 0, block_lines=20, gap=0)
     assert manifest["dropped_in_gaps"]["lines"] == 0
     assert sum(p["lines"] for p in manifest["parts"].values()) == len(labels.lines)
