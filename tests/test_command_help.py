@@ -1,0 +1,55 @@
+"""Every `python -m ...` command the READMEs and the Makefile name answers `--help` with exit 0,
+and so does each subcommand they name (`python -m tools.sr prepare`, `python -m tools.style
+convert`): a renamed or moved command cannot stay documented under its old name."""
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from repo_paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+DOCUMENTS = ["README.md", *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tools").rglob("README.md")),
+             "Makefile", *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "make").glob("*.mk"))]
+COMMAND = re.compile(r"(?:python3?|\$\(PY\)|\$\(PYTHON\)) -m ((?:tools|plugins|rewards)(?:\.\w+)+)(?: ([a-z][a-z_-]*))?")
+ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
+
+
+def documented() -> dict[str, set[str]]:
+    """module -> the words that follow it somewhere (candidate subcommands)."""
+    found: dict[str, set[str]] = {}
+    for name in DOCUMENTS:
+        for module, word in COMMAND.findall((REPO_ROOT / name).read_text(encoding="utf-8")):
+            found.setdefault(module, set()).update([word] if word else [])
+    return found
+
+
+def run_help(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args, "--help"], cwd=REPO_ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def test_the_documents_name_commands():
+    found = documented()
+    assert {"tools.sr", "tools.roleplay", "tools.style", "tools.dev", "tools.sr.prepare", "tools.roleplay.regress"} <= set(found)
+
+
+def test_every_documented_command_and_subcommand_has_help():
+    found = documented()
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        helps = dict(zip(found, pool.map(run_help, found)))
+    failures = [f"python -m {module} --help: exit {proc.returncode}\n{proc.stderr[-500:]}"
+                for module, proc in helps.items() if proc.returncode != 0 or "usage" not in proc.stdout]
+    # a word after the module is a subcommand when the module's help lists it
+    subcommands = [(module, word) for module, words in found.items() for word in sorted(words)
+                   if re.search(rf"(?m)^\s+{re.escape(word)}\b|[{{,]{re.escape(word)}[,}}]", helps[module].stdout)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for (module, word), proc in zip(subcommands, pool.map(lambda mw: run_help(*mw), subcommands)):
+            if proc.returncode != 0 or "usage" not in proc.stdout:
+                failures.append(f"python -m {module} {word} --help: exit {proc.returncode}\n{proc.stderr[-500:]}")
+    assert len(subcommands) >= 5, subcommands
+    assert not failures, "\n".join(failures)
