@@ -9,13 +9,21 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+
 from repo_paths import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
-DOCUMENTS = ["README.md", *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tools").rglob("README.md")),
-             "Makefile", *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "make").glob("*.mk"))]
-COMMAND = re.compile(r"(?:python3?|\$\(PY\)|\$\(PYTHON\)) -m ((?:tools|plugins|rewards)(?:\.\w+)+)(?: ([a-z][a-z_-]*))?")
+DOCUMENTS = [
+    "README.md",
+    *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "tools").rglob("README.md")),
+    "Makefile",
+    *sorted(str(p.relative_to(REPO_ROOT)) for p in (REPO_ROOT / "make").glob("*.mk")),
+]
+COMMAND = re.compile(
+    r"(?:python3?|\$\(PY\)|\$\(PYTHON\)) -m "
+    r"((?:tools|plugins|rewards)(?:\.\w+)+)(?: ([a-z][a-z_-]*))?"
+)
 ENV = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
 
 
@@ -29,27 +37,55 @@ def documented() -> dict[str, set[str]]:
 
 
 def run_help(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", *args, "--help"], cwd=REPO_ROOT, env=ENV, capture_output=True,
-                          text=True, timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", *args, "--help"],
+        cwd=REPO_ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
 
 
 def test_the_documents_name_commands():
     found = documented()
-    assert {"tools.sr", "tools.roleplay", "tools.style", "tools.dev", "tools.sr.prepare", "tools.roleplay.regress"} <= set(found)
+    assert {
+        "tools.sr",
+        "tools.roleplay",
+        "tools.style",
+        "tools.dev",
+        "tools.sr.prepare",
+        "tools.roleplay.regress",
+    } <= set(found)
 
 
 def test_every_documented_command_and_subcommand_has_help():
     found = documented()
     with ThreadPoolExecutor(max_workers=2) as pool:
-        helps = dict(zip(found, pool.map(run_help, found)))
-    failures = [f"python -m {module} --help: exit {proc.returncode}\n{proc.stderr[-500:]}"
-                for module, proc in helps.items() if proc.returncode != 0 or "usage" not in proc.stdout]
+        helps = dict(zip(found, pool.map(run_help, found), strict=True))
+    failures = [
+        f"python -m {module} --help: exit {proc.returncode}\n{proc.stderr[-500:]}"
+        for module, proc in helps.items()
+        if proc.returncode != 0 or "usage" not in proc.stdout
+    ]
     # a word after the module is a subcommand when the module's help lists it
-    subcommands = [(module, word) for module, words in found.items() for word in sorted(words)
-                   if re.search(rf"(?m)^\s+{re.escape(word)}\b|[{{,]{re.escape(word)}[,}}]", helps[module].stdout)]
+    subcommands = [
+        (module, word)
+        for module, words in found.items()
+        for word in sorted(words)
+        if re.search(
+            rf"(?m)^\s+{re.escape(word)}\b|[{{,]{re.escape(word)}[,}}]", helps[module].stdout
+        )
+    ]
     with ThreadPoolExecutor(max_workers=2) as pool:
-        for (module, word), proc in zip(subcommands, pool.map(lambda mw: run_help(*mw), subcommands)):
+        for (module, word), proc in zip(
+            subcommands, pool.map(lambda mw: run_help(*mw), subcommands), strict=True
+        ):
             if proc.returncode != 0 or "usage" not in proc.stdout:
-                failures.append(f"python -m {module} {word} --help: exit {proc.returncode}\n{proc.stderr[-500:]}")
+                failures.append(
+                    f"python -m {module} {word} --help: exit {proc.returncode}\n"
+                    f"{proc.stderr[-500:]}"
+                )
     assert len(subcommands) >= 5, subcommands
     assert not failures, "\n".join(failures)

@@ -40,13 +40,22 @@ def imported_modules(path: Path) -> set[str]:
 
 
 def commands() -> set[str]:
-    return {module_name(path) for path in python_files("tools")
-            if path.name != "__main__.py" and '__name__ == "__main__"' in path.read_text(encoding="utf-8")}
+    return {
+        module_name(path)
+        for path in python_files("tools")
+        if path.name != "__main__.py"
+        and '__name__ == "__main__"' in path.read_text(encoding="utf-8")
+    }
 
 
 def test_the_lines_have_commands():
     found = commands()
-    for expected in ("tools.sr.prepare", "tools.sr.evaluate", "tools.roleplay.dialogue", "tools.dev.tiny_model"):
+    for expected in (
+        "tools.sr.prepare",
+        "tools.sr.evaluate",
+        "tools.roleplay.dialogue",
+        "tools.dev.tiny_model",
+    ):
         assert expected in found
 
 
@@ -59,14 +68,19 @@ def test_no_command_imports_another_command():
             continue
         for imported in sorted(imported_modules(path) & found - {name}):
             violations.append(f"{path.relative_to(REPO_ROOT)} imports the command {imported}")
-    assert not violations, "move what is shared into a library beside the commands:\n" + "\n".join(violations)
+    assert not violations, "move what is shared into a library beside the commands:\n" + "\n".join(
+        violations
+    )
 
 
 def test_plugins_and_rewards_import_nothing_from_tools():
-    violations = [f"{path.relative_to(REPO_ROOT)} imports {imported}"
-                  for folder in ("plugins", "rewards") for path in python_files(folder)
-                  for imported in sorted(imported_modules(path))
-                  if imported == "tools" or imported.startswith("tools.")]
+    violations = [
+        f"{path.relative_to(REPO_ROOT)} imports {imported}"
+        for folder in ("plugins", "rewards")
+        for path in python_files(folder)
+        for imported in sorted(imported_modules(path))
+        if imported == "tools" or imported.startswith("tools.")
+    ]
     assert not violations, "\n".join(violations)
 
 

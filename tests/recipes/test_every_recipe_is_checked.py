@@ -17,7 +17,9 @@ def checked_files() -> dict[Path, list[str]]:
     for path in sorted(HERE.glob("test_*.py")):
         if path.stem == Path(__file__).stem:
             continue
-        module = importlib.import_module(path.stem)  # tests/recipes is on sys.path for its own tests
+        module = importlib.import_module(
+            path.stem
+        )  # tests/recipes is on sys.path for its own tests
         for recipe in getattr(module, "RECIPES", []):
             checked.setdefault(Path(recipe).resolve(), []).append(path.name)
     return checked

@@ -4,9 +4,9 @@ schema verl sends the model is the one our toolset offers in SFT and eval for th
 
 import pytest
 import yaml
-from repo_paths import REPO_ROOT
 
 from plugins.speaker_rec.protocol import TOOL_NAMES
+from repo_paths import REPO_ROOT
 
 RECIPES = sorted((REPO_ROOT / "recipes" / "rl").glob("tools*.yaml"))
 
@@ -25,4 +25,6 @@ def test_verl_builds_every_tool_in_one_language(path, monkeypatch):
     languages = {tool.config["language"] for tool in built}
     assert languages == {"en" if path.stem.endswith("_en") else "zh"}
     declared = yaml.safe_load(path.read_text(encoding="utf-8"))["tools"]
-    assert {entry["class_name"] for entry in declared} == {"plugins.speaker_rec.verl_tool.SpeakerRecTool"}
+    assert {entry["class_name"] for entry in declared} == {
+        "plugins.speaker_rec.verl_tool.SpeakerRecTool"
+    }

@@ -1,10 +1,12 @@
-"""recipes/style/*.yaml parse with the style trainer's own loader (transformers' TrainingArguments plus
-our StyleArguments), value for value, and unknown or untyped overrides fail."""
+"""recipes/style/*.yaml parse with the style trainer's own loader (transformers'
+TrainingArguments plus our StyleArguments), value for value, and unknown or untyped overrides
+fail."""
 
 import enum
 
 import pytest
 import yaml
+
 from repo_paths import REPO_ROOT
 
 RECIPES = sorted((REPO_ROOT / "recipes" / "style").glob("*.yaml"))
@@ -25,15 +27,17 @@ def test_style_recipes_parse_with_training_arguments_value_for_value(tmp_path):
             value = value.value if isinstance(value, enum.Enum) else value
             if key == "report_to":
                 value, expected = value or ["none"], [expected]
-            assert value == (pytest.approx(expected) if isinstance(expected, float) else expected), (
-                f"{recipe.name}: {key}"
-            )
+            assert value == (
+                pytest.approx(expected) if isinstance(expected, float) else expected
+            ), f"{recipe.name}: {key}"
 
 
 def test_recipe_overrides_are_typed_and_unknown_keys_fail(tmp_path):
     from tools.style.train import load_recipe
 
-    style, training = load_recipe(TINY_RECIPE, ["learning_rate=2e-5", "class_weights=true", f"output_dir={tmp_path}"])
+    style, training = load_recipe(
+        TINY_RECIPE, ["learning_rate=2e-5", "class_weights=true", f"output_dir={tmp_path}"]
+    )
     assert training.learning_rate == 2e-5 and style.class_weights is True
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rat'\]"):
         load_recipe(TINY_RECIPE, ["learning_rat=1"])

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Command:
-    """A command of a product line: the module whose `main(argv)` runs it, and one line on what it does."""
+    """A command of a product line: the module whose `main(argv)` runs it, and what it does."""
 
     module: str
     summary: str
@@ -30,7 +30,9 @@ def usage(prog: str, description: str, commands: dict[str, Command]) -> str:
     )
 
 
-def dispatch(prog: str, description: str, commands: dict[str, Command], argv: list[str] | None = None) -> int:
+def dispatch(
+    prog: str, description: str, commands: dict[str, Command], argv: list[str] | None = None
+) -> int:
     """Run the command named by argv[0] with the rest of argv; exit status 2 for an unknown one."""
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -39,7 +41,9 @@ def dispatch(prog: str, description: str, commands: dict[str, Command], argv: li
     name, rest = argv[0], argv[1:]
     command = commands.get(name) or commands.get(name.replace("_", "-"))
     if command is None:
-        print(f"{prog}: unknown command {name!r}; choose from {', '.join(commands)}", file=sys.stderr)
+        print(
+            f"{prog}: unknown command {name!r}; choose from {', '.join(commands)}", file=sys.stderr
+        )
         return 2
     status = importlib.import_module(command.module).main(rest)
     return 0 if status is None else status

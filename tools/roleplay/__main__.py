@@ -9,11 +9,21 @@ import sys
 from tools.common.commands import Command, dispatch
 
 COMMANDS = {
-    "rolebench": Command("tools.roleplay.rolebench", "RoleBench JSONL + profiles -> LLaMA-Factory SFT dataset"),
-    "character": Command("tools.roleplay.character", "a character's voice lines + settings -> SFT datasets"),
-    "dialogue": Command("tools.roleplay.dialogue", "a character's dialogue in novels / fan fiction -> ShareGPT"),
-    "persona": Command("tools.roleplay.persona", "a RoleBench role's persona prompt; write a chat config"),
-    "regress": Command("tools.roleplay.regress", "run a persona regression bank against a model or endpoint"),
+    "rolebench": Command(
+        "tools.roleplay.rolebench", "RoleBench JSONL + profiles -> LLaMA-Factory SFT dataset"
+    ),
+    "character": Command(
+        "tools.roleplay.character", "a character's voice lines + settings -> SFT datasets"
+    ),
+    "dialogue": Command(
+        "tools.roleplay.dialogue", "a character's dialogue in novels / fan fiction -> ShareGPT"
+    ),
+    "persona": Command(
+        "tools.roleplay.persona", "a RoleBench role's persona prompt; write a chat config"
+    ),
+    "regress": Command(
+        "tools.roleplay.regress", "run a persona regression bank against a model or endpoint"
+    ),
 }
 
 
