@@ -47,3 +47,16 @@ def read_stamp(model_dir: Path) -> dict | None:
         return json.loads((model_dir / STAMP_NAME).read_text(encoding="utf-8"))
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
         return None
+
+
+def is_tiny_model(model: str) -> bool:
+    """The one tiny-model check (report, regress and style training warn by it): whether a model
+    name or path is the tiny demo model or trained from it. A name that starts with the tiny
+    model's folder name (tools.sr.serve's default served name; `make demo` serves its SFT output
+    as tiny-qwen3-sft), or a folder holding the tiny model's build stamp."""
+    try:
+        return Path(model).name.startswith(DEFAULT_OUT.name) or (
+            Path(model).is_dir() and read_stamp(Path(model)) is not None
+        )
+    except OSError:  # a name that is no usable path (too long, odd bytes)
+        return False

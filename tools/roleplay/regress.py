@@ -584,9 +584,9 @@ def _check_leak_only(args: argparse.Namespace) -> int:
 
 def _is_tiny_model(model: str) -> bool:
     """Whether `model` is our embedded tiny random model (its outputs mean nothing)."""
-    from tools.common.tiny_model_files import read_stamp
+    from tools.common.tiny_model_files import is_tiny_model
 
-    return Path(model).is_dir() and read_stamp(Path(model)) is not None
+    return is_tiny_model(model)
 
 
 def main(argv: list[str] | None = None) -> int:

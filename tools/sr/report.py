@@ -45,7 +45,7 @@ from plugins.speaker_rec.labels import is_other
 from plugins.speaker_rec.series import SERIES_NAME
 from tools.common.fileio import atomic_write_text, read_jsonl
 from tools.common.tiny_model_files import DEFAULT_OUT as TINY_MODEL_DIR
-from tools.common.tiny_model_files import read_stamp
+from tools.common.tiny_model_files import is_tiny_model, read_stamp
 
 log = logging.getLogger("report")
 
@@ -222,17 +222,6 @@ def read_eval_model(results_path: Path) -> tuple[Path | None, str | None]:
     run = config.get("run") if isinstance(config.get("run"), dict) else config
     model = run.get("model")
     return path, model if isinstance(model, str) else None
-
-
-def is_tiny_model(model: str) -> bool:
-    """Whether a model name or path is the tiny demo model or trained from it: a name that starts
-    with the tiny model's folder name (what tools.sr.serve calls it; `make demo` serves its SFT
-    output as tiny-qwen3-sft), or a folder holding the tiny model's build stamp."""
-    try:
-        return Path(model).name.startswith(TINY_MODEL_DIR.name) or (
-            Path(model).is_dir() and read_stamp(Path(model)) is not None)
-    except OSError:  # a name that is no usable path (too long, odd bytes)
-        return False
 
 
 def parse_edges(spec: str) -> tuple[float, ...]:

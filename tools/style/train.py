@@ -174,7 +174,7 @@ def train(style: StyleArguments, args) -> dict:
     Returns the contents of `eval_metrics.json`."""
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
 
-    from tools.common.tiny_model_files import read_stamp
+    from tools.common.tiny_model_files import is_tiny_model
 
     labels = LabelSet.from_spec(style.labels)
     records = load_records(style.train_file, labels)
@@ -224,7 +224,7 @@ def train(style: StyleArguments, args) -> dict:
     write_label_mapping(out, labels, style.max_length)
 
     metrics = classification_metrics(eval_ids, predicted, labels)
-    plumbing_only = read_stamp(Path(style.model_name_or_path)) is not None
+    plumbing_only = is_tiny_model(style.model_name_or_path)
     report = {
         "model": style.model_name_or_path,
         "note": "tiny random model: proves the plumbing only" if plumbing_only else None,
