@@ -68,14 +68,20 @@ class Penalties:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(reward_kwargs) - known - set(VERL_KWARGS))
         if unknown:
-            raise TypeError(f"rewards/speaker_rec.py: unknown reward_kwargs {unknown}; known: {sorted(known)}")
+            raise TypeError(
+                f"rewards/speaker_rec.py: unknown reward_kwargs {unknown}; known: {sorted(known)}"
+            )
         values = {}
         for f in fields(cls):
             value = reward_kwargs.get(f.name, f.default)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"rewards/speaker_rec.py: reward_kwargs {f.name} must be a number >= 0, got {value!r}")
+                raise ValueError(
+                    f"rewards/speaker_rec.py: reward_kwargs {f.name} must be a number >= 0, got {value!r}"
+                )
             if f.name == "free_turns" and int(value) != value:
-                raise ValueError(f"rewards/speaker_rec.py: reward_kwargs free_turns must be a whole number, got {value!r}")
+                raise ValueError(
+                    f"rewards/speaker_rec.py: reward_kwargs free_turns must be a whole number, got {value!r}"
+                )
             values[f.name] = int(value) if f.name == "free_turns" else float(value)
         return cls(**values)
 
@@ -93,14 +99,23 @@ class GroundTruth:
     def parse(cls, ground_truth) -> "GroundTruth":
         """Validate a ground truth as verl hands it over (parquet lists may arrive as numpy arrays)."""
         if not isinstance(ground_truth, Mapping):
-            raise TypeError(f"speaker_rec ground_truth must be a dict, got {type(ground_truth).__name__}")
-        missing = [key for key in ("truth", "candidates", "other", "open_set") if key not in ground_truth]
+            raise TypeError(
+                f"speaker_rec ground_truth must be a dict, got {type(ground_truth).__name__}"
+            )
+        missing = [
+            key for key in ("truth", "candidates", "other", "open_set") if key not in ground_truth
+        ]
         if missing:
             raise ValueError(f"speaker_rec ground_truth lacks {missing}: {dict(ground_truth)!r}")
         candidates = [str(name) for name in ground_truth["candidates"]]
         if not candidates:
             raise ValueError(f"speaker_rec ground_truth has no candidates: {dict(ground_truth)!r}")
-        return cls(str(ground_truth["truth"]), candidates, str(ground_truth["other"]), bool(ground_truth["open_set"]))
+        return cls(
+            str(ground_truth["truth"]),
+            candidates,
+            str(ground_truth["other"]),
+            bool(ground_truth["open_set"]),
+        )
 
     def is_right(self, answer: str) -> bool:
         """The strict rule; `open_set` stands in for the character inventory prepare judged with."""
@@ -157,7 +172,9 @@ def _tools(extra_info: Mapping) -> tuple[str, ...]:
         return TOOL_NAMES
     unknown = [name for name in selection if name not in TOOL_NAMES]
     if unknown:
-        raise ValueError(f"speaker_rec extra_info tool_selection names unknown tools {unknown}; known: {TOOL_NAMES}")
+        raise ValueError(
+            f"speaker_rec extra_info tool_selection names unknown tools {unknown}; known: {TOOL_NAMES}"
+        )
     return tuple(str(name) for name in selection)
 
 
@@ -168,11 +185,14 @@ def _protocol(extra_info: Mapping) -> str:
     return protocol
 
 
-def compute_score(data_source, solution_str: str, ground_truth, extra_info: dict | None = None,
-                  **reward_kwargs) -> dict:
+def compute_score(
+    data_source, solution_str: str, ground_truth, extra_info: dict | None = None, **reward_kwargs
+) -> dict:
     """Score one rollout (see the module docstring); reward_kwargs: lambda_turns, lambda_dup, free_turns."""
     if data_source != DATA_SOURCE:
-        raise ValueError(f"rewards/speaker_rec.py scores data_source {DATA_SOURCE!r}, got {data_source!r}")
+        raise ValueError(
+            f"rewards/speaker_rec.py scores data_source {DATA_SOURCE!r}, got {data_source!r}"
+        )
     penalties = Penalties.from_kwargs(reward_kwargs)
     truth = GroundTruth.parse(ground_truth)
     extra_info = extra_info or {}
@@ -200,7 +220,12 @@ def compute_score(data_source, solution_str: str, ground_truth, extra_info: dict
         score = -1.0
     else:
         extra_turns = max(0, len(turns) - penalties.free_turns)
-        score = max(0.0, correct - penalties.lambda_turns * extra_turns - penalties.lambda_dup * judge.duplicates)
+        score = max(
+            0.0,
+            correct
+            - penalties.lambda_turns * extra_turns
+            - penalties.lambda_dup * judge.duplicates,
+        )
     return {
         "score": float(score),
         "correct": int(correct),

@@ -28,8 +28,7 @@ from __future__ import annotations
 
 import re
 
-from plugins.style.labels import format_input
-from plugins.style.labels import LabelSet
+from plugins.style.labels import LabelSet, format_input
 from plugins.style.scorers import get_scorer
 
 # The classifier was trained on visible answers, not on a reasoning model's hidden thoughts.
@@ -72,5 +71,8 @@ def compute_score(
     probabilities = scorer.probabilities([format_input(str(question), answer)])[0]
     return {
         "score": probabilities[target_id],
-        **{f"p_{name}": p for name, p in zip(scorer.labels.english_names, probabilities, strict=True)},
+        **{
+            f"p_{name}": p
+            for name, p in zip(scorer.labels.english_names, probabilities, strict=True)
+        },
     }

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from repo_paths import REPO_ROOT
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
@@ -47,8 +48,20 @@ def demo_labels(repo_root: Path, tmp_path_factory) -> Path:
     from tools.sr import prepare
 
     out = tmp_path_factory.mktemp("demo-labels") / "labels.json"
-    assert prepare.main(["--series", "chun_jiang", "--data-dir", str(repo_root / "data" / "demo"),
-                         "--out", str(out), "--quiet"]) == 0
+    assert (
+        prepare.main(
+            [
+                "--series",
+                "chun_jiang",
+                "--data-dir",
+                str(repo_root / "data" / "demo"),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return out
 
 

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import yaml
 
-from tools.common.openai_endpoint import free_port, wait_ready
 from repo_paths import REPO_ROOT
+from tools.common.openai_endpoint import free_port, wait_ready
 
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
 TAIL_CHARS = 4000
@@ -59,7 +59,9 @@ class SftRun:
 
     def assert_trained(self, steps: int) -> None:
         """Fail with the run's output tails unless it exited 0 and logged `steps` finite losses."""
-        assert self.returncode == 0, f"llamafactory-cli failed:\n{self.stdout_tail}\n{self.stderr_tail}"
+        assert self.returncode == 0, (
+            f"llamafactory-cli failed:\n{self.stdout_tail}\n{self.stderr_tail}"
+        )
         assert len(self.losses) == steps, f"expected {steps} logged losses, got {self.log_history}"
         assert all(math.isfinite(loss) for loss in self.losses), self.losses
 
@@ -108,7 +110,11 @@ def run_sft(
         timeout=timeout,
     )
     state_file = out_dir / "trainer_state.json"
-    log_history = json.loads(state_file.read_text(encoding="utf-8"))["log_history"] if state_file.is_file() else []
+    log_history = (
+        json.loads(state_file.read_text(encoding="utf-8"))["log_history"]
+        if state_file.is_file()
+        else []
+    )
     return SftRun(
         returncode=proc.returncode,
         stdout_tail=proc.stdout[-TAIL_CHARS:],
@@ -147,28 +153,38 @@ def loaded_examples(
             output_dir=out_dir,
         )
         model_args, data_args, training_args, _, _ = get_train_args(args)
-        loaded = _get_merged_dataset(data_args.dataset, model_args, data_args, training_args, "sft", return_dict=True)
+        loaded = _get_merged_dataset(
+            data_args.dataset, model_args, data_args, training_args, "sft", return_dict=True
+        )
     return {name: len(dataset) for name, dataset in loaded.items()}
 
 
 API_START_TIMEOUT = 240
 
 
-def start_api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink",
-                     name: str = "tiny-qwen3") -> tuple[subprocess.Popen, str]:
+def start_api_server(
+    model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"
+) -> tuple[subprocess.Popen, str]:
     """Start a real `llamafactory-cli api` serving `model_dir` on 127.0.0.1 and return its process
     and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it mid-run)."""
     from tools.sr import serve
 
     port = free_port()
     # The command line and environment `make serve` uses on CPU.
-    settings = argparse.Namespace(model=model_dir, host="127.0.0.1", served_name=name, template=template,
-                                  server_args="")
+    settings = argparse.Namespace(
+        model=model_dir, host="127.0.0.1", served_name=name, template=template, server_args=""
+    )
     command = serve.server_command("llamafactory", settings, port)
-    env = {**serve.server_env("llamafactory", settings, port, 1), "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
+    env = {
+        **serve.server_env("llamafactory", settings, port, 1),
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     env.pop("API_KEY", None)  # a key in the caller's environment would make the server demand it
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
+        )
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, API_START_TIMEOUT, proc)
@@ -189,7 +205,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def api_server(model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"):
+def api_server(
+    model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"
+):
     """A real `llamafactory-cli api` serving `model_dir` on 127.0.0.1; yields its /v1 URL once
     /v1/models answers, and stops exactly that process (by its pid) on exit."""
     proc, url = start_api_server(model_dir, log_path, template=template, name=name)

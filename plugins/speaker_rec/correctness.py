@@ -40,7 +40,9 @@ def is_open_truth(speaker: str, kind: LabelKind, known: Collection[str] | None) 
     return known is not None and speaker not in known
 
 
-def strict(answer: str | None, speaker: str, kind: LabelKind, known: Collection[str] | None) -> bool:
+def strict(
+    answer: str | None, speaker: str, kind: LabelKind, known: Collection[str] | None
+) -> bool:
     """The strict rule for one answer (None: no answer, always wrong)."""
     if answer is None or not is_judged(kind):
         return False
@@ -50,16 +52,26 @@ def strict(answer: str | None, speaker: str, kind: LabelKind, known: Collection[
     return answer == speaker
 
 
-def candidate_aware(answer: str | None, speaker: str, kind: LabelKind, known: Collection[str] | None,
-                    candidates: Collection[str]) -> bool:
+def candidate_aware(
+    answer: str | None,
+    speaker: str,
+    kind: LabelKind,
+    known: Collection[str] | None,
+    candidates: Collection[str],
+) -> bool:
     """The candidate-aware rule: strict, or "other" when the truth is not a candidate."""
     if strict(answer, speaker, kind, known):
         return True
     return answer is not None and is_judged(kind) and speaker not in candidates and is_other(answer)
 
 
-def judge_answer(line: Line, answer: str | None, candidates: Collection[str], other: str | None = None,
-                 known: Collection[str] | None = None) -> dict[str, bool]:
+def judge_answer(
+    line: Line,
+    answer: str | None,
+    candidates: Collection[str],
+    other: str | None = None,
+    known: Collection[str] | None = None,
+) -> dict[str, bool]:
     """Both rules for the answer to `line`: {"strict": ..., "candidate_aware": ...}.
 
     `other` is the series' "other" label, accepted besides the usual spellings; pass `known`

@@ -34,9 +34,16 @@ class SpeakerEnv:
     """A series, its per-line labels from prepare, a protocol and a language. `known` is the
     character inventory answers are judged against (labels.json's `characters`)."""
 
-    def __init__(self, series: Series, labels: dict[int, LineLabel], *, protocol: str = "hermes",
-                 language: str | None = None, rules: RuleConfig = RuleConfig(),
-                 known: list[str] | None = None):
+    def __init__(
+        self,
+        series: Series,
+        labels: dict[int, LineLabel],
+        *,
+        protocol: str = "hermes",
+        language: str | None = None,
+        rules: RuleConfig = RuleConfig(),
+        known: list[str] | None = None,
+    ):
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
         self.series = series
@@ -50,9 +57,16 @@ class SpeakerEnv:
 
     def prompt(self, index: int) -> list[dict]:
         """System and user messages for line `index`."""
-        return render_prompt(self.series, self.labels, index, protocol=self.protocol,
-                             language=self.language, toolset=self.toolset,
-                             max_turns=self.rules.max_turns, other=self.other)
+        return render_prompt(
+            self.series,
+            self.labels,
+            index,
+            protocol=self.protocol,
+            language=self.language,
+            toolset=self.toolset,
+            max_turns=self.rules.max_turns,
+            other=self.other,
+        )
 
     def start(self, index: int) -> "Trajectory":
         """A fresh trajectory for line `index`."""
@@ -81,5 +95,7 @@ class Trajectory:
             message = self.judge.message(verdict.reason, action.name, self.env.language)
             return Step(message, verdict.reason, verdict.done)
         if action.kind == "tool":
-            return Step(self.env.toolset.run(action.name, self.index, self.label), None, verdict.done)
+            return Step(
+                self.env.toolset.run(action.name, self.index, self.label), None, verdict.done
+            )
         return Step("", None, True)

@@ -22,8 +22,10 @@ import time
 
 from aiohttp import web
 
-BUSY_RESPONSE = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
-                 b"Connection: close\r\nContent-Length: %d\r\n\r\n%s")
+BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s"
+)
 
 
 class GuardedConnection(asyncio.Protocol):
@@ -41,8 +43,10 @@ class GuardedConnection(asyncio.Protocol):
         guard = self.guard
         if len(guard.open) >= guard.max_connections:
             guard.refused += 1
-            body = (b'{"error": "the server holds its limit of %d connections (--max-connections); retry later"}'
-                    % guard.max_connections)
+            body = (
+                b'{"error": "the server holds its limit of %d connections (--max-connections); retry later"}'
+                % guard.max_connections
+            )
             transport.write(BUSY_RESPONSE % (len(body), body))
             transport.close()
             self.inner = None
@@ -102,7 +106,11 @@ class ConnectionGuard:
     def check(self) -> int:
         """Abort connections whose request head is overdue; returns how many."""
         deadline = time.monotonic() - self.header_timeout
-        overdue = [c for c in self.open.values() if c.head_started is not None and c.head_started < deadline]
+        overdue = [
+            c
+            for c in self.open.values()
+            if c.head_started is not None and c.head_started < deadline
+        ]
         for connection in overdue:
             connection.head_started = None
             connection.transport.abort()
@@ -122,6 +130,7 @@ CLIENT_ERRORS = (ConnectionError, TimeoutError, asyncio.CancelledError, asyncio.
 try:  # aiohttp's own names for them, where this version has them
     from aiohttp import ClientConnectionResetError
     from aiohttp.http_exceptions import HttpProcessingError
+
     CLIENT_ERRORS += (ClientConnectionResetError, HttpProcessingError)
 except ImportError:  # pragma: no cover - older aiohttp
     pass
@@ -140,10 +149,18 @@ class SafeLogFilter(logging.Filter):
     """Redacts credentials, drops tracebacks of client errors and rate-limits each message
     template to `burst` lines per `window` seconds (see the module docstring)."""
 
-    def __init__(self, secrets: tuple[str, ...] = (), burst: int = 10, window: float = 60.0, max_keys: int = 1024):
+    def __init__(
+        self,
+        secrets: tuple[str, ...] = (),
+        burst: int = 10,
+        window: float = 60.0,
+        max_keys: int = 1024,
+    ):
         super().__init__()
         self.secrets, self.burst, self.window, self.max_keys = secrets, burst, window, max_keys
-        self.counts: dict[tuple, list] = {}  # (logger, template) -> [window start, lines, suppressed]
+        self.counts: dict[
+            tuple, list
+        ] = {}  # (logger, template) -> [window start, lines, suppressed]
         self.suppressed_total = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -170,11 +187,15 @@ class SafeLogFilter(logging.Filter):
             message = f"{message} (and {suppressed_before} more like it, suppressed)"
         record.msg, record.args = redact_credentials(message, self.secrets), None
         if record.exc_info:  # an internal error keeps its traceback, redacted when formatted
-            record.exc_text = redact_credentials(logging.Formatter().formatException(record.exc_info), self.secrets)
+            record.exc_text = redact_credentials(
+                logging.Formatter().formatException(record.exc_info), self.secrets
+            )
         return True
 
 
-def install_log_filter(secrets: tuple[str, ...] = (), burst: int = 10, window: float = 60.0) -> SafeLogFilter:
+def install_log_filter(
+    secrets: tuple[str, ...] = (), burst: int = 10, window: float = 60.0
+) -> SafeLogFilter:
     """Put one `SafeLogFilter` on every handler of the root logger (call after basicConfig)."""
     safe = SafeLogFilter(secrets, burst, window)
     for handler in logging.getLogger().handlers:

@@ -46,7 +46,9 @@ class LabelFile:
 def dumps(header: dict, records: list[dict]) -> str:
     """The file's text: the header indented for reading, one compact line per record."""
     head = json.dumps(header, ensure_ascii=False, indent=1)
-    body = ",\n".join("  " + json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records)
+    body = ",\n".join(
+        "  " + json.dumps(record, ensure_ascii=False, separators=(",", ":")) for record in records
+    )
     return head[:-2] + ',\n "lines": [\n' + body + "\n ]\n}\n"
 
 
@@ -74,11 +76,18 @@ def read_labels(path: Path | str, series: Series) -> LabelFile:
         try:
             index = record["index"]
             candidates = tuple((name, score) for name, score in record["candidates"])
-            label = LineLabel(record["label"], candidates, float(record["margin"]), record["sample"])
+            label = LineLabel(
+                record["label"], candidates, float(record["margin"]), record["sample"]
+            )
         except (KeyError, TypeError, ValueError) as e:
             raise bad(f"lines[{position}] is malformed ({type(e).__name__}: {e})") from None
-        if not (isinstance(index, int) and 0 <= index < len(series.lines)) or series.lines[index].deleted:
-            raise bad(f"lines[{position}]: index {index!r} is not a non-deleted line of {series.name}")
+        if (
+            not (isinstance(index, int) and 0 <= index < len(series.lines))
+            or series.lines[index].deleted
+        ):
+            raise bad(
+                f"lines[{position}]: index {index!r} is not a non-deleted line of {series.name}"
+            )
         if not candidates or candidates[-1][0] != other:
             raise bad(f"lines[{position}]: the candidate list must end with {other!r}")
         if label.sample_type not in SAMPLE_TYPES:
@@ -89,5 +98,10 @@ def read_labels(path: Path | str, series: Series) -> LabelFile:
     missing = [line.index for line in series.lines if not line.deleted and line.index not in lines]
     if missing:
         raise bad(f"{len(missing)} non-deleted lines have no record (first: {missing[0]})")
-    return LabelFile(lines, list(data.get("characters", [])), other, {k: v for k, v in data.items() if k != "lines"},
-                     frozenset(seeds))
+    return LabelFile(
+        lines,
+        list(data.get("characters", [])),
+        other,
+        {k: v for k, v in data.items() if k != "lines"},
+        frozenset(seeds),
+    )

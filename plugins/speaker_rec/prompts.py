@@ -8,7 +8,7 @@ Traces, SFT export, the RL parquet and evaluation all render through `render_pro
 model is always evaluated on exactly the prompt it was trained on.
 """
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from plugins.speaker_rec.series import Series
 from plugins.speaker_rec.toolset import LineLabel, Toolset
@@ -36,17 +36,23 @@ SYSTEM = {
         "1. In every turn, think first inside <think>…</think>, then {action}\n"
         "2. Call audio_sim before answering; call each tool at most once.\n"
         "3. The answer must be one of the candidates; if the speaker is not listed, is several people "
-        "at once, or is the narrator, answer \"{other}\".\n"
+        'at once, or is the narrator, answer "{other}".\n'
         "4. At most {max_turns} turns."
     ),
 }
 
 ACTION = {
     ("zh", "hermes"): "要么调用一个工具，要么用 <answer>名字</answer> 给出答案。",
-    ("zh", "tags"): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 <answer>名字</answer> 给出答案。",
+    (
+        "zh",
+        "tags",
+    ): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 <answer>名字</answer> 给出答案。",
     ("en", "hermes"): "either call one tool or give the answer as <answer>NAME</answer>.",
-    ("en", "tags"): "either call one tool as <tool>TOOL_NAME</tool> (the bare name, no parentheses) "
-                    "or give the answer as <answer>NAME</answer>.",
+    (
+        "en",
+        "tags",
+    ): "either call one tool as <tool>TOOL_NAME</tool> (the bare name, no parentheses) "
+    "or give the answer as <answer>NAME</answer>.",
 }
 
 TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
@@ -54,7 +60,7 @@ TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
 USER = {
     "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标为{unknown}的台词（>>> 所指）是谁说的。",
     "en": "{series}, episode {episode}. Context:\n{context}\n\nCandidates:\n{candidates}\n\n"
-          "Who speaks the line marked {unknown} (at >>>)?",
+    "Who speaks the line marked {unknown} (at >>>)?",
 }
 
 EPISODE_MARK = {"zh": "—— 第{episode}集 ——", "en": "—— episode {episode} ——"}
@@ -92,7 +98,9 @@ def render_prompt(
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
-def _context(series: Series, labels: Mapping[int, LineLabel], index: int, window: int, language: str) -> str:
+def _context(
+    series: Series, labels: Mapping[int, LineLabel], index: int, window: int, language: str
+) -> str:
     """±`window` non-deleted lines around `index`, episode changes marked."""
     kept = _neighbours(series, index, window)
     rows, episode = [], None

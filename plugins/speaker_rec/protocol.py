@@ -62,7 +62,7 @@ def scan_blocks(text: str, tag: tuple[str, str], limit: int) -> tuple[list[str],
         end = text.find(closing, start + len(opening))
         if end < 0:  # no closing tag after this opening, so none after any later one either
             return found, True
-        found.append(text[start + len(opening):end])
+        found.append(text[start + len(opening) : end])
         position = end + len(closing)
     return found, False
 
@@ -143,7 +143,11 @@ def _tool_from_json(payload: str, think: str) -> Action:
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return invalid("bad_tool_call", think)
     # verl's hermes parser drops a call without "arguments", so such a call is no call at all.
-    if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not isinstance(call.get("arguments"), dict):
+    if (
+        not isinstance(call, dict)
+        or not isinstance(call.get("name"), str)
+        or not isinstance(call.get("arguments"), dict)
+    ):
         return invalid("bad_tool_call", think)
     return Action("tool", call["name"].strip(), think)
 
@@ -158,14 +162,18 @@ def _strict_tags_turn(text: str) -> Action | None:
     end = body.find(THINK[1], len(THINK[0]))
     if end < 0 or body.find(THINK[0], len(THINK[0]), end) >= 0:
         return None
-    think = body[len(THINK[0]):end]
-    rest = body[end + len(THINK[1]):].lstrip()
+    think = body[len(THINK[0]) : end]
+    rest = body[end + len(THINK[1]) :].lstrip()
     for kind, (opening, closing) in (("tool", TAG_TOOL), ("answer", ANSWER)):
         if rest.startswith(opening):
             stop = rest.find("<", len(opening))
-            if stop < 0 or not rest.startswith(closing, stop) or rest[stop + len(closing):].strip():
+            if (
+                stop < 0
+                or not rest.startswith(closing, stop)
+                or rest[stop + len(closing) :].strip()
+            ):
                 return None
-            return Action(kind, rest[len(opening):stop].strip(), think.strip())
+            return Action(kind, rest[len(opening) : stop].strip(), think.strip())
     return None
 
 
@@ -212,7 +220,11 @@ def render_turn(action: Action, protocol: str) -> str:
     the oracle teacher); inverse of `parse_turn` for valid actions."""
     if action.kind not in ("tool", "answer"):
         raise ValueError("only tool and answer actions can be rendered")
-    think = f"<think>\n{action.think}\n</think>\n\n" if protocol == "hermes" else f"<think>{action.think}</think>\n"
+    think = (
+        f"<think>\n{action.think}\n</think>\n\n"
+        if protocol == "hermes"
+        else f"<think>{action.think}</think>\n"
+    )
     if action.kind == "answer":
         return f"{think}<answer>{action.name}</answer>"
     if protocol == "hermes":

@@ -8,10 +8,23 @@ reward all judge through `Judge`, so a rule cannot differ between training and s
 
 from dataclasses import dataclass, field
 
-from plugins.speaker_rec.protocol import MAX_TOOL_CALL_CHARS, MAX_TOOL_CALL_DEPTH, TOOL_NAMES, Action
+from plugins.speaker_rec.protocol import (
+    MAX_TOOL_CALL_CHARS,
+    MAX_TOOL_CALL_DEPTH,
+    TOOL_NAMES,
+    Action,
+)
 
-FORMAT_REASONS = ("no_action", "several_actions", "bad_tool_call", "missing_think", "bad_layout",
-                  "unclosed_tag", "tool_call_too_long", "tool_call_too_deep")
+FORMAT_REASONS = (
+    "no_action",
+    "several_actions",
+    "bad_tool_call",
+    "missing_think",
+    "bad_layout",
+    "unclosed_tag",
+    "tool_call_too_long",
+    "tool_call_too_deep",
+)
 # A name the model wrote is echoed in a rule message at most this long, so an 8 MB answer does not
 # come back as an 8 MB observation.
 MAX_ECHOED_NAME = 100
@@ -107,7 +120,11 @@ class Judge:
             if action.name not in self.tools:
                 return "tool_unavailable" if action.name in TOOL_NAMES else "unknown_tool"
             return "repeated_call" if action.name in self.calls else None
-        if self.config.audio_sim_first and "audio_sim" in self.tools and "audio_sim" not in self.calls:
+        if (
+            self.config.audio_sim_first
+            and "audio_sim" in self.tools
+            and "audio_sim" not in self.calls
+        ):
             return "answer_before_audio_sim"
         return None if action.name in self.candidates else "answer_not_candidate"
 
@@ -122,5 +139,6 @@ class Judge:
             name = name[:MAX_ECHOED_NAME] + "…"
         template = MESSAGES["zh" if language == "zh" else "en"][reason]
         separator = "、" if language == "zh" else ", "
-        return template.format(name=name, tools=separator.join(self.tools),
-                               candidates=separator.join(self.candidates))
+        return template.format(
+            name=name, tools=separator.join(self.tools), candidates=separator.join(self.candidates)
+        )

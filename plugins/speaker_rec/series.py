@@ -43,8 +43,20 @@ from plugins.speaker_rec.series_files import (
     show,
 )
 
-__all__ = ["Caption", "Captions", "Episode", "Faces", "Line", "ReadPolicy", "Relations", "Series", "SeriesError",
-           "load_series", "parse_timestamp", "series_dir"]
+__all__ = [
+    "Caption",
+    "Captions",
+    "Episode",
+    "Faces",
+    "Line",
+    "ReadPolicy",
+    "Relations",
+    "Series",
+    "SeriesError",
+    "load_series",
+    "parse_timestamp",
+    "series_dir",
+]
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +76,15 @@ EPISODE_OPTIONAL = {"mainbody"}
 LINE_FIELDS = {"episode_idx", "object_idx", "start_time", "end_time", "text"}
 LINE_OPTIONAL = {"character", "start_frame", "end_frame", "geometry", "auxiliary_text", "overlap"}
 FACE_FIELDS = {"start_time", "id_list"}
-FACE_OPTIONAL = {"episode_idx", "object_idx", "end_time", "start_frame", "end_frame", "geometry", "ids"}
+FACE_OPTIONAL = {
+    "episode_idx",
+    "object_idx",
+    "end_time",
+    "start_frame",
+    "end_frame",
+    "geometry",
+    "ids",
+}
 
 
 class _Load:
@@ -96,12 +116,20 @@ class _Load:
         for directory, names in sorted(self.hidden.items(), key=lambda kv: str(kv[0])):
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             out.append(f"{directory}: {len(names)} hidden file(s) ignored: {shown}")
-        for (directory, name), (records, files) in sorted(self.unknown.items(), key=lambda kv: str(kv[0])):
-            out.append(f"{directory}: unknown field {name!r} ignored in {records} record(s) of "
-                       f"{len(files)} file(s): {_per_file(files)}")
-        for directory, (count, files, first) in sorted(self.rollovers.items(), key=lambda kv: str(kv[0])):
-            out.append(f"{directory}: {count} timestamp(s) with a minutes or seconds field of 60, read "
-                       f"arithmetically (00:25:60.000 = 00:26:00.000) in {_per_file(files)}; first: {first}")
+        for (directory, name), (records, files) in sorted(
+            self.unknown.items(), key=lambda kv: str(kv[0])
+        ):
+            out.append(
+                f"{directory}: unknown field {name!r} ignored in {records} record(s) of "
+                f"{len(files)} file(s): {_per_file(files)}"
+            )
+        for directory, (count, files, first) in sorted(
+            self.rollovers.items(), key=lambda kv: str(kv[0])
+        ):
+            out.append(
+                f"{directory}: {count} timestamp(s) with a minutes or seconds field of 60, read "
+                f"arithmetically (00:25:60.000 = 00:26:00.000) in {_per_file(files)}; first: {first}"
+            )
         return out
 
 
@@ -167,7 +195,9 @@ class Faces:
         """(name, score, abs_time) of every detection with abs_start <= time <= abs_end."""
         lo = bisect.bisect_left(self.abs_time, abs_start)
         hi = bisect.bisect_right(self.abs_time, abs_end)
-        return [(self.names[i], float(self.scores[i]), float(self.abs_time[i])) for i in range(lo, hi)]
+        return [
+            (self.names[i], float(self.scores[i]), float(self.abs_time[i])) for i in range(lo, hi)
+        ]
 
 
 @dataclass(frozen=True)
@@ -234,16 +264,23 @@ class Series:
                 raise SeriesError(self.root, f"several seed files, choose one of {self.seed_files}")
             file_name = self.seed_files[0] if len(self.seed_files) == 1 else "init_seeds_1pct.json"
         if file_name not in self.seed_files:
-            raise SeriesError(self.root / file_name, f"no such seed file; available: {self.seed_files}")
-        return _read_seeds(DataDir(self.root.parent, self.policy), self.root / file_name, len(self.lines))
+            raise SeriesError(
+                self.root / file_name, f"no such seed file; available: {self.seed_files}"
+            )
+        return _read_seeds(
+            DataDir(self.root.parent, self.policy), self.root / file_name, len(self.lines)
+        )
 
 
 def series_dir(name: str, data_dir: Path | str) -> Path:
     """Directory of series `name` under `data_dir`; the name must be an identifier."""
     data_dir = Path(data_dir)
     if not SERIES_NAME.match(name or ""):
-        raise SeriesError(data_dir, f"series name {name!r} is not an identifier "
-                          "(letters, digits, '_' and '-'; never a path)")
+        raise SeriesError(
+            data_dir,
+            f"series name {name!r} is not an identifier "
+            "(letters, digits, '_' and '-'; never a path)",
+        )
     root = data_dir / name
     if not (root / "subtitle_data").is_dir():
         available = sorted(p.parent.name for p in data_dir.glob("*/subtitle_data"))
@@ -258,7 +295,11 @@ def load_series(name: str, data_dir: Path | str, policy: ReadPolicy = DEFAULT_PO
     load = _Load(DataDir(data_dir, policy))
     load.files.check_inside(root)
     numbers = _episode_numbers(root / "subtitle_data", load)
-    relations = _read_relations(root / "relation.json", load) if os.path.lexists(root / "relation.json") else None
+    relations = (
+        _read_relations(root / "relation.json", load)
+        if os.path.lexists(root / "relation.json")
+        else None
+    )
     mapping = relations.name_mapping if relations else {}
     episodes, lines = _read_subtitles(root / "subtitle_data", numbers, mapping, load)
     embeddings = _read_embeddings(root / "sv_embedding", numbers, episodes, load)
@@ -268,11 +309,17 @@ def load_series(name: str, data_dir: Path | str, policy: ReadPolicy = DEFAULT_PO
     known, faces = [], None
     if load.files.is_dir(root / "face_data"):
         known, faces = _read_faces(root / "face_data", numbers, episodes, load)
-    captions = (_read_captions(root / "caption.json", episodes, load)
-                if os.path.lexists(root / "caption.json") else None)
+    captions = (
+        _read_captions(root / "caption.json", episodes, load)
+        if os.path.lexists(root / "caption.json")
+        else None
+    )
     seen = set(faces.names) & set(known) if faces else set()
-    narration = {line.speaker for line in lines
-                 if line.speaker and not line.deleted and PUBLISHED_NARRATION in line.speaker}
+    narration = {
+        line.speaker
+        for line in lines
+        if line.speaker and not line.deleted and PUBLISHED_NARRATION in line.speaker
+    }
     warnings = load.warnings()
     for warning in warnings:
         log.warning("%s", warning)
@@ -312,7 +359,9 @@ def _expect(condition: bool, path: Path, reason: str, where: str | None = None) 
         raise SeriesError(path, reason, where)
 
 
-def _check_fields(obj: object, required: set, optional: set, path: Path, where: str, load: _Load) -> None:
+def _check_fields(
+    obj: object, required: set, optional: set, path: Path, where: str, load: _Load
+) -> None:
     """Required fields present; unknown ones are counted (a warning), not refused. Runs once per
     record, so messages are only formatted on failure."""
     if not isinstance(obj, dict):
@@ -355,7 +404,11 @@ def _episode_numbers(directory: Path, load: _Load) -> list[int]:
     """Episodes of subtitle_data, which define the series: they must run 0001..n."""
     numbers = _episode_files(directory, ".json", load)
     missing = sorted(set(range(1, max(numbers) + 1)) - set(numbers))
-    _expect(not missing, directory, "episodes must run from 0001 without gaps; missing " + _numbered(missing))
+    _expect(
+        not missing,
+        directory,
+        "episodes must run from 0001 without gaps; missing " + _numbered(missing),
+    )
     return numbers
 
 
@@ -364,7 +417,11 @@ def _same_episodes(directory: Path, suffix: str, numbers: list[int], load: _Load
     found = _episode_files(directory, suffix, load)
     extra = sorted(set(found) - set(numbers))
     missing = sorted(set(numbers) - set(found))
-    _expect(not extra, directory, f"extra episode(s) {_numbered(extra)} not in subtitle_data ({len(numbers)} episodes)")
+    _expect(
+        not extra,
+        directory,
+        f"extra episode(s) {_numbered(extra)} not in subtitle_data ({len(numbers)} episodes)",
+    )
     _expect(not missing, directory, f"missing episode(s) {_numbered(missing)}")
 
 
@@ -372,21 +429,37 @@ def _episode_objects(path: Path, number: int, load: _Load) -> tuple[list[dict], 
     """(`object_list` as a list, `mainbody` or None) of an episode file, envelope checked."""
     data = load.files.read_json(path)
     _check_fields(data, EPISODE_FIELDS, EPISODE_OPTIONAL, path, "top level", load)
-    _expect(data["episode_idx"] == number - 1, path,
-            f"episode_idx is {show(data['episode_idx'])}, expected {number - 1} (0-based) for file {number:04d}")
+    _expect(
+        data["episode_idx"] == number - 1,
+        path,
+        f"episode_idx is {show(data['episode_idx'])}, expected {number - 1} (0-based) for file {number:04d}",
+    )
     objects = data["object_list"]
     _expect(isinstance(objects, dict), path, "object_list must be an object keyed '0', '1', ...")
-    _expect(data["objects"] == len(objects), path,
-            f"objects says {show(data['objects'])} but object_list has {len(objects)} entries")
+    _expect(
+        data["objects"] == len(objects),
+        path,
+        f"objects says {show(data['objects'])} but object_list has {len(objects)} entries",
+    )
     mainbody = data.get("mainbody")
-    _expect(mainbody is None or isinstance(mainbody, dict), path, "mainbody must be an object", "mainbody")
+    _expect(
+        mainbody is None or isinstance(mainbody, dict),
+        path,
+        "mainbody must be an object",
+        "mainbody",
+    )
     for i in range(len(objects)):
-        _expect(str(i) in objects, path, f"object_list keys must be '0'..'{len(objects) - 1}', '{i}' is missing")
+        _expect(
+            str(i) in objects,
+            path,
+            f"object_list keys must be '0'..'{len(objects) - 1}', '{i}' is missing",
+        )
     return [objects[str(i)] for i in range(len(objects))], mainbody
 
 
-def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
-                    load: _Load) -> tuple[list[Episode], list[Line]]:
+def _read_subtitles(
+    directory: Path, numbers: list[int], mapping: dict, load: _Load
+) -> tuple[list[Episode], list[Line]]:
     episodes, lines, offset = [], [], 0.0
     for number in numbers:
         path = directory / f"{number:04d}.json"
@@ -398,13 +471,23 @@ def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
             _check_fields(obj, LINE_FIELDS, LINE_OPTIONAL, path, where, load)
             # Plain ifs, not _expect: its message would be formatted for every one of ~10^5 records.
             if obj["object_idx"] != i:
-                raise SeriesError(path, f"object_idx is {show(obj['object_idx'])}, expected {i}", where)
+                raise SeriesError(
+                    path, f"object_idx is {show(obj['object_idx'])}, expected {i}", where
+                )
             start = parse_timestamp(obj["start_time"], path, where + ".start_time", load)
             end = parse_timestamp(obj["end_time"], path, where + ".end_time", load)
             if end < start:
-                raise SeriesError(path, f"end_time {obj['end_time']} is before start_time {obj['start_time']}", where)
+                raise SeriesError(
+                    path,
+                    f"end_time {obj['end_time']} is before start_time {obj['start_time']}",
+                    where,
+                )
             if times and start < times[-1][0]:
-                raise SeriesError(path, f"start_time {obj['start_time']} is earlier than the previous line's", where)
+                raise SeriesError(
+                    path,
+                    f"start_time {obj['start_time']} is earlier than the previous line's",
+                    where,
+                )
             if not isinstance(obj["text"], str):
                 raise SeriesError(path, "text must be a string", where)
             label = obj.get("character")
@@ -412,14 +495,24 @@ def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
                 raise SeriesError(path, "character must be a string", where)
             auxiliary, overlap = obj.get("auxiliary_text"), obj.get("overlap")
             if not (auxiliary is None or isinstance(auxiliary, str)):
-                raise SeriesError(path, f"auxiliary_text must be a string, got {type(auxiliary).__name__}", where)
+                raise SeriesError(
+                    path, f"auxiliary_text must be a string, got {type(auxiliary).__name__}", where
+                )
             if overlap not in (True, False, None):
-                raise SeriesError(path, f"overlap must be true or false, got {show(overlap)}", where)
+                raise SeriesError(
+                    path, f"overlap must be true or false, got {show(overlap)}", where
+                )
             times.append((start, end))
-        ep_start = (parse_timestamp(mainbody["start_time"], path, "mainbody.start_time", load)
-                    if mainbody and "start_time" in mainbody else times[0][0] - EPISODE_PADDING_S)
-        ep_end = (parse_timestamp(mainbody["end_time"], path, "mainbody.end_time", load)
-                  if mainbody and "end_time" in mainbody else max(e for _, e in times) + EPISODE_PADDING_S)
+        ep_start = (
+            parse_timestamp(mainbody["start_time"], path, "mainbody.start_time", load)
+            if mainbody and "start_time" in mainbody
+            else times[0][0] - EPISODE_PADDING_S
+        )
+        ep_end = (
+            parse_timestamp(mainbody["end_time"], path, "mainbody.end_time", load)
+            if mainbody and "end_time" in mainbody
+            else max(e for _, e in times) + EPISODE_PADDING_S
+        )
         episode = Episode(number, len(lines), len(objects), ep_start, ep_end, offset)
         for i, (obj, (start, end)) in enumerate(zip(objects, times)):
             lines.append(_make_line(len(lines), episode, i, start, end, obj, mapping))
@@ -428,46 +521,76 @@ def _read_subtitles(directory: Path, numbers: list[int], mapping: dict,
     return episodes, lines
 
 
-def _make_line(index: int, episode: Episode, local: int, start: float, end: float,
-               obj: dict, mapping: dict) -> Line:
+def _make_line(
+    index: int, episode: Episode, local: int, start: float, end: float, obj: dict, mapping: dict
+) -> Line:
     label = obj.get("character")
     kind = label_rules.classify(label)
     speaker = None
     if label is not None and kind is not LabelKind.UNLABELLED:
         speaker = label_rules.canonical(label_rules.strip_deleted(label)[0], mapping)
-    return Line(index, episode.number, local, start, end, episode.to_abs(start), episode.to_abs(end),
-                obj["text"], label, speaker, kind, obj.get("auxiliary_text") or "", bool(obj.get("overlap")))
+    return Line(
+        index,
+        episode.number,
+        local,
+        start,
+        end,
+        episode.to_abs(start),
+        episode.to_abs(end),
+        obj["text"],
+        label,
+        speaker,
+        kind,
+        obj.get("auxiliary_text") or "",
+        bool(obj.get("overlap")),
+    )
 
 
-def _read_embeddings(directory: Path, numbers: list[int], episodes: list[Episode], load: _Load) -> np.ndarray:
+def _read_embeddings(
+    directory: Path, numbers: list[int], episodes: list[Episode], load: _Load
+) -> np.ndarray:
     _same_episodes(directory, ".npy", numbers, load)
     blocks, dim = [], None
     for episode in episodes:
         path = directory / f"{episode.number:04d}.npy"
         block = load.files.read_npy(path)  # a 2-D float array
-        _expect(block.shape[0] == episode.n_lines, path,
-                f"{block.shape[0]} embedding rows but {episode.n_lines} subtitle lines")
-        _expect(dim is None or block.shape[1] == dim, path,
-                f"embedding dimension {block.shape[1]} differs from earlier episodes ({dim})")
+        _expect(
+            block.shape[0] == episode.n_lines,
+            path,
+            f"{block.shape[0]} embedding rows but {episode.n_lines} subtitle lines",
+        )
+        _expect(
+            dim is None or block.shape[1] == dim,
+            path,
+            f"embedding dimension {block.shape[1]} differs from earlier episodes ({dim})",
+        )
         dim = block.shape[1]
         blocks.append(block.astype(np.float32, copy=False))
     return np.concatenate(blocks)
 
 
-def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode],
-                load: _Load) -> tuple[list[str], Faces]:
+def _read_faces(
+    directory: Path, numbers: list[int], episodes: list[Episode], load: _Load
+) -> tuple[list[str], Faces]:
     info_path = directory / "face_info.json"
     info = load.files.read_json(info_path)
-    _expect(isinstance(info, dict) and isinstance(info.get("role_name_variants"), dict), info_path,
-            "role_name_variants (known character -> name variants) is missing")
+    _expect(
+        isinstance(info, dict) and isinstance(info.get("role_name_variants"), dict),
+        info_path,
+        "role_name_variants (known character -> name variants) is missing",
+    )
     known = list(info["role_name_variants"])
     variants = {name: name for name in known}
     for name, alias_list in info["role_name_variants"].items():
         for alias in str(alias_list).split("&"):
             variants.setdefault(alias, name)
     role_name = info.get("role_name") or {}
-    _expect(isinstance(role_name, dict) and all(isinstance(name, str) for name in role_name.values()), info_path,
-            "role_name must map names to names", "role_name")
+    _expect(
+        isinstance(role_name, dict) and all(isinstance(name, str) for name in role_name.values()),
+        info_path,
+        "role_name must map names to names",
+        "role_name",
+    )
     for alias, name in role_name.items():
         variants.setdefault(alias, name)
     _same_episodes(directory, ".json", numbers, load)
@@ -479,39 +602,72 @@ def _read_faces(directory: Path, numbers: list[int], episodes: list[Episode],
             where = f"object_list['{i}']"
             _check_fields(obj, FACE_FIELDS, FACE_OPTIONAL, path, where, load)
             ids = obj["id_list"]
-            _expect(isinstance(ids, dict) and "0" in ids and isinstance(ids["0"], dict)
-                    and isinstance(ids["0"].get("name"), str), path, "id_list['0'].name is missing", where)
+            _expect(
+                isinstance(ids, dict)
+                and "0" in ids
+                and isinstance(ids["0"], dict)
+                and isinstance(ids["0"].get("name"), str),
+                path,
+                "id_list['0'].name is missing",
+                where,
+            )
             best = ids["0"]
-            times.append(episode.to_abs(parse_timestamp(obj["start_time"], path, where + ".start_time", load)))
+            times.append(
+                episode.to_abs(
+                    parse_timestamp(obj["start_time"], path, where + ".start_time", load)
+                )
+            )
             if "end_time" in obj:  # unused, but checked and counted like every timestamp
                 parse_timestamp(obj["end_time"], path, where + ".end_time", load)
             names.append(variants.get(best["name"], best["name"]))
             score = best.get("score", 1.0)
             if type(score) not in (float, int) or not math.isfinite(score):
-                raise SeriesError(path, f"score must be a number, got {show(score)}", where + ".id_list['0'].score")
+                raise SeriesError(
+                    path,
+                    f"score must be a number, got {show(score)}",
+                    where + ".id_list['0'].score",
+                )
             scores.append(float(score))
     order = np.argsort(np.asarray(times), kind="stable")
-    return known, Faces(np.asarray(times)[order], [names[i] for i in order], np.asarray(scores)[order])
+    return known, Faces(
+        np.asarray(times)[order], [names[i] for i in order], np.asarray(scores)[order]
+    )
 
 
 def _read_relations(path: Path, load: _Load) -> Relations:
     data = load.files.read_json(path)
-    _expect(isinstance(data, dict) and isinstance(data.get("character_list"), list), path,
-            "character_list is missing")
+    _expect(
+        isinstance(data, dict) and isinstance(data.get("character_list"), list),
+        path,
+        "character_list is missing",
+    )
     for i, name in enumerate(data["character_list"]):
-        _expect(isinstance(name, str), path, f"expected a name, got {show(name)}", f"character_list[{i}]")
+        _expect(
+            isinstance(name, str),
+            path,
+            f"expected a name, got {show(name)}",
+            f"character_list[{i}]",
+        )
     relationships = data.get("relationship_list", [])
     _expect(isinstance(relationships, list), path, "relationship_list must be a list")
     edges = []
     for i, edge in enumerate(relationships):
-        _expect(isinstance(edge, list) and len(edge) == 3 and all(isinstance(x, str) for x in edge), path,
-                f"expected [A, B, relation], got {show(edge)}", f"relationship_list[{i}]")
+        _expect(
+            isinstance(edge, list) and len(edge) == 3 and all(isinstance(x, str) for x in edge),
+            path,
+            f"expected [A, B, relation], got {show(edge)}",
+            f"relationship_list[{i}]",
+        )
         edges.append(tuple(edge))
     mapping = data.get("character_name_mapping") or {}
     _expect(isinstance(mapping, dict), path, "character_name_mapping must be an object")
     for label, name in mapping.items():
-        _expect(name is None or isinstance(name, str), path, f"expected a name or null, got {show(name)}",
-                f"character_name_mapping[{label!r}]")
+        _expect(
+            name is None or isinstance(name, str),
+            path,
+            f"expected a name or null, got {show(name)}",
+            f"character_name_mapping[{label!r}]",
+        )
     return Relations(list(data["character_list"]), edges, mapping)
 
 
@@ -521,18 +677,29 @@ def _read_captions(path: Path, episodes: list[Episode], load: _Load) -> Captions
     brief, detailed = [], []
 
     def caption(obj: dict, episode: Episode, where: str) -> Caption:
-        _expect(isinstance(obj, dict) and isinstance(obj.get("description"), str), path,
-                "description is missing", where)
+        _expect(
+            isinstance(obj, dict) and isinstance(obj.get("description"), str),
+            path,
+            "description is missing",
+            where,
+        )
         start = parse_timestamp(obj.get("start_timestamp"), path, where + ".start_timestamp", load)
         end = parse_timestamp(obj.get("end_timestamp"), path, where + ".end_timestamp", load)
         _expect(end >= start, path, "end_timestamp is before start_timestamp", where)
-        return Caption(episode.number, episode.to_abs(start), episode.to_abs(end), obj["description"])
+        return Caption(
+            episode.number, episode.to_abs(start), episode.to_abs(end), obj["description"]
+        )
 
     for i, scene in enumerate(data):
         where = f"[{i}]"
-        _expect(isinstance(scene, dict) and type(scene.get("episode_idx")) is int
-                and 0 <= scene["episode_idx"] < len(episodes), path,
-                f"episode_idx must be 0..{len(episodes) - 1}", where)
+        _expect(
+            isinstance(scene, dict)
+            and type(scene.get("episode_idx")) is int
+            and 0 <= scene["episode_idx"] < len(episodes),
+            path,
+            f"episode_idx must be 0..{len(episodes) - 1}",
+            where,
+        )
         episode = episodes[scene["episode_idx"]]
         brief.append(caption(scene.get("brief_caption"), episode, where + ".brief_caption"))
         details = scene.get("detailed_caption_list", [])
@@ -546,21 +713,37 @@ def _read_captions(path: Path, episodes: list[Episode], load: _Load) -> Captions
 
 def _read_seeds(files: DataDir, path: Path, n_lines: int) -> dict[int, str]:
     data = files.read_json(path)
-    _expect(isinstance(data, dict) and isinstance(data.get("character_list"), list)
-            and isinstance(data.get("utterance_label"), list), path,
-            "expected character_list and utterance_label")
+    _expect(
+        isinstance(data, dict)
+        and isinstance(data.get("character_list"), list)
+        and isinstance(data.get("utterance_label"), list),
+        path,
+        "expected character_list and utterance_label",
+    )
     names = []
     for i, entry in enumerate(data["character_list"]):
-        _expect(isinstance(entry, dict) and isinstance(entry.get("name"), str), path,
-                "name is missing", f"character_list[{i}]")
+        _expect(
+            isinstance(entry, dict) and isinstance(entry.get("name"), str),
+            path,
+            "name is missing",
+            f"character_list[{i}]",
+        )
         names.append(entry["name"])
     labels = data["utterance_label"]
-    _expect(len(labels) == n_lines, path, f"utterance_label has {len(labels)} entries, the series has {n_lines} lines")
+    _expect(
+        len(labels) == n_lines,
+        path,
+        f"utterance_label has {len(labels)} entries, the series has {n_lines} lines",
+    )
     seeds = {}
     for i, entry in enumerate(labels):
         code = entry.get("code") if isinstance(entry, dict) else None
         if not (type(code) is int and -1 <= code < len(names)):
-            raise SeriesError(path, f"code must be -1 or 0..{len(names) - 1}, got {show(code)}", f"utterance_label[{i}]")
+            raise SeriesError(
+                path,
+                f"code must be -1 or 0..{len(names) - 1}, got {show(code)}",
+                f"utterance_label[{i}]",
+            )
         if code >= 0:
             seeds[i] = names[code]
     return seeds

@@ -57,8 +57,13 @@ def show(value: object) -> str:
 
 
 def _kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a regular file"
@@ -82,8 +87,11 @@ class DataDir:
         except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop (Python < 3.13)
             raise SeriesError(path, f"cannot resolve the path ({e})") from None
         if not real.is_relative_to(self._real_base):
-            raise SeriesError(path, f"a symlink leads outside the data directory {self.base} (to {real}); "
-                              "pass --allow-outside-links to follow it")
+            raise SeriesError(
+                path,
+                f"a symlink leads outside the data directory {self.base} (to {real}); "
+                "pass --allow-outside-links to follow it",
+            )
 
     def is_dir(self, path: Path) -> bool:
         """Whether `path` is a directory the loader may read (inside the data directory)."""
@@ -107,16 +115,24 @@ class DataDir:
         try:
             info = os.stat(path)
             if not stat.S_ISREG(info.st_mode):
-                raise SeriesError(path, f"{_kind(info.st_mode)}, not a regular file; only regular files are read")
+                raise SeriesError(
+                    path, f"{_kind(info.st_mode)}, not a regular file; only regular files are read"
+                )
             self._check_size(path, info.st_size)
-            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+            fd = os.open(
+                path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+            )
             with os.fdopen(fd, "rb") as f:
                 mode = os.fstat(f.fileno()).st_mode
                 if not stat.S_ISREG(mode):  # replaced between the stat and the open
-                    raise SeriesError(path, f"{_kind(mode)}, not a regular file; only regular files are read")
+                    raise SeriesError(
+                        path, f"{_kind(mode)}, not a regular file; only regular files are read"
+                    )
                 data = f.read(limit + 1)
         except FileNotFoundError:
-            raise SeriesError(path, "file is missing" + (" (a broken symlink)" if path.is_symlink() else "")) from None
+            raise SeriesError(
+                path, "file is missing" + (" (a broken symlink)" if path.is_symlink() else "")
+            ) from None
         except OSError as e:
             raise SeriesError(path, f"cannot read the file: {e.strerror or e}") from None
         self._check_size(path, len(data))
@@ -125,8 +141,11 @@ class DataDir:
     def _check_size(self, path: Path, size: int) -> None:
         limit = self.policy.max_file_bytes
         if size > limit:
-            raise SeriesError(path, f"larger than the per-file limit of {limit / 2**20:g} MiB "
-                              f"({size} bytes or more); raise --max-file-mb to read it")
+            raise SeriesError(
+                path,
+                f"larger than the per-file limit of {limit / 2**20:g} MiB "
+                f"({size} bytes or more); raise --max-file-mb to read it",
+            )
 
     def read_json(self, path: Path):
         """A JSON file's value."""
@@ -140,12 +159,17 @@ class DataDir:
             if SURROGATE_ESCAPE.search(text):
                 json.dumps(data, ensure_ascii=False).encode("utf-8")
         except json.JSONDecodeError as e:
-            raise SeriesError(path, f"malformed JSON: {e.msg}", f"line {e.lineno} column {e.colno}") from None
+            raise SeriesError(
+                path, f"malformed JSON: {e.msg}", f"line {e.lineno} column {e.colno}"
+            ) from None
         except RecursionError:
             raise SeriesError(path, "malformed JSON: nested too deeply to read") from None
         except UnicodeEncodeError:
-            raise SeriesError(path, "malformed JSON: a string holds a lone surrogate (a \\uD800-\\uDFFF escape "
-                              "without its pair)") from None
+            raise SeriesError(
+                path,
+                "malformed JSON: a string holds a lone surrogate (a \\uD800-\\uDFFF escape "
+                "without its pair)",
+            ) from None
         except ValueError as e:  # e.g. an integer with more digits than Python converts
             raise SeriesError(path, f"malformed JSON: {e}") from None
         return data
@@ -165,14 +189,18 @@ class DataDir:
             except (ValueError, OSError, EOFError, SyntaxError) as e:
                 raise SeriesError(path, f"not a readable .npy array ({e})") from None
             if not (len(shape) == 2 and shape[1] > 0 and np.issubdtype(dtype, np.floating)):
-                raise SeriesError(path, f"expected a 2-D float array, got shape {shape} dtype {dtype}")
+                raise SeriesError(
+                    path, f"expected a 2-D float array, got shape {shape} dtype {dtype}"
+                )
             expected = shape[0] * shape[1] * dtype.itemsize
             if len(raw) - f.tell() != expected:
-                raise SeriesError(path, f"holds {len(raw) - f.tell()} bytes of data but its header ({shape} {dtype}) "
-                                  f"needs {expected}: truncated or padded")
+                raise SeriesError(
+                    path,
+                    f"holds {len(raw) - f.tell()} bytes of data but its header ({shape} {dtype}) "
+                    f"needs {expected}: truncated or padded",
+                )
             f.seek(0)
             try:
                 return np.load(f, allow_pickle=False)
             except (ValueError, OSError, EOFError) as e:
                 raise SeriesError(path, f"not a readable .npy array ({e})") from None
-

@@ -72,7 +72,11 @@ from plugins.speaker_rec.protocol import MAX_TOOL_CALL_CHARS, MAX_TOOL_CALL_DEPT
 from plugins.speaker_rec.rules import RuleConfig
 from plugins.speaker_rec.series import SeriesError, load_series
 from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, is_loopback
-from plugins.speaker_rec.trajectory_store import DEFAULT_MAX_LIVE, DEFAULT_MAX_TOMBSTONES, TrajectoryStore
+from plugins.speaker_rec.trajectory_store import (
+    DEFAULT_MAX_LIVE,
+    DEFAULT_MAX_TOMBSTONES,
+    TrajectoryStore,
+)
 
 log = logging.getLogger("tool_server")
 
@@ -87,8 +91,13 @@ MAX_ID_CHARS = 256
 # Bodies from this size on are decoded and judged in a worker thread (see build_app).
 OFFLOAD_BYTES = 1024 * 1024
 # The request's lists and the type every item must have.
-FIELDS = (("trajectory_ids", str), ("actions", str), ("extra_fields", dict), ("finish", bool),
-          ("is_last_step", bool))
+FIELDS = (
+    ("trajectory_ids", str),
+    ("actions", str),
+    ("extra_fields", dict),
+    ("finish", bool),
+    ("is_last_step", bool),
+)
 LATENCY_WINDOW = 4096
 PROTECTED_PATHS = ("/get_observation", "/metrics")
 
@@ -138,8 +147,14 @@ class ToolService:
     """The environments of the served series, the trajectories in flight and the counters;
     everything the HTTP layer calls, with no HTTP in it."""
 
-    def __init__(self, envs: dict[tuple[str, str], SpeakerEnv], idle_timeout: float, *,
-                 max_live: int = DEFAULT_MAX_LIVE, max_tombstones: int = DEFAULT_MAX_TOMBSTONES):
+    def __init__(
+        self,
+        envs: dict[tuple[str, str], SpeakerEnv],
+        idle_timeout: float,
+        *,
+        max_live: int = DEFAULT_MAX_LIVE,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
+    ):
         self.envs = envs
         self.series = sorted({name for name, _ in envs})
         self.store = TrajectoryStore(idle_timeout, max_live=max_live, max_tombstones=max_tombstones)
@@ -148,7 +163,9 @@ class ToolService:
         # Held while a batch is judged off the event loop; whoever touches the state waits for it.
         self.busy = asyncio.Lock()
 
-    def observe_batch(self, ids: list, actions: list, extras: list, finish: list, last: list) -> dict:
+    def observe_batch(
+        self, ids: list, actions: list, extras: list, finish: list, last: list
+    ) -> dict:
         """Answer every item of a batch in order; one item's failure never fails the others."""
         observations, dones, valids = [], [], []
         for item in zip(ids, actions, extras, finish, last):
@@ -156,21 +173,26 @@ class ToolService:
                 observation, done, valid = self.observe(*item)
             except Exception:  # an internal bug on one item must not fail the batch
                 log.exception("internal error on trajectory %s", shown_id(item[0]))
-                observation, done, valid = self._error(item[0], "internal error while judging this action")
+                observation, done, valid = self._error(
+                    item[0], "internal error while judging this action"
+                )
             observations.append(observation)
             dones.append(done)
             valids.append(valid)
         self.observations += len(ids)
         return {"observations": observations, "dones": dones, "valids": valids}
 
-    def observe(self, trajectory_id: str, action: str, extra: dict, finish: bool,
-                last: bool) -> tuple[str, bool, bool]:
+    def observe(
+        self, trajectory_id: str, action: str, extra: dict, finish: bool, last: bool
+    ) -> tuple[str, bool, bool]:
         """(observation, done, valid) for one assistant turn of one trajectory."""
         if finish:
             self.store.free(trajectory_id, "finish")
             return "", True, True
         if len(trajectory_id) > MAX_ID_CHARS:
-            return self._error(trajectory_id, f"a trajectory id holds at most {MAX_ID_CHARS} characters")
+            return self._error(
+                trajectory_id, f"a trajectory id holds at most {MAX_ID_CHARS} characters"
+            )
         resolved = self._resolve(extra)
         if isinstance(resolved, str):
             return self._error(trajectory_id, resolved)
@@ -185,16 +207,25 @@ class ToolService:
                     if fingerprint == tombstone.action:
                         return tombstone.reply  # a client's retry of the final call
                     return self._reused_seq(trajectory_id, seq, done=True)
-                return self._error(trajectory_id, f"trajectory {shown_id(trajectory_id)} already finished; "
-                                                  "a new trajectory needs a new id")
+                return self._error(
+                    trajectory_id,
+                    f"trajectory {shown_id(trajectory_id)} already finished; "
+                    "a new trajectory needs a new id",
+                )
             if not self.store.has_room():
-                return self._error(trajectory_id, f"the server holds its limit of {self.store.max_live} live "
-                                                  "trajectories (--max-live); retry this trajectory later")
+                return self._error(
+                    trajectory_id,
+                    f"the server holds its limit of {self.store.max_live} live "
+                    "trajectories (--max-live); retry this trajectory later",
+                )
             entry = self.store.add(trajectory_id, env.start(line))
         elif entry.trajectory.env is not env or entry.trajectory.index != line:
-            return self._error(trajectory_id, f"trajectory {shown_id(trajectory_id)} is for line "
-                                              f"{entry.trajectory.index} of {entry.trajectory.env.series.name} "
-                                              f"({entry.trajectory.env.protocol}), not this request's")
+            return self._error(
+                trajectory_id,
+                f"trajectory {shown_id(trajectory_id)} is for line "
+                f"{entry.trajectory.index} of {entry.trajectory.env.series.name} "
+                f"({entry.trajectory.env.protocol}), not this request's",
+            )
         elif seq is not None and seq == entry.last_seq:
             if fingerprint == entry.last_action:
                 return entry.last_reply  # a client's retry of a call already judged
@@ -202,8 +233,13 @@ class ToolService:
         step = entry.trajectory.step_text(action)
         reply = (step.observation, step.done or last, step.valid)
         if step.done or last:
-            self.store.free(trajectory_id, "done" if step.done else "last_step", seq=seq, action=fingerprint,
-                            reply=reply)
+            self.store.free(
+                trajectory_id,
+                "done" if step.done else "last_step",
+                seq=seq,
+                action=fingerprint,
+                reply=reply,
+            )
         else:
             entry.last_seq, entry.last_action, entry.last_reply = seq, fingerprint, reply
         return reply
@@ -211,8 +247,12 @@ class ToolService:
     def _reused_seq(self, trajectory_id: str, seq: int, *, done: bool) -> tuple[str, bool, bool]:
         """Refuse a call_seq already used with another action; the trajectory itself is kept."""
         self.item_errors += 1
-        return (f"error: call_seq {seq} of trajectory {shown_id(trajectory_id)} was already used for another "
-                "action; a new call needs a new call_seq", done, False)
+        return (
+            f"error: call_seq {seq} of trajectory {shown_id(trajectory_id)} was already used for another "
+            "action; a new call needs a new call_seq",
+            done,
+            False,
+        )
 
     def _resolve(self, extra: dict) -> tuple[SpeakerEnv, int, int | None] | str:
         """The environment, line and call number an item's extra_fields name, or what is wrong."""
@@ -247,7 +287,9 @@ class Metrics:
         self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
 
     def record(self, path: str, status: int, seconds: float) -> None:
-        self.requests[path.lstrip("/") if path in ("/get_observation", "/health", "/metrics") else "other"] += 1
+        self.requests[
+            path.lstrip("/") if path in ("/get_observation", "/health", "/metrics") else "other"
+        ] += 1
         self.statuses[str(status)] += 1
         if path == "/get_observation" and status == 200:
             self.latencies.append(seconds)
@@ -256,28 +298,45 @@ class Metrics:
         ordered = sorted(self.latencies)
 
         def percentile(q: float) -> float | None:
-            return round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3) if ordered else None
+            return (
+                round(1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+                if ordered
+                else None
+            )
+
         return {
             "uptime_s": round(time.monotonic() - self.started, 1),
             "requests": dict(self.requests),
             "status": dict(self.statuses),
             "4xx": sum(n for code, n in self.statuses.items() if code.startswith("4")),
-            "latency_ms": {"p50": percentile(0.50), "p99": percentile(0.99), "window": len(ordered)},
+            "latency_ms": {
+                "p50": percentile(0.50),
+                "p99": percentile(0.99),
+                "window": len(ordered),
+            },
         }
 
 
 def json_response(payload: dict, status: int = 200, *, close: bool = False) -> web.Response:
     # ensure_ascii keeps any lone surrogate a client sent (say, in a tool name echoed back in a
     # rule message) encodable.
-    response = web.Response(body=json.dumps(payload).encode("ascii"), status=status, content_type="application/json")
+    response = web.Response(
+        body=json.dumps(payload).encode("ascii"), status=status, content_type="application/json"
+    )
     if close:
         response.force_close()
     return response
 
 
-def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-              token: str | None = None, guard: ConnectionGuard | None = None,
-              body_timeout: float = DEFAULT_BODY_TIMEOUT_S, limits: dict | None = None) -> web.Application:
+def build_app(
+    service: ToolService,
+    *,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    token: str | None = None,
+    guard: ConnectionGuard | None = None,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT_S,
+    limits: dict | None = None,
+) -> web.Application:
     """The aiohttp application serving `service`; `token`, when given, is required as
     `Authorization: Bearer <token>` on /get_observation and /metrics. `guard` (when serving)
     learns when each request reaches its handler; `limits` are shown by /metrics."""
@@ -290,9 +349,17 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
         if guard is not None:
             guard.request_started(request.transport)
         try:
-            if expected is not None and request.path in PROTECTED_PATHS and not hmac.compare_digest(
-                    request.headers.get("Authorization", "").encode("utf-8", "surrogateescape"), expected):
-                response = json_response({"error": "missing or wrong bearer token (Authorization: Bearer ...)"}, 401)
+            if (
+                expected is not None
+                and request.path in PROTECTED_PATHS
+                and not hmac.compare_digest(
+                    request.headers.get("Authorization", "").encode("utf-8", "surrogateescape"),
+                    expected,
+                )
+            ):
+                response = json_response(
+                    {"error": "missing or wrong bearer token (Authorization: Bearer ...)"}, 401
+                )
             else:
                 try:
                     response = await handler(request)
@@ -306,22 +373,40 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
 
     async def get_observation(request: web.Request) -> web.Response:
         # The exact header first: parsing it (request.content_type) costs more than the rest of a check.
-        if request.headers.get("Content-Type") != "application/json" and request.content_type != "application/json":
-            return json_response({"error": f"Content-Type must be application/json, not {request.content_type!r}"},
-                                 415)
+        if (
+            request.headers.get("Content-Type") != "application/json"
+            and request.content_type != "application/json"
+        ):
+            return json_response(
+                {"error": f"Content-Type must be application/json, not {request.content_type!r}"},
+                415,
+            )
         if request.content_length is not None and request.content_length > max_body_bytes:
-            return json_response({"error": f"body of {request.content_length} bytes exceeds the limit of "
-                                           f"{max_body_bytes} bytes"}, 413)
+            return json_response(
+                {
+                    "error": f"body of {request.content_length} bytes exceeds the limit of "
+                    f"{max_body_bytes} bytes"
+                },
+                413,
+            )
         try:
             # A body that arrived with its head is read at once; only a body still on its way is
             # timed (wait_for costs a task per request, a third of a small request's CPU).
-            body = await (request.read() if request.content.is_eof() else
-                          asyncio.wait_for(request.read(), body_timeout))
+            body = await (
+                request.read()
+                if request.content.is_eof()
+                else asyncio.wait_for(request.read(), body_timeout)
+            )
         except TimeoutError:
-            return json_response({"error": f"the body did not arrive within {body_timeout:g} s (--body-timeout)"},
-                                 408, close=True)
+            return json_response(
+                {"error": f"the body did not arrive within {body_timeout:g} s (--body-timeout)"},
+                408,
+                close=True,
+            )
         except ConnectionError:  # the client hung up mid-body: nobody to answer
-            return json_response({"error": "connection lost while reading the body"}, 400, close=True)
+            return json_response(
+                {"error": "connection lost while reading the body"}, 400, close=True
+            )
         if len(body) >= OFFLOAD_BYTES:
             return await judge_in_thread(body)
         try:
@@ -346,19 +431,30 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
             return json_response(await loop.run_in_executor(None, service.observe_batch, *lists))
 
     async def health(request: web.Request) -> web.Response:
-        return json_response({"status": "ok", "series": service.series, "live_trajectories": len(service.store)})
+        return json_response(
+            {"status": "ok", "series": service.series, "live_trajectories": len(service.store)}
+        )
 
     async def metrics_view(request: web.Request) -> web.Response:
         store = service.store
-        return json_response({**metrics.snapshot(), "observations": service.observations,
-                              "item_errors": service.item_errors, "live_trajectories": len(store),
-                              "finished_remembered": len(store.tombstones), "freed": dict(store.freed),
-                              "refused": {"live_trajectories_full": store.refused_full,
-                                          "connections_full": guard.refused if guard else 0,
-                                          "header_timeouts": guard.timed_out if guard else 0,
-                                          "tombstones_forgotten": store.tombstones_dropped},
-                              "connections": len(guard.open) if guard else None,
-                              "limits": limits or {}})
+        return json_response(
+            {
+                **metrics.snapshot(),
+                "observations": service.observations,
+                "item_errors": service.item_errors,
+                "live_trajectories": len(store),
+                "finished_remembered": len(store.tombstones),
+                "freed": dict(store.freed),
+                "refused": {
+                    "live_trajectories_full": store.refused_full,
+                    "connections_full": guard.refused if guard else 0,
+                    "header_timeouts": guard.timed_out if guard else 0,
+                    "tombstones_forgotten": store.tombstones_dropped,
+                },
+                "connections": len(guard.open) if guard else None,
+                "limits": limits or {},
+            }
+        )
 
     app = web.Application(middlewares=[guarded], client_max_size=max_body_bytes)
     app.router.add_post("/get_observation", get_observation)
@@ -367,8 +463,9 @@ def build_app(service: ToolService, *, max_body_bytes: int = DEFAULT_MAX_BODY_BY
     return app
 
 
-def load_envs(series_names: list[str], label_paths: list[Path], data_dir: str,
-              max_turns: int) -> dict[tuple[str, str], SpeakerEnv]:
+def load_envs(
+    series_names: list[str], label_paths: list[Path], data_dir: str, max_turns: int
+) -> dict[tuple[str, str], SpeakerEnv]:
     """One environment per (series, protocol); raises SeriesError or ValueError naming the
     file and the reason."""
     envs = {}
@@ -376,8 +473,13 @@ def load_envs(series_names: list[str], label_paths: list[Path], data_dir: str,
         series = load_series(name, data_dir)
         labels = read_labels(path, series)
         for protocol in PROTOCOLS:
-            envs[(name, protocol)] = SpeakerEnv(series, labels.lines, protocol=protocol,
-                                                rules=RuleConfig(max_turns=max_turns), known=labels.characters)
+            envs[(name, protocol)] = SpeakerEnv(
+                series,
+                labels.lines,
+                protocol=protocol,
+                rules=RuleConfig(max_turns=max_turns),
+                known=labels.characters,
+            )
     return envs
 
 
@@ -405,31 +507,61 @@ def descriptor_room(max_connections: int) -> int:
     return max_connections if soft == resource.RLIM_INFINITY else min(max_connections, soft - 64)
 
 
-async def serve(service: ToolService, host: str, port: int, *, token: str | None,
-                limits: ServerLimits = ServerLimits()) -> None:
+async def serve(
+    service: ToolService,
+    host: str,
+    port: int,
+    *,
+    token: str | None,
+    limits: ServerLimits = ServerLimits(),
+) -> None:
     """Serve until SIGTERM or SIGINT, sweeping idle trajectories and aborting connections whose
     request head is overdue meanwhile."""
     room = descriptor_room(limits.max_connections)
     if room < limits.max_connections:
-        log.warning("only %d connections fit under this process's limit on open files (asked for "
-                    "--max-connections %d)", room, limits.max_connections)
+        log.warning(
+            "only %d connections fit under this process's limit on open files (asked for "
+            "--max-connections %d)",
+            room,
+            limits.max_connections,
+        )
     guard = ConnectionGuard(room, limits.header_timeout_s)
-    shown = {**asdict(limits), "max_connections": room, "max_live_trajectories": service.store.max_live,
-             "max_tombstones": service.store.max_tombstones, "idle_timeout_s": service.store.idle_timeout,
-             "max_trajectory_id_chars": MAX_ID_CHARS, "max_tool_call_chars": MAX_TOOL_CALL_CHARS,
-             "max_tool_call_depth": MAX_TOOL_CALL_DEPTH}
-    app = build_app(service, max_body_bytes=limits.max_body_bytes, token=token, guard=guard,
-                    body_timeout=limits.body_timeout_s, limits=shown)
+    shown = {
+        **asdict(limits),
+        "max_connections": room,
+        "max_live_trajectories": service.store.max_live,
+        "max_tombstones": service.store.max_tombstones,
+        "idle_timeout_s": service.store.idle_timeout,
+        "max_trajectory_id_chars": MAX_ID_CHARS,
+        "max_tool_call_chars": MAX_TOOL_CALL_CHARS,
+        "max_tool_call_depth": MAX_TOOL_CALL_DEPTH,
+    }
+    app = build_app(
+        service,
+        max_body_bytes=limits.max_body_bytes,
+        token=token,
+        guard=guard,
+        body_timeout=limits.body_timeout_s,
+        limits=shown,
+    )
     runner = web.AppRunner(app, access_log=None, keepalive_timeout=limits.keepalive_timeout_s)
     await runner.setup()
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(guard.factory(runner.server), host, port, backlog=1024, reuse_address=True)
+    server = await loop.create_server(
+        guard.factory(runner.server), host, port, backlog=1024, reuse_address=True
+    )
     watchdog = asyncio.create_task(guard.run())
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("serving %s on http://%s:%d (idle timeout %.0f s, token %s)", ", ".join(service.series), host, port,
-             service.store.idle_timeout, "required" if token else "off")
+    log.info(
+        "serving %s on http://%s:%d (idle timeout %.0f s, token %s)",
+        ", ".join(service.series),
+        host,
+        port,
+        service.store.idle_timeout,
+        "required" if token else "off",
+    )
     period = max(0.2, min(service.store.idle_timeout / 4, 30.0))
     while not stop.is_set():
         try:
@@ -452,7 +584,9 @@ def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None 
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the tool server at {url} exited with {proc.returncode} before it was ready")
+            raise RuntimeError(
+                f"the tool server at {url} exited with {proc.returncode} before it was ready"
+            )
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
                 return json.loads(reply.read())
@@ -464,8 +598,14 @@ def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None 
 
 
 @contextlib.contextmanager
-def running_server(args: list[str], *, port: int, env: dict | None = None, log_path: Path | None = None,
-                   timeout: float = 60.0):
+def running_server(
+    args: list[str],
+    *,
+    port: int,
+    env: dict | None = None,
+    log_path: Path | None = None,
+    timeout: float = 60.0,
+):
     """Run `python -m plugins.speaker_rec.server ARGS --port PORT` from the repository root on
     127.0.0.1; yield its base URL once /health answers, then stop exactly that process (SIGTERM,
     by its pid) and check it shut down cleanly. For tests, benchmarks and launchers."""
@@ -473,8 +613,13 @@ def running_server(args: list[str], *, port: int, env: dict | None = None, log_p
     env = {**os.environ, **(env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
     with open(log_path or os.devnull, "w") as log_file:
-        proc = subprocess.Popen([sys.executable, "-m", "plugins.speaker_rec.server", *args, "--port", str(port)],
-                                cwd=repo, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "plugins.speaker_rec.server", *args, "--port", str(port)],
+            cwd=repo,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, timeout, proc)
@@ -495,65 +640,147 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m plugins.speaker_rec.server",
         description="Serve the speaker-recognition tools over HTTP in verl-tool's wire format "
         "(POST /get_observation; GET /health, /metrics) for the given series. Binds 127.0.0.1 by default; "
-        f"binding any other address needs a bearer token in {TOKEN_ENV}.")
-    parser.add_argument("--series", nargs="+", required=True, help="series names (identifiers, not paths)")
-    parser.add_argument("--labels", nargs="+", required=True, type=Path,
-                        help="labels.json of each series, in the order of --series")
-    parser.add_argument("--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
-    parser.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT_S,
-                        help="seconds after which an unused trajectory is freed (default: %(default)s)")
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES,
-                        help="largest request body accepted; larger gets 413 (default: %(default)s)")
-    parser.add_argument("--max-live", type=int, default=DEFAULT_MAX_LIVE,
-                        help="live trajectories held at once; a new one beyond it gets an error item "
-                        "(default: %(default)s)")
-    parser.add_argument("--max-tombstones", type=int, default=DEFAULT_MAX_TOMBSTONES,
-                        help="finished trajectory ids remembered (for late actions and retries) (default: %(default)s)")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS,
-                        help="open connections at once; a new one beyond it gets 503 (default: %(default)s)")
-    parser.add_argument("--header-timeout", type=float, default=DEFAULT_HEADER_TIMEOUT_S,
-                        help="seconds a connection may take to send a request's head (default: %(default)s)")
-    parser.add_argument("--body-timeout", type=float, default=DEFAULT_BODY_TIMEOUT_S,
-                        help="seconds a request may take to send its body; then 408 (default: %(default)s)")
-    parser.add_argument("--keepalive-timeout", type=float, default=DEFAULT_KEEPALIVE_TIMEOUT_S,
-                        help="seconds an idle keep-alive connection is kept (default: %(default)s)")
-    parser.add_argument("--log-burst", type=int, default=10,
-                        help="lines per message kind per minute in the log; more are counted, not written "
-                        "(default: %(default)s)")
-    parser.add_argument("--max-turns", type=int, default=RuleConfig.max_turns,
-                        help="assistant turns before a trajectory ends (default: %(default)s)")
-    parser.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+        f"binding any other address needs a bearer token in {TOKEN_ENV}.",
+    )
+    parser.add_argument(
+        "--series", nargs="+", required=True, help="series names (identifiers, not paths)"
+    )
+    parser.add_argument(
+        "--labels",
+        nargs="+",
+        required=True,
+        type=Path,
+        help="labels.json of each series, in the order of --series",
+    )
+    parser.add_argument(
+        "--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=DEFAULT_IDLE_TIMEOUT_S,
+        help="seconds after which an unused trajectory is freed (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help="largest request body accepted; larger gets 413 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-live",
+        type=int,
+        default=DEFAULT_MAX_LIVE,
+        help="live trajectories held at once; a new one beyond it gets an error item "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-tombstones",
+        type=int,
+        default=DEFAULT_MAX_TOMBSTONES,
+        help="finished trajectory ids remembered (for late actions and retries) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="open connections at once; a new one beyond it gets 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=DEFAULT_HEADER_TIMEOUT_S,
+        help="seconds a connection may take to send a request's head (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=float,
+        default=DEFAULT_BODY_TIMEOUT_S,
+        help="seconds a request may take to send its body; then 408 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=DEFAULT_KEEPALIVE_TIMEOUT_S,
+        help="seconds an idle keep-alive connection is kept (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-burst",
+        type=int,
+        default=10,
+        help="lines per message kind per minute in the log; more are counted, not written "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=RuleConfig.max_turns,
+        help="assistant turns before a trajectory ends (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
 
     if len(args.series) != len(args.labels):
-        parser.error(f"--series names {len(args.series)} series but --labels gives {len(args.labels)} files")
-    positive = ("idle_timeout", "max_body_bytes", "max_turns", "max_live", "max_tombstones", "max_connections",
-                "header_timeout", "body_timeout", "keepalive_timeout", "log_burst")
+        parser.error(
+            f"--series names {len(args.series)} series but --labels gives {len(args.labels)} files"
+        )
+    positive = (
+        "idle_timeout",
+        "max_body_bytes",
+        "max_turns",
+        "max_live",
+        "max_tombstones",
+        "max_connections",
+        "header_timeout",
+        "body_timeout",
+        "keepalive_timeout",
+        "log_burst",
+    )
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
     token = os.environ.get(TOKEN_ENV) or None
     install_log_filter((token,) if token else (), burst=args.log_burst)
     if token is not None and len(token) < MIN_TOKEN_CHARS:
-        print(f"error: {TOKEN_ENV} holds {len(token)} characters; a token needs at least {MIN_TOKEN_CHARS} "
-              "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')", file=sys.stderr)
+        print(
+            f"error: {TOKEN_ENV} holds {len(token)} characters; a token needs at least {MIN_TOKEN_CHARS} "
+            "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
+            file=sys.stderr,
+        )
         return 2
     if token is None and not is_loopback(args.host):
-        print(f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} (clients then send "
-              "'Authorization: Bearer <token>'), or bind 127.0.0.1", file=sys.stderr)
+        print(
+            f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} (clients then send "
+            "'Authorization: Bearer <token>'), or bind 127.0.0.1",
+            file=sys.stderr,
+        )
         return 2
     try:
         envs = load_envs(args.series, args.labels, args.data_dir, args.max_turns)
     except (SeriesError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    service = ToolService(envs, args.idle_timeout, max_live=args.max_live, max_tombstones=args.max_tombstones)
-    limits = ServerLimits(max_body_bytes=args.max_body_bytes, max_connections=args.max_connections,
-                          header_timeout_s=args.header_timeout, body_timeout_s=args.body_timeout,
-                          keepalive_timeout_s=args.keepalive_timeout)
+    service = ToolService(
+        envs, args.idle_timeout, max_live=args.max_live, max_tombstones=args.max_tombstones
+    )
+    limits = ServerLimits(
+        max_body_bytes=args.max_body_bytes,
+        max_connections=args.max_connections,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
+        keepalive_timeout_s=args.keepalive_timeout,
+    )
     try:
         asyncio.run(serve(service, args.host, args.port, token=token, limits=limits))
     except OSError as e:

@@ -58,9 +58,14 @@ def tool_schema(name: str, language: str) -> dict:
     if name not in TOOL_NAMES:
         raise ValueError(f"unknown tool {name!r}; the tools are {', '.join(TOOL_NAMES)}")
     description = DESCRIPTIONS["zh" if language == "zh" else "en"][name]
-    return {"type": "function", "function": {
-        "name": name, "description": description,
-        "parameters": {"type": "object", "properties": {}, "required": []}}}
+    return {
+        "type": "function",
+        "function": {
+            "name": name,
+            "description": description,
+            "parameters": {"type": "object", "properties": {}, "required": []},
+        },
+    }
 
 
 @dataclass(frozen=True)
@@ -94,8 +99,10 @@ class Toolset:
         has = {
             "audio_sim": True,
             "char_relation": self.series.relations is not None,
-            "video_cap_brief": self.series.captions is not None and bool(self.series.captions.brief),
-            "video_cap_detailed": self.series.captions is not None and bool(self.series.captions.detailed),
+            "video_cap_brief": self.series.captions is not None
+            and bool(self.series.captions.brief),
+            "video_cap_detailed": self.series.captions is not None
+            and bool(self.series.captions.detailed),
         }
         return tuple(name for name in TOOL_NAMES if has[name])
 
@@ -121,8 +128,11 @@ class Toolset:
 
     def _char_relation(self, line, label: LineLabel) -> str:
         names = set(label.names)
-        rows = [self.text["relation"].format(a=a, b=b, rel=rel)
-                for a, b, rel in self.series.relations.edges if a in names and b in names and a != b]
+        rows = [
+            self.text["relation"].format(a=a, b=b, rel=rel)
+            for a, b, rel in self.series.relations.edges
+            if a in names and b in names and a != b
+        ]
         return "\n".join(rows) if rows else self.text["no_relation"]
 
     def _video_cap_brief(self, line, label: LineLabel) -> str:
@@ -135,7 +145,11 @@ class Toolset:
         lo, hi = line.abs_start - window, line.abs_end + window
         rows = []
         for caption in captions:
-            if caption.abs_end >= lo and caption.abs_start <= hi and caption.episode == line.episode:
+            if (
+                caption.abs_end >= lo
+                and caption.abs_start <= hi
+                and caption.episode == line.episode
+            ):
                 here = caption.abs_start <= line.abs_end and caption.abs_end >= line.abs_start
                 rows.append(caption.text + (self.text["at_line"] if here else ""))
         return "\n".join(rows) if rows else self.text["no_caption"]

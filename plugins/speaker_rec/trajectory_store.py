@@ -43,15 +43,27 @@ class Tombstone:
 
     __slots__ = ("action", "freed_at", "reply", "seq")
 
-    def __init__(self, freed_at: float, seq: int | None, action: int | None, reply: tuple[str, bool, bool] | None):
+    def __init__(
+        self,
+        freed_at: float,
+        seq: int | None,
+        action: int | None,
+        reply: tuple[str, bool, bool] | None,
+    ):
         self.freed_at, self.seq, self.action, self.reply = freed_at, seq, action, reply
 
 
 class TrajectoryStore:
     """Live trajectories keyed by id, oldest use first, with tombstones for freed ids."""
 
-    def __init__(self, idle_timeout: float, clock=time.monotonic, *, max_live: int = DEFAULT_MAX_LIVE,
-                 max_tombstones: int = DEFAULT_MAX_TOMBSTONES):
+    def __init__(
+        self,
+        idle_timeout: float,
+        clock=time.monotonic,
+        *,
+        max_live: int = DEFAULT_MAX_LIVE,
+        max_tombstones: int = DEFAULT_MAX_TOMBSTONES,
+    ):
         self.idle_timeout = idle_timeout
         self.clock = clock
         self.max_live = max_live
@@ -91,8 +103,15 @@ class TrajectoryStore:
         """The tombstone of `trajectory_id` if it was freed less than one idle timeout ago."""
         return self.tombstones.get(trajectory_id)
 
-    def free(self, trajectory_id: str, reason: str, *, seq: int | None = None, action: int | None = None,
-             reply: tuple[str, bool, bool] | None = None) -> None:
+    def free(
+        self,
+        trajectory_id: str,
+        reason: str,
+        *,
+        seq: int | None = None,
+        action: int | None = None,
+        reply: tuple[str, bool, bool] | None = None,
+    ) -> None:
         """Drop a live trajectory's state and remember its id (with its final call, if given) for
         one idle timeout. An id that is not live leaves nothing behind."""
         entry = self.live.pop(trajectory_id, None)

@@ -30,9 +30,9 @@ import aiohttp
 from verl.tools.base_tool import BaseTool
 from verl.tools.schemas import OpenAIFunctionToolSchema, ToolResponse
 
+from plugins.speaker_rec import toolset
 from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.tool_endpoint import DEFAULT_URL, TOKEN_ENV, URL_ENV
-from plugins.speaker_rec import toolset
 
 log = logging.getLogger(__name__)
 
@@ -73,9 +73,12 @@ class SpeakerRecTool(BaseTool):
         """The schema from `config.name` and `config.language` (zh or en), with the descriptions the
         SR environment offers in SFT and eval, so tools.yaml holds no copy of them."""
         if self.config.get("language", "zh") not in ("zh", "en"):
-            raise ValueError(f"tool config language must be zh or en, not {self.config['language']!r}")
+            raise ValueError(
+                f"tool config language must be zh or en, not {self.config['language']!r}"
+            )
         return OpenAIFunctionToolSchema.model_validate(
-            toolset.tool_schema(self.config.get("name"), self.config.get("language", "zh")))
+            toolset.tool_schema(self.config.get("name"), self.config.get("language", "zh"))
+        )
 
     async def create(self, instance_id: str | None = None, **kwargs) -> tuple[str, ToolResponse]:
         """Remember the line this call is about; ToolAgentLoop passes `create_kwargs`."""
@@ -83,7 +86,9 @@ class SpeakerRecTool(BaseTool):
         self._instances[instance_id] = dict(kwargs.get("create_kwargs") or {})
         return instance_id, ToolResponse()
 
-    async def execute(self, instance_id: str, parameters: dict[str, Any], **kwargs) -> tuple[ToolResponse, float, dict]:
+    async def execute(
+        self, instance_id: str, parameters: dict[str, Any], **kwargs
+    ) -> tuple[ToolResponse, float, dict]:
         """Post this call as one assistant turn of the rollout's trajectory; the tool's output, or
         the rule's message for a call that breaks a rule, goes back to the model."""
         context = self._instances[instance_id]
@@ -98,10 +103,20 @@ class SpeakerRecTool(BaseTool):
         protocol = context.get("protocol", "hermes")
         # The tools take no arguments: whatever the model passed cannot change the output.
         action = render_turn(Action("tool", self.name), protocol)
-        body = {"trajectory_ids": [trajectory_id], "actions": [action],
-                "extra_fields": [{"series": context.get("series"), "line": context.get("line"),
-                                  "protocol": protocol, "call_seq": seq}],
-                "finish": [False], "is_last_step": [False]}
+        body = {
+            "trajectory_ids": [trajectory_id],
+            "actions": [action],
+            "extra_fields": [
+                {
+                    "series": context.get("series"),
+                    "line": context.get("line"),
+                    "protocol": protocol,
+                    "call_seq": seq,
+                }
+            ],
+            "finish": [False],
+            "is_last_step": [False],
+        }
         reply = await self._post(body)
         observation, done, valid = reply["observations"][0], reply["dones"][0], reply["valids"][0]
         return ToolResponse(text=observation), 0.0, {"valid": valid, "done": done}
@@ -122,18 +137,26 @@ class SpeakerRecTool(BaseTool):
             try:
                 # One session per call: ToolAgentLoop may run tools on different event loops, and a
                 # session is bound to the loop that made it.
-                async with aiohttp.ClientSession(timeout=timeout) as session, \
-                        session.post(url, json=body, headers=headers) as response:
-                    if response.status == 503 and attempt == 1:  # at its connection limit: wait as told
+                async with (
+                    aiohttp.ClientSession(timeout=timeout) as session,
+                    session.post(url, json=body, headers=headers) as response,
+                ):
+                    if (
+                        response.status == 503 and attempt == 1
+                    ):  # at its connection limit: wait as told
                         delay = response.headers.get("Retry-After", "1")
                         log.warning("tool server %s is busy; retrying in %s s", url, delay)
                         await asyncio.sleep(min(10.0, float(delay)) if delay.isdigit() else 1.0)
                         continue
                     if response.status != 200:
-                        raise RuntimeError(f"tool server {url} answered {response.status}: "
-                                           f"{(await response.text())[:500]}")
+                        raise RuntimeError(
+                            f"tool server {url} answered {response.status}: "
+                            f"{(await response.text())[:500]}"
+                        )
                     return await response.json()
             except (TimeoutError, aiohttp.ClientError) as e:
                 if attempt == 2:
-                    raise RuntimeError(f"tool server {url} unreachable after 2 attempts: {e!r}") from e
+                    raise RuntimeError(
+                        f"tool server {url} unreachable after 2 attempts: {e!r}"
+                    ) from e
                 log.warning("tool server %s: %r; retrying once", url, e)

@@ -67,7 +67,9 @@ class MicroBatcher:
             try:
                 results = self._batch_fn(items)
                 if len(results) != len(items):
-                    raise RuntimeError(f"batch function returned {len(results)} results for {len(items)} items")
+                    raise RuntimeError(
+                        f"batch function returned {len(results)} results for {len(items)} items"
+                    )
             except BaseException as e:  # noqa: BLE001 - every caller must hear of it, or it waits forever
                 for _, future in jobs:
                     future.set_exception(e)

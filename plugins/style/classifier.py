@@ -23,7 +23,10 @@ def load_tokenizer(model_name_or_path: str | Path, trust_remote_code: bool = Fal
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(
-        model_name_or_path, trust_remote_code=trust_remote_code, padding_side="right", truncation_side="left"
+        model_name_or_path,
+        trust_remote_code=trust_remote_code,
+        padding_side="right",
+        truncation_side="left",
     )
     if tokenizer.pad_token is None:
         # Causal LMs often ship without a pad token; eos is the usual stand-in for classification.
@@ -53,13 +56,22 @@ class StyleClassifier:
         self.batch_size = batch_size
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.tokenizer = load_tokenizer(self.model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(self.model_dir).to(self.device).eval()
+        self.model = (
+            AutoModelForSequenceClassification.from_pretrained(self.model_dir)
+            .to(self.device)
+            .eval()
+        )
         if self.model.config.num_labels != len(self.labels):
             raise ValueError(
                 f"{self.model_dir}: model has {self.model.config.num_labels} classes but "
                 f"label_mapping.json lists {len(self.labels)}"
             )
-        logger.info("loaded style classifier %s (%d labels) on %s", self.model_dir, len(self.labels), self.device)
+        logger.info(
+            "loaded style classifier %s (%d labels) on %s",
+            self.model_dir,
+            len(self.labels),
+            self.device,
+        )
 
     def predict_proba(self, texts: list[str]) -> list[list[float]]:
         """Class probabilities for each text, in label-id order; batched, shortest texts together."""

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-
 MAPPING_FILE = "label_mapping.json"
 # English names become metric keys (`f1_helpful`) and reward fields (`p_helpful`).
 _ENGLISH_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -39,7 +38,9 @@ class LabelSet:
         for style in self.styles:
             if not isinstance(style.label, str) or not style.label.strip():
                 raise ValueError(f"style label must be a non-empty string, got {style.label!r}")
-            if not isinstance(style.label_english, str) or not _ENGLISH_NAME.match(style.label_english):
+            if not isinstance(style.label_english, str) or not _ENGLISH_NAME.match(
+                style.label_english
+            ):
                 raise ValueError(
                     f"label_english of {style.label!r} must match {_ENGLISH_NAME.pattern}, got {style.label_english!r}"
                 )
@@ -54,11 +55,15 @@ class LabelSet:
         if spec is None:
             return DEFAULT_LABELS
         if not isinstance(spec, list):
-            raise ValueError(f"labels must be a list of {{label, label_english}} entries, got {type(spec).__name__}")
+            raise ValueError(
+                f"labels must be a list of {{label, label_english}} entries, got {type(spec).__name__}"
+            )
         styles = []
         for i, entry in enumerate(spec):
             if not isinstance(entry, dict) or set(entry) != {"label", "label_english"}:
-                raise ValueError(f"labels[{i}] must have exactly the keys label and label_english, got {entry!r}")
+                raise ValueError(
+                    f"labels[{i}] must have exactly the keys label and label_english, got {entry!r}"
+                )
             styles.append(Style(entry["label"], entry["label_english"]))
         return cls(tuple(styles))
 
@@ -101,7 +106,9 @@ def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: missing; is {model_dir} a model trained by `python -m tools.style train`?")
+        raise FileNotFoundError(
+            f"{path}: missing; is {model_dir} a model trained by `python -m tools.style train`?"
+        )
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: broken JSON ({e.msg} at line {e.lineno})") from e
     try:

@@ -36,24 +36,34 @@ class ServiceScorer:
         health = self._request("/health", None)
         self.labels = LabelSet.from_spec(health["labels"])
         self.max_batch = int(health["max_batch"])
-        self.batcher = MicroBatcher(self._predict_all, max_items=self.max_batch, name="style-scorer-service")
+        self.batcher = MicroBatcher(
+            self._predict_all, max_items=self.max_batch, name="style-scorer-service"
+        )
 
     def _request(self, path: str, payload: dict | None) -> dict:
         data = None if payload is None else json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.url + path, data=data, headers={"Content-Type": "application/json"}
+        )
         for attempt, delay in enumerate((*_RETRY_DELAYS_S, None), 1):
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                     return json.loads(response.read())
             except urllib.error.HTTPError as e:
                 if e.code < 500:  # our request is wrong: retrying cannot help
-                    raise RuntimeError(f"style service {self.url}{path}: HTTP {e.code}: {e.read()[:500]!r}") from None
+                    raise RuntimeError(
+                        f"style service {self.url}{path}: HTTP {e.code}: {e.read()[:500]!r}"
+                    ) from None
                 error = f"HTTP {e.code}"
             except (urllib.error.URLError, ConnectionError, TimeoutError) as e:
                 error = str(e)
             if delay is None:
-                raise RuntimeError(f"style service {self.url}{path}: failed {attempt} times, last: {error}")
-            logger.warning("style service %s%s: %s; retry %d in %.1fs", self.url, path, error, attempt, delay)
+                raise RuntimeError(
+                    f"style service {self.url}{path}: failed {attempt} times, last: {error}"
+                )
+            logger.warning(
+                "style service %s%s: %s; retry %d in %.1fs", self.url, path, error, attempt, delay
+            )
             time.sleep(delay)
 
     def _predict_all(self, texts: list[str]) -> list[list[float]]:
@@ -76,24 +86,33 @@ class LocalScorer:
 
         classifier = StyleClassifier(model_path, batch_size=batch_size)
         self.labels = classifier.labels
-        self.batcher = MicroBatcher(classifier.predict_proba, max_items=batch_size, name="style-scorer-model")
+        self.batcher = MicroBatcher(
+            classifier.predict_proba, max_items=batch_size, name="style-scorer-model"
+        )
 
     def probabilities(self, texts: list[str]) -> list[list[float]]:
         return self.batcher(texts)
 
 
 def get_scorer(
-    service_url: str | None = None, model_path: str | None = None, timeout_s: float = 60.0, batch_size: int = 32
+    service_url: str | None = None,
+    model_path: str | None = None,
+    timeout_s: float = 60.0,
+    batch_size: int = 32,
 ):
     """The process-wide scorer for a service URL or a model directory (exactly one), made on first use."""
     if bool(service_url) == bool(model_path):
         raise ValueError("a style scorer needs exactly one of service_url or model_path")
     key = (
-        ("service", service_url.rstrip("/")) if service_url else ("model", str(Path(model_path).resolve()), batch_size)
+        ("service", service_url.rstrip("/"))
+        if service_url
+        else ("model", str(Path(model_path).resolve()), batch_size)
     )
     with _scorers_lock:
         if key not in _scorers:
             _scorers[key] = (
-                ServiceScorer(service_url, timeout_s) if service_url else LocalScorer(model_path, batch_size)
+                ServiceScorer(service_url, timeout_s)
+                if service_url
+                else LocalScorer(model_path, batch_size)
             )
         return _scorers[key]

@@ -27,7 +27,12 @@ SERIES = "chun_jiang"
 # One GRPO group per line: (script name, expected reward).
 GROUPS = {
     "A": [("good", 1.0), ("wrong", 0.0), ("malformed", -1.0), ("duplicate", 0.75)],
-    "B": [("good with two tools", 1.0), ("answer before audio_sim", -1.0), ("wrong", 0.0), ("good", 1.0)],
+    "B": [
+        ("good with two tools", 1.0),
+        ("answer before audio_sim", -1.0),
+        ("wrong", 0.0),
+        ("good", 1.0),
+    ],
 }
 
 
@@ -43,12 +48,20 @@ def script(kind: str, truth: str, wrong: str) -> list[str]:
     """The assistant turns of one scripted rollout."""
     return {
         "good": [tool_turn("audio_sim", "先听声纹。"), answer_turn(truth, "声纹最像。")],
-        "good with two tools": [tool_turn("audio_sim", "先听声纹。"), tool_turn("char_relation", "再看关系。"),
-                                answer_turn(truth, "两者都指向他。")],
+        "good with two tools": [
+            tool_turn("audio_sim", "先听声纹。"),
+            tool_turn("char_relation", "再看关系。"),
+            answer_turn(truth, "两者都指向他。"),
+        ],
         "wrong": [tool_turn("audio_sim", "先听声纹。"), answer_turn(wrong, "猜一个。")],
-        "malformed": ['<think>\n先听声纹。\n</think>\n\n<tool_call>\n{"name": audio_sim}\n</tool_call>'],
-        "duplicate": [tool_turn("audio_sim", "先听声纹。"), tool_turn("audio_sim", "再听一次。"),
-                      answer_turn(truth, "还是他。")],
+        "malformed": [
+            '<think>\n先听声纹。\n</think>\n\n<tool_call>\n{"name": audio_sim}\n</tool_call>'
+        ],
+        "duplicate": [
+            tool_turn("audio_sim", "先听声纹。"),
+            tool_turn("audio_sim", "再听一次。"),
+            answer_turn(truth, "还是他。"),
+        ],
         "answer before audio_sim": [answer_turn(truth, "不用工具。")],
     }[kind]
 
@@ -69,7 +82,9 @@ class ScriptedGeneration:
 
         self.contexts[request_id].append(self.tokenizer.decode(prompt_ids))
         text = self.pending[request_id].pop(0) + self.tokenizer.eos_token
-        return TokenOutput(token_ids=self.tokenizer.encode(text, add_special_tokens=False), stop_reason="completed")
+        return TokenOutput(
+            token_ids=self.tokenizer.encode(text, add_special_tokens=False), stop_reason="completed"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +101,11 @@ def pick_lines(env: SpeakerEnv, labels, count: int) -> list[int]:
     picked = []
     for index in sorted(env.labels):
         line, names = env.series.lines[index], env.labels[index].names
-        if line.speaker in names and len(names) >= 3 and not is_open_truth(line.speaker, line.kind, labels.characters):
+        if (
+            line.speaker in names
+            and len(names) >= 3
+            and not is_open_truth(line.speaker, line.kind, labels.characters)
+        ):
             picked.append(index)
         if len(picked) == count:
             return picked
@@ -117,10 +136,13 @@ def rollout(repo_root, tiny_model, demo_env, tool_server_url):
 
     env, labels = demo_env
     with initialize_config_dir(config_dir=str(repo_root / "recipes" / "rl"), version_base=None):
-        config = compose(config_name="speaker_rec_grpo", overrides=[
-            f"actor_rollout_ref.model.path={tiny_model}",
-            "actor_rollout_ref.rollout.full_determinism=true",
-        ])
+        config = compose(
+            config_name="speaker_rec_grpo",
+            overrides=[
+                f"actor_rollout_ref.model.path={tiny_model}",
+                "actor_rollout_ref.rollout.full_determinism=true",
+            ],
+        )
 
     rows, scripts, expected, groups = [], [], [], []
     for group, index in zip(GROUPS, pick_lines(env, labels, len(GROUPS)), strict=True):
@@ -138,19 +160,24 @@ def rollout(repo_root, tiny_model, demo_env, tool_server_url):
         return values
 
     # The fields verl's RLHFDataset gives each row, with n rollouts of a prompt repeated as the trainer does.
-    batch = DataProto(non_tensor_batch={
-        "raw_prompt": column("prompt"),
-        "data_source": column("data_source"),
-        "reward_model": column("reward_model"),
-        "extra_info": column("extra_info"),
-        "tools_kwargs": np.array([r["extra_info"]["tools_kwargs"] for r in rows], dtype=object),
-        "index": np.array(groups, dtype=object),
-        "priority": np.arange(len(rows), dtype=np.int64),
-    }, meta_info={})
+    batch = DataProto(
+        non_tensor_batch={
+            "raw_prompt": column("prompt"),
+            "data_source": column("data_source"),
+            "reward_model": column("reward_model"),
+            "extra_info": column("extra_info"),
+            "tools_kwargs": np.array([r["extra_info"]["tools_kwargs"] for r in rows], dtype=object),
+            "index": np.array(groups, dtype=object),
+            "priority": np.arange(len(rows), dtype=np.int64),
+        },
+        meta_info={},
+    )
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("DRAMAKIT_TOOL_SERVER_URL", tool_server_url)
-        patch.chdir(repo_root)  # verl resolves tools.yaml and the reward file against the working directory
+        patch.chdir(
+            repo_root
+        )  # verl resolves tools.yaml and the reward file against the working directory
         worker = AgentLoopWorker(config, llm_client=None)
         generation = ScriptedGeneration(worker.tokenizer, scripts)
         worker.llm_client = generation
@@ -158,24 +185,41 @@ def rollout(repo_root, tiny_model, demo_env, tool_server_url):
         reward_worker = RewardLoopWorker(config)
         scored = reward_worker.loop.run_until_complete(reward_worker.compute_score_batch(output))
 
-    token_rewards = reward_worker.reward_manager.assemble_rm_scores(output, [s["reward_score"] for s in scored])
+    token_rewards = reward_worker.reward_manager.assemble_rm_scores(
+        output, [s["reward_score"] for s in scored]
+    )
     estimator = get_adv_estimator_fn(config.algorithm.adv_estimator)
-    advantages, _ = estimator(token_level_rewards=token_rewards, response_mask=output.batch["response_mask"],
-                              index=output.non_tensor_batch["index"],
-                              norm_adv_by_std_in_grpo=config.algorithm.norm_adv_by_std_in_grpo)
-    return {"env": env, "rows": rows, "expected": expected, "generation": generation, "output": output,
-            "scored": scored, "advantages": advantages, "tokenizer": worker.tokenizer}
+    advantages, _ = estimator(
+        token_level_rewards=token_rewards,
+        response_mask=output.batch["response_mask"],
+        index=output.non_tensor_batch["index"],
+        norm_adv_by_std_in_grpo=config.algorithm.norm_adv_by_std_in_grpo,
+    )
+    return {
+        "env": env,
+        "rows": rows,
+        "expected": expected,
+        "generation": generation,
+        "output": output,
+        "scored": scored,
+        "advantages": advantages,
+        "tokenizer": worker.tokenizer,
+    }
 
 
 def response_text(result, i: int) -> str:
     output = result["output"]
-    length = int(output.batch["attention_mask"][i, output.batch["prompts"].shape[1]:].sum())
-    return result["tokenizer"].decode(output.batch["responses"][i, :length], skip_special_tokens=True)
+    length = int(output.batch["attention_mask"][i, output.batch["prompts"].shape[1] :].sum())
+    return result["tokenizer"].decode(
+        output.batch["responses"][i, :length], skip_special_tokens=True
+    )
 
 
 def test_every_scripted_turn_was_generated_and_observations_came_from_the_server(rollout):
     env, rows = rollout["env"], rollout["rows"]
-    assert all(not turns for turns in rollout["generation"].pending.values()), "every scripted turn was asked for"
+    assert all(not turns for turns in rollout["generation"].pending.values()), (
+        "every scripted turn was asked for"
+    )
     for i, (group, kind, _) in enumerate(rollout["expected"]):
         line = rows[i]["extra_info"]["line"]
         text = response_text(rollout, i)
@@ -190,7 +234,9 @@ def test_every_scripted_turn_was_generated_and_observations_came_from_the_server
             assert f"<tool_response>\n{relation}\n</tool_response>" in text, text
     # The prompt the model saw is the row's prompt, with the offered tools in Qwen3's tools section.
     first_context = rollout["generation"].contexts["det-0"][0]
-    assert rows[0]["prompt"][1]["content"] in first_context and '"name": "audio_sim"' in first_context
+    assert (
+        rows[0]["prompt"][1]["content"] in first_context and '"name": "audio_sim"' in first_context
+    )
 
 
 def test_rewards_from_verls_reward_loop_are_ours(rollout):
@@ -199,7 +245,10 @@ def test_rewards_from_verls_reward_loop_are_ours(rollout):
         info = result["reward_extra_info"]
         assert result["reward_score"] == pytest.approx(reward), (group, kind, info)
         assert info["score"] == result["reward_score"]
-    by_kind = {kind: result["reward_extra_info"] for (_, kind, _), result in zip(rollout["expected"], scored)}
+    by_kind = {
+        kind: result["reward_extra_info"]
+        for (_, kind, _), result in zip(rollout["expected"], scored)
+    }
     assert (by_kind["duplicate"]["duplicates"], by_kind["duplicate"]["turns"]) == (1, 3)
     assert (by_kind["malformed"]["format_ok"], by_kind["malformed"]["answers"]) == (0, 0)
     assert (by_kind["wrong"]["correct"], by_kind["wrong"]["format_ok"]) == (0, 1)
@@ -218,7 +267,15 @@ def test_grpo_advantages_normalise_rewards_within_each_group(rollout):
         for i, value in zip(members, normalised, strict=True):
             generated = mask[i].bool()
             assert generated.any()
-            assert torch.allclose(advantages[i][generated], value.expand(int(generated.sum())), atol=1e-5)
-            assert torch.all(advantages[i][~generated] == 0), "tool responses and padding carry no advantage"
-    sign = {kind: float(advantages[i][mask[i].bool()][0]) for i, (g, kind, _) in enumerate(expected) if g == "A"}
+            assert torch.allclose(
+                advantages[i][generated], value.expand(int(generated.sum())), atol=1e-5
+            )
+            assert torch.all(advantages[i][~generated] == 0), (
+                "tool responses and padding carry no advantage"
+            )
+    sign = {
+        kind: float(advantages[i][mask[i].bool()][0])
+        for i, (g, kind, _) in enumerate(expected)
+        if g == "A"
+    }
     assert sign["good"] > sign["duplicate"] > 0 > sign["wrong"] > sign["malformed"]

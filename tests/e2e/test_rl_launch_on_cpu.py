@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tools.sr import export, rl, split
-from tools.common.openai_endpoint import free_port
 from repo_paths import REPO_ROOT
+from tools.common.openai_endpoint import free_port
+from tools.sr import export, rl, split
 
 pytestmark = pytest.mark.slow
 
@@ -27,17 +27,63 @@ SPLIT_ARGS = ["--block-lines", "40", "--ratios", "rl_train=0.6,rl_val=0.4", "--s
 def rl_data(demo_labels, tmp_path_factory) -> Path:
     """The demo series' RL parquet files, in a fresh directory."""
     root = tmp_path_factory.mktemp("rl-launch")
-    assert split.main(["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(demo_labels),
-                       "--out", str(root / "split.json"), *SPLIT_ARGS]) == 0
-    assert export.main(["rl", "--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(demo_labels),
-                        "--split", str(root / "split.json"), "--out-dir", str(root / "rl")]) == 0
+    assert (
+        split.main(
+            [
+                "--series",
+                SERIES,
+                "--data-dir",
+                str(DATA_DIR),
+                "--labels",
+                str(demo_labels),
+                "--out",
+                str(root / "split.json"),
+                *SPLIT_ARGS,
+            ]
+        )
+        == 0
+    )
+    assert (
+        export.main(
+            [
+                "rl",
+                "--series",
+                SERIES,
+                "--data-dir",
+                str(DATA_DIR),
+                "--labels",
+                str(demo_labels),
+                "--split",
+                str(root / "split.json"),
+                "--out-dir",
+                str(root / "rl"),
+            ]
+        )
+        == 0
+    )
     return root / "rl"
 
 
-def launch_args(demo_labels: Path, rl_data: Path, tiny_model: Path, out: Path, *extra: str) -> list[str]:
-    return ["--series", SERIES, "--data-dir", str(DATA_DIR), "--labels", str(demo_labels),
-            "--train", str(rl_data / "train.parquet"), "--val", str(rl_data / "val.parquet"),
-            "--model", str(tiny_model), "--out", str(out), *extra]
+def launch_args(
+    demo_labels: Path, rl_data: Path, tiny_model: Path, out: Path, *extra: str
+) -> list[str]:
+    return [
+        "--series",
+        SERIES,
+        "--data-dir",
+        str(DATA_DIR),
+        "--labels",
+        str(demo_labels),
+        "--train",
+        str(rl_data / "train.parquet"),
+        "--val",
+        str(rl_data / "val.parquet"),
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(out),
+        *extra,
+    ]
 
 
 def alive(pid: int) -> bool:
@@ -52,9 +98,29 @@ def test_dry_run_checks_the_config_on_a_local_ray_head(demo_labels, rl_data, tin
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.sr.rl", *launch_args(demo_labels, rl_data, tiny_model, out, "--tool-port", str(port),
-                                                        "--num-cpus", "8", "--dry-run")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "tools.sr.rl",
+            *launch_args(
+                demo_labels,
+                rl_data,
+                tiny_model,
+                out,
+                "--tool-port",
+                str(port),
+                "--num-cpus",
+                "8",
+                "--dry-run",
+            ),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     tails = f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     assert proc.returncode == 0, tails
     # the resolved config, printed before anything starts
@@ -63,7 +129,9 @@ def test_dry_run_checks_the_config_on_a_local_ray_head(demo_labels, rl_data, tin
     assert f"train_files: {rl_data / 'train.parquet'}" in proc.stdout
     assert f"default_local_dir: {out.resolve()}" in proc.stdout
     # the launcher probed its tool server, and the Ray job did too, at the URL workers use
-    assert f"tool server healthy at http://127.0.0.1:{port}" in proc.stderr and SERIES in proc.stderr
+    assert (
+        f"tool server healthy at http://127.0.0.1:{port}" in proc.stderr and SERIES in proc.stderr
+    )
     assert f"tool server http://127.0.0.1:{port}: {{'status': 'ok'" in proc.stdout, tails
     assert "[validate_config] All configuration checks passed successfully!" in proc.stdout
     assert "data rows: {" in proc.stdout and "'audio_sim'" in proc.stdout
@@ -75,16 +143,22 @@ def test_dry_run_checks_the_config_on_a_local_ray_head(demo_labels, rl_data, tin
     assert (out / "launcher" / "job.log").read_text().count(rl.CONFIG_OK) == 1
 
 
-def test_bad_override_fails_before_starting_anything(demo_labels, rl_data, tiny_model, tmp_path, capsys):
+def test_bad_override_fails_before_starting_anything(
+    demo_labels, rl_data, tiny_model, tmp_path, capsys
+):
     out = tmp_path / "out"
-    code = rl.main(launch_args(demo_labels, rl_data, tiny_model, out, "--dry-run", "trainer.no_such_key=1"))
+    code = rl.main(
+        launch_args(demo_labels, rl_data, tiny_model, out, "--dry-run", "trainer.no_such_key=1")
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "Could not override 'trainer.no_such_key'" in err and "speaker_rec_grpo.yaml" in err
     assert not (out / "launcher" / "pids.json").exists()
 
 
-def test_missing_parquet_fails_before_starting_anything(demo_labels, rl_data, tiny_model, tmp_path, capsys):
+def test_missing_parquet_fails_before_starting_anything(
+    demo_labels, rl_data, tiny_model, tmp_path, capsys
+):
     out = tmp_path / "out"
     args = launch_args(demo_labels, rl_data, tiny_model, out, "--dry-run")
     args[args.index("--val") + 1] = str(tmp_path / "val.parquet")
@@ -93,16 +167,38 @@ def test_missing_parquet_fails_before_starting_anything(demo_labels, rl_data, ti
     assert not (out / "launcher" / "pids.json").exists()
 
 
-def test_training_without_the_gpus_the_recipe_asks_for_stops_with_both_numbers(demo_labels, rl_data, tiny_model,
-                                                                                 tmp_path):
+def test_training_without_the_gpus_the_recipe_asks_for_stops_with_both_numbers(
+    demo_labels, rl_data, tiny_model, tmp_path
+):
     """Without GPUs verl would wait for its resource pool forever; the launcher stops first."""
     out, port = tmp_path / "out", free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "HF_HUB_OFFLINE": "1"}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "tools.sr.rl", *launch_args(demo_labels, rl_data, tiny_model, out, "--tool-port", str(port),
-                                                        "--num-cpus", "8", "trainer.nnodes=2", "trainer.n_gpus_per_node=4")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
+        [
+            sys.executable,
+            "-m",
+            "tools.sr.rl",
+            *launch_args(
+                demo_labels,
+                rl_data,
+                tiny_model,
+                out,
+                "--tool-port",
+                str(port),
+                "--num-cpus",
+                "8",
+                "trainer.nnodes=2",
+                "trainer.n_gpus_per_node=4",
+            ),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-4000:]
     assert "trainer.nnodes x trainer.n_gpus_per_node = 2 x 4 = 8 GPUs" in proc.stderr
     assert "has 0 GPUs on 1 alive node(s)" in proc.stderr
@@ -117,5 +213,7 @@ def test_require_gpus_passes_when_the_cluster_has_them():
 
     config = OmegaConf.create({"trainer": {"nnodes": 2, "n_gpus_per_node": 8}})
     rl.require_gpus(config, 16.0, 2, "http://head:8265")
-    with pytest.raises(rl.LaunchError, match="= 16 GPUs, but the Ray cluster at http://head:8265 has 15 GPUs"):
+    with pytest.raises(
+        rl.LaunchError, match="= 16 GPUs, but the Ray cluster at http://head:8265 has 15 GPUs"
+    ):
         rl.require_gpus(config, 15.0, 2, "http://head:8265")

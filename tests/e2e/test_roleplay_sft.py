@@ -13,10 +13,10 @@ import json
 from pathlib import Path
 
 import pytest
-from llamafactory_run import loaded_examples, run_sft
 
-from tools.roleplay import character, rolebench
+from llamafactory_run import loaded_examples, run_sft
 from repo_paths import REPO_ROOT
+from tools.roleplay import character, rolebench
 
 TESTS = REPO_ROOT / "tests"
 SHARED = TESTS.parents[1] / "shared" / "data"
@@ -26,17 +26,33 @@ SETTINGS_WEIGHT = 5  # the published x5 and the converter's default
 def _rolebench_args() -> list:
     real = SHARED / "rolebench-zh"
     if real.is_dir():
-        return ["--inputs", real / "rolebench-zh_role_specific_test.jsonl",
-                "--profiles", real / "profiles-zh_desc.json", "--roles", "李白"]
+        return [
+            "--inputs",
+            real / "rolebench-zh_role_specific_test.jsonl",
+            "--profiles",
+            real / "profiles-zh_desc.json",
+            "--roles",
+            "李白",
+        ]
     assets = TESTS / "assets" / "rolebench"
-    return ["--inputs", assets / "records_zh.jsonl", "--profiles", assets / "profiles_zh.json", "--skip-broken"]
+    return [
+        "--inputs",
+        assets / "records_zh.jsonl",
+        "--profiles",
+        assets / "profiles_zh.json",
+        "--skip-broken",
+    ]
 
 
 def _character_args() -> list:
     real = SHARED / "genshin"
     if real.is_dir():
-        return ["--voice-lines", real / "speaker" / "furina" / "dialogue_data_world.json",
-                "--settings", real / "settings_furina.json"]
+        return [
+            "--voice-lines",
+            real / "speaker" / "furina" / "dialogue_data_world.json",
+            "--settings",
+            real / "settings_furina.json",
+        ]
     assets = TESTS / "assets" / "character"
     return ["--voice-lines", assets / "voice_lines.json", "--settings", assets / "settings.json"]
 
@@ -45,8 +61,12 @@ def _character_args() -> list:
 def roleplay_data(tmp_path_factory) -> tuple[Path, dict[str, int]]:
     """The converted datasets' folder and each dataset's expected example count."""
     out = tmp_path_factory.mktemp("roleplay-data")
-    assert rolebench.main(["--out-dir", str(out), "--name", "rb", *map(str, _rolebench_args())]) == 0
-    assert character.main(["--out-dir", str(out), "--name", "ch", *map(str, _character_args())]) == 0
+    assert (
+        rolebench.main(["--out-dir", str(out), "--name", "rb", *map(str, _rolebench_args())]) == 0
+    )
+    assert (
+        character.main(["--out-dir", str(out), "--name", "ch", *map(str, _character_args())]) == 0
+    )
 
     def records_out(name: str) -> int:
         return json.loads((out / f"{name}.report.json").read_text(encoding="utf-8"))["records_out"]
@@ -60,7 +80,9 @@ def roleplay_data(tmp_path_factory) -> tuple[Path, dict[str, int]]:
 
 
 @pytest.mark.slow
-def test_converted_datasets_train_together_and_llamafactory_keeps_every_row(roleplay_data, tiny_model, tmp_path):
+def test_converted_datasets_train_together_and_llamafactory_keeps_every_row(
+    roleplay_data, tiny_model, tmp_path
+):
     dataset_dir, expected = roleplay_data
     assert loaded_examples(tiny_model, dataset_dir, list(expected)) == expected
     run = run_sft(tiny_model, dataset_dir, ",".join(expected), tmp_path / "sft", max_steps=2)

@@ -10,8 +10,8 @@ import urllib.request
 
 import pytest
 
-from tools.sr import port_ranges, serve
 from tools.common.openai_endpoint import port_in_use
+from tools.sr import port_ranges, serve
 
 
 def free_base_port(offsets: int = 2) -> int:
@@ -32,9 +32,29 @@ def served(tiny_model, tmp_path_factory):
     """Two servers started by tools.sr.serve; yields (run dir, base port, pid records)."""
     run_dir = tmp_path_factory.mktemp("serve")
     base = free_base_port()
-    assert serve.main(["start", "--ports", "1-2", "--base-port", str(base), "--model", str(tiny_model),
-                       "--served-name", "tiny", "--run-dir", str(run_dir), "--ready-timeout", "240"]) == 0
-    records = {port: json.loads(serve.pid_file(run_dir, port).read_text()) for port in (base + 1, base + 2)}
+    assert (
+        serve.main(
+            [
+                "start",
+                "--ports",
+                "1-2",
+                "--base-port",
+                str(base),
+                "--model",
+                str(tiny_model),
+                "--served-name",
+                "tiny",
+                "--run-dir",
+                str(run_dir),
+                "--ready-timeout",
+                "240",
+            ]
+        )
+        == 0
+    )
+    records = {
+        port: json.loads(serve.pid_file(run_dir, port).read_text()) for port in (base + 1, base + 2)
+    }
     yield run_dir, base, records
     serve.main(["stop", "--run-dir", str(run_dir), "--base-port", str(base)])
 
@@ -53,12 +73,40 @@ def test_start_writes_pid_files_and_both_ports_answer(served):
 @pytest.mark.slow
 def test_refuses_a_live_pid_file_and_a_port_in_use(served, tiny_model, tmp_path, capsys):
     run_dir, base, _ = served
-    assert serve.main(["start", "--ports", "2", "--base-port", str(base), "--model", str(tiny_model),
-                       "--run-dir", str(run_dir)]) == 2
+    assert (
+        serve.main(
+            [
+                "start",
+                "--ports",
+                "2",
+                "--base-port",
+                str(base),
+                "--model",
+                str(tiny_model),
+                "--run-dir",
+                str(run_dir),
+            ]
+        )
+        == 2
+    )
     assert "still running on port" in capsys.readouterr().err
     # The same port from another run dir: no pid file there, but the port is taken.
-    assert serve.main(["start", "--ports", "1", "--base-port", str(base), "--model", str(tiny_model),
-                       "--run-dir", str(tmp_path)]) == 2
+    assert (
+        serve.main(
+            [
+                "start",
+                "--ports",
+                "1",
+                "--base-port",
+                str(base),
+                "--model",
+                str(tiny_model),
+                "--run-dir",
+                str(tmp_path),
+            ]
+        )
+        == 2
+    )
     assert "already in use" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.pid"))
 
@@ -72,7 +120,9 @@ def test_stale_and_reused_pid_files_are_removed_without_killing(tmp_path):
     try:
         real_ticks = serve.process_start_ticks(bystander.pid)
         for port, pid, ticks in ((9001, gone.pid, 1), (9002, bystander.pid, real_ticks - 1)):
-            serve.pid_file(tmp_path, port).write_text(json.dumps({"pid": pid, "start_ticks": ticks}))
+            serve.pid_file(tmp_path, port).write_text(
+                json.dumps({"pid": pid, "start_ticks": ticks})
+            )
         serve.pid_file(tmp_path, 9003).write_text("{torn")
         assert serve.main(["stop", "--run-dir", str(tmp_path)]) == 0
         assert not list(tmp_path.glob("*.pid"))
@@ -90,15 +140,28 @@ def test_port_ranges_parse_and_bad_ones_are_named():
 
 
 def test_commands_per_backend_carry_the_extra_server_args():
-    args = argparse.Namespace(model="m", host="127.0.0.1", served_name="sft", max_model_len=4096,
-                              gpu_mem_util=0.8, template="qwen3_nothink",
-                              server_args="--chat-template 'my template.jinja'")
+    args = argparse.Namespace(
+        model="m",
+        host="127.0.0.1",
+        served_name="sft",
+        max_model_len=4096,
+        gpu_mem_util=0.8,
+        template="qwen3_nothink",
+        server_args="--chat-template 'my template.jinja'",
+    )
     vllm = serve.server_command("vllm", args, 8003)
     assert vllm[1:3] == ["serve", "m"] and vllm[-2:] == ["--chat-template", "my template.jinja"]
-    assert vllm[vllm.index("--port") + 1] == "8003" and vllm[vllm.index("--served-model-name") + 1] == "sft"
+    assert (
+        vllm[vllm.index("--port") + 1] == "8003"
+        and vllm[vllm.index("--served-model-name") + 1] == "sft"
+    )
     assert serve.server_env("vllm", args, 8003, 3)["CUDA_VISIBLE_DEVICES"] == "2"
     cpu = serve.server_command("llamafactory", args, 8001)
-    assert cpu[1] == "api" and cpu[cpu.index("--template") + 1] == "qwen3_nothink" and cpu[-1] == "my template.jinja"
+    assert (
+        cpu[1] == "api"
+        and cpu[cpu.index("--template") + 1] == "qwen3_nothink"
+        and cpu[-1] == "my template.jinja"
+    )
     env = serve.server_env("llamafactory", args, 8001, 1)
     assert (env["API_HOST"], env["API_PORT"], env["API_MODEL_NAME"]) == ("127.0.0.1", "8001", "sft")
 

@@ -18,7 +18,9 @@ RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
 
 
 @pytest.mark.slow
-def test_smoke_sft_recipe_trains_logs_finite_loss_and_saves_checkpoint_and_plot(repo_root, tiny_model, tmp_path):
+def test_smoke_sft_recipe_trains_logs_finite_loss_and_saves_checkpoint_and_plot(
+    repo_root, tiny_model, tmp_path
+):
     recipe = yaml.safe_load((repo_root / RECIPE).read_text(encoding="utf-8"))
     max_steps = recipe["max_steps"]
     output_dir = tmp_path / "sft-smoke"
@@ -29,7 +31,10 @@ def test_smoke_sft_recipe_trains_logs_finite_loss_and_saves_checkpoint_and_plot(
         f"dataset_dir={repo_root / 'data'}",
         f"output_dir={output_dir}",
     ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo_root), os.environ.get("PYTHONPATH")])),
+    }
     proc = subprocess.run(
         [str(cli), "train", str(RECIPE), *overrides],
         cwd=repo_root,
@@ -38,9 +43,13 @@ def test_smoke_sft_recipe_trains_logs_finite_loss_and_saves_checkpoint_and_plot(
         text=True,
         timeout=300,
     )
-    assert proc.returncode == 0, f"llamafactory-cli failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"llamafactory-cli failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
 
-    logged = [json.loads(line) for line in (output_dir / "trainer_log.jsonl").read_text().splitlines()]
+    logged = [
+        json.loads(line) for line in (output_dir / "trainer_log.jsonl").read_text().splitlines()
+    ]
     losses = [record["loss"] for record in logged if "loss" in record]
     assert len(losses) == max_steps  # logging_steps is 1
     assert all(math.isfinite(loss) for loss in losses)

@@ -19,15 +19,19 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repo_paths import REPO_ROOT
+from tools.common.openai_endpoint import free_port
 from tools.roleplay import character, rolebench
 from tools.sr import export, split, traces
-from tools.common.openai_endpoint import free_port
-from repo_paths import REPO_ROOT
 
 TESTS = REPO_ROOT / "tests"
 IGNORE_INDEX = -100
-GPU_RECIPES = ["sft/speaker_rec_full.yaml", "sft/speaker_rec_lora.yaml", "roleplay/rolebench_lora.yaml",
-               "roleplay/character_qlora.yaml"]
+GPU_RECIPES = [
+    "sft/speaker_rec_full.yaml",
+    "sft/speaker_rec_lora.yaml",
+    "roleplay/rolebench_lora.yaml",
+    "roleplay/character_qlora.yaml",
+]
 # A handful of rows is enough to prove loading and rendering.
 MAX_SAMPLES = 8
 
@@ -36,42 +40,108 @@ MAX_SAMPLES = 8
 def recipe_data(demo_labels, tmp_path_factory) -> Path:
     """One dataset_dir holding the datasets the GPU recipes name, written by our converters."""
     out = tmp_path_factory.mktemp("gpu-recipe-data")
-    common = ["--series", "chun_jiang", "--data-dir", str(REPO_ROOT / "data" / "demo"), "--labels", str(demo_labels)]
+    common = [
+        "--series",
+        "chun_jiang",
+        "--data-dir",
+        str(REPO_ROOT / "data" / "demo"),
+        "--labels",
+        str(demo_labels),
+    ]
     assert split.main([*common, "--out", str(out / "split.json"), "--ratios", "sft=1"]) == 0
-    assert traces.main([*common, "--out", str(out / "traces.jsonl"), "--teacher", "oracle", "--limit", "12"]) == 0
-    assert export.main(["sft", "--traces", str(out / "traces.jsonl"), "--split", str(out / "split.json"),
-                        "--format", "alpaca", "--out-dir", str(out), "--name", "speaker_rec_sft_alpaca"]) == 0
+    assert (
+        traces.main(
+            [*common, "--out", str(out / "traces.jsonl"), "--teacher", "oracle", "--limit", "12"]
+        )
+        == 0
+    )
+    assert (
+        export.main(
+            [
+                "sft",
+                "--traces",
+                str(out / "traces.jsonl"),
+                "--split",
+                str(out / "split.json"),
+                "--format",
+                "alpaca",
+                "--out-dir",
+                str(out),
+                "--name",
+                "speaker_rec_sft_alpaca",
+            ]
+        )
+        == 0
+    )
     assets = TESTS / "assets"
-    assert rolebench.main(["--out-dir", str(out), "--name", "rolebench_zh", "--inputs",
-                           str(assets / "rolebench" / "records_zh.jsonl"), "--profiles",
-                           str(assets / "rolebench" / "profiles_zh.json")]) == 0
-    assert character.main(["--out-dir", str(out), "--name", "furina", "--voice-lines",
-                           str(assets / "character" / "voice_lines.json"), "--settings",
-                           str(assets / "character" / "settings.json")]) == 0
+    assert (
+        rolebench.main(
+            [
+                "--out-dir",
+                str(out),
+                "--name",
+                "rolebench_zh",
+                "--inputs",
+                str(assets / "rolebench" / "records_zh.jsonl"),
+                "--profiles",
+                str(assets / "rolebench" / "profiles_zh.json"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        character.main(
+            [
+                "--out-dir",
+                str(out),
+                "--name",
+                "furina",
+                "--voice-lines",
+                str(assets / "character" / "voice_lines.json"),
+                "--settings",
+                str(assets / "character" / "settings.json"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
 def _recipe_args(recipe: str, model: Path, data: Path, out: Path) -> dict:
     config = yaml.safe_load((REPO_ROOT / "recipes" / recipe).read_text(encoding="utf-8"))
-    config.update(model_name_or_path=str(model), output_dir=str(out), dataset_dir=str(data), bf16=False,
-                  max_samples=MAX_SAMPLES, preprocessing_num_workers=1, overwrite_cache=True, report_to="none")
+    config.update(
+        model_name_or_path=str(model),
+        output_dir=str(out),
+        dataset_dir=str(data),
+        bf16=False,
+        max_samples=MAX_SAMPLES,
+        preprocessing_num_workers=1,
+        overwrite_cache=True,
+        report_to="none",
+    )
     config.pop("deepspeed", None)
     return config
 
 
 @pytest.mark.parametrize("recipe", GPU_RECIPES)
-def test_gpu_recipe_data_loads_and_renders_with_its_template(recipe, recipe_data, tiny_model, tmp_path):
+def test_gpu_recipe_data_loads_and_renders_with_its_template(
+    recipe, recipe_data, tiny_model, tmp_path
+):
     from llamafactory.data import get_dataset, get_template_and_fix_tokenizer
     from llamafactory.hparams import get_train_args
     from llamafactory.model import load_tokenizer
 
     model_args, data_args, training_args, _, _ = get_train_args(
-        _recipe_args(recipe, tiny_model, recipe_data, tmp_path / "out"))
+        _recipe_args(recipe, tiny_model, recipe_data, tmp_path / "out")
+    )
     tokenizer_module = load_tokenizer(model_args)
     tokenizer = tokenizer_module["tokenizer"]
     template = get_template_and_fix_tokenizer(tokenizer, data_args)
-    rows = list(get_dataset(template, model_args, data_args, training_args, stage="sft",
-                            **tokenizer_module)["train_dataset"])
+    rows = list(
+        get_dataset(
+            template, model_args, data_args, training_args, stage="sft", **tokenizer_module
+        )["train_dataset"]
+    )
     datasets = data_args.dataset
     assert len(rows) >= min(len(datasets), MAX_SAMPLES), f"{recipe}: {len(rows)} rows"
     for row in rows:
@@ -81,7 +151,9 @@ def test_gpu_recipe_data_loads_and_renders_with_its_template(recipe, recipe_data
     text = tokenizer.decode(rows[0]["input_ids"])
     assert "<|im_start|>user" in text and "<|im_start|>assistant" in text, text[:300]
     if "speaker_rec" in recipe:  # the model learns the protocol's turns
-        trained = [tokenizer.decode([t for t in row["labels"] if t != IGNORE_INDEX]) for row in rows]
+        trained = [
+            tokenizer.decode([t for t in row["labels"] if t != IGNORE_INDEX]) for row in rows
+        ]
         assert all("<tool_call>" in turn or "<answer>" in turn for turn in trained), trained
 
 
@@ -102,26 +174,48 @@ else:
 
 def _parse_distributed(config: dict) -> dict:
     """get_train_args in a one-process distributed setup, as torchrun starts it, in a fresh process."""
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "LOCAL_RANK": "0", "RANK": "0", "WORLD_SIZE": "1",
-           "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port())}
-    proc = subprocess.run([sys.executable, "-c", _DEEPSPEED_PARSE, json.dumps(config)], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=900)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO_ROOT),
+        "LOCAL_RANK": "0",
+        "RANK": "0",
+        "WORLD_SIZE": "1",
+        "LOCAL_WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(free_port()),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _DEEPSPEED_PARSE, json.dumps(config)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-
-
 def test_full_recipe_with_zero3_parses_up_to_the_gpu(tiny_model, tmp_path):
-    pytest.importorskip("deepspeed", reason="DeepSpeed is in the cuda-sft stack (make check-gpu-envs), not the CPU one")
+    pytest.importorskip(
+        "deepspeed",
+        reason="DeepSpeed is in the cuda-sft stack (make check-gpu-envs), not the CPU one",
+    )
     pytest.importorskip("bitsandbytes", reason="bitsandbytes is in the cuda-sft stack")
-    config = yaml.safe_load((REPO_ROOT / "recipes/sft/speaker_rec_full.yaml").read_text(encoding="utf-8"))
+    config = yaml.safe_load(
+        (REPO_ROOT / "recipes/sft/speaker_rec_full.yaml").read_text(encoding="utf-8")
+    )
     assert config["deepspeed"] == "recipes/deepspeed/ds_z3_config.json"
     config.update(model_name_or_path=str(tiny_model), output_dir=str(tmp_path / "out"))
 
     as_shipped = _parse_distributed(config)
-    assert as_shipped == {"error": "Your setup doesn't support bf16/gpu. You need to assign use_cpu if you want "
-                                   "to train the model on CPU."}
+    assert as_shipped == {
+        "error": "Your setup doesn't support bf16/gpu. You need to assign use_cpu if you want "
+        "to train the model on CPU."
+    }
     without_gpu_precision = _parse_distributed({**config, "bf16": False})
-    assert without_gpu_precision == {"deepspeed": "recipes/deepspeed/ds_z3_config.json", "stage": 3,
-                                     "distributed": "ParallelMode.DISTRIBUTED"}
+    assert without_gpu_precision == {
+        "deepspeed": "recipes/deepspeed/ds_z3_config.json",
+        "stage": 3,
+        "distributed": "ParallelMode.DISTRIBUTED",
+    }

@@ -13,10 +13,10 @@ are needed only when the model loads), so QLoRA recipes are checked with quantiz
 """
 
 import enum
-from pathlib import Path
 
 import pytest
 import yaml
+
 from repo_paths import REPO_ROOT
 
 RECIPE_DIRS = ("recipes/sft", "recipes/roleplay")
@@ -65,7 +65,9 @@ def test_recipe_header_names_its_make_target_and_sections_follow_llamafactory_ex
     header = " ".join(line for line in lines[: lines.index("")] if line.startswith("#"))
     assert "make " in header, f"{recipe.name}: the header comment names no make target"
     sections = [line for line in lines if line.startswith("### ")]
-    assert sections[:5] == ["### model", "### method", "### dataset", "### output", "### train"], sections
+    assert sections[:5] == ["### model", "### method", "### dataset", "### output", "### train"], (
+        sections
+    )
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: f"{path.parent.name}/{path.name}")
@@ -83,7 +85,9 @@ def test_recipe_parses_with_llamafactory_and_keeps_every_value(
 
     parsed = get_train_args(args)
 
-    checked = {key: value for key, value in config.items() if key not in (*SWAPPED, *CPU_SWAPS, *CPU_DROPS)}
+    checked = {
+        key: value for key, value in config.items() if key not in (*SWAPPED, *CPU_SWAPS, *CPU_DROPS)
+    }
     mismatches = []
     for key, expected in checked.items():
         value, expected = _normalise(key, _parsed_value(parsed, key), expected)
@@ -92,8 +96,11 @@ def test_recipe_parses_with_llamafactory_and_keeps_every_value(
     assert not mismatches, f"{recipe.name}: " + "; ".join(mismatches)
 
 
-@pytest.mark.parametrize("recipe", [r for r in RECIPES if "cpu" not in r.stem],
-                         ids=lambda path: f"{path.parent.name}/{path.name}")
+@pytest.mark.parametrize(
+    "recipe",
+    [r for r in RECIPES if "cpu" not in r.stem],
+    ids=lambda path: f"{path.parent.name}/{path.name}",
+)
 def test_gpu_recipes_log_to_tensorboard(recipe):
     """A person can look at a GPU run without a tracker account; other trackers are one ARGS away."""
     assert yaml.safe_load(recipe.read_text(encoding="utf-8"))["report_to"] == "tensorboard"

@@ -12,9 +12,22 @@ from tools.dev.bench_parse import adversarial_actions
 
 # The rule as it was written before (a regex that backtracks badly on hostile text): the reference.
 TURN_BOUNDARY = re.compile(
-    r"\nuser\n(?:<tool_response>.*?</tool_response>\n)+assistant\n|\nuser\n.*?\nassistant\n", re.DOTALL)
-PIECES = ["\nuser\n", "\nassistant\n", "<tool_response>", "</tool_response>", "\n", "user", "assistant", "x",
-          "<tool_response>\n", "</tool_response>\nassistant\n", "<answer>a</answer>"]
+    r"\nuser\n(?:<tool_response>.*?</tool_response>\n)+assistant\n|\nuser\n.*?\nassistant\n",
+    re.DOTALL,
+)
+PIECES = [
+    "\nuser\n",
+    "\nassistant\n",
+    "<tool_response>",
+    "</tool_response>",
+    "\n",
+    "user",
+    "assistant",
+    "x",
+    "<tool_response>\n",
+    "</tool_response>\nassistant\n",
+    "<answer>a</answer>",
+]
 GROUND_TRUTH = {"truth": "a", "candidates": ["a", "other"], "other": "other", "open_set": False}
 
 

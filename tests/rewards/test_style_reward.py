@@ -13,15 +13,17 @@ import numpy as np
 import pytest
 
 from plugins.style.classifier import StyleClassifier
-from plugins.style.labels import format_input
-from plugins.style.labels import DEFAULT_LABELS
+from plugins.style.labels import DEFAULT_LABELS, format_input
 
 QUESTION = "扫地机器人充电时发烫正常吗？"
 # (ground truth, response): each response is written in one style; the first two are scored for
 # their own style, the last one for another style than its own.
 CASES = [
     ("售后", "非常抱歉给您带来不便。麻烦您提供一下订单号，我们马上为您登记售后工单。"),
-    ("harmless", "<think>用户担心安全。</think>为了您的安全，请立即断电，请勿自行拆卸，存在触电风险。"),
+    (
+        "harmless",
+        "<think>用户担心安全。</think>为了您的安全，请立即断电，请勿自行拆卸，存在触电风险。",
+    ),
     ({"target": "售前"}, "第一步，打开App并开启蓝牙；第二步，长按电源键进入配对模式。"),
 ]
 PROMPT_LENGTH = 32
@@ -58,7 +60,9 @@ def _verl_config(overrides: list[str]):
     import verl
     from hydra import compose, initialize_config_dir
 
-    with initialize_config_dir(config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None):
+    with initialize_config_dir(
+        config_dir=str(Path(verl.__file__).parent / "trainer" / "config"), version_base=None
+    ):
         return compose(config_name="ppo_trainer", overrides=overrides)
 
 
@@ -74,10 +78,20 @@ def _data_proto(tokenizer, cases):
         for _ in cases
     ]
     tokenizer.padding_side = "left"
-    prompt = tokenizer(prompts, padding="max_length", max_length=PROMPT_LENGTH, truncation=True, return_tensors="pt")
+    prompt = tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=PROMPT_LENGTH,
+        truncation=True,
+        return_tensors="pt",
+    )
     tokenizer.padding_side = "right"
-    response = tokenizer([r for _, r in cases], padding="max_length", max_length=RESPONSE_LENGTH, return_tensors="pt")
-    assert response.attention_mask.sum(-1).max() < RESPONSE_LENGTH, "responses fit without truncation"
+    response = tokenizer(
+        [r for _, r in cases], padding="max_length", max_length=RESPONSE_LENGTH, return_tensors="pt"
+    )
+    assert response.attention_mask.sum(-1).max() < RESPONSE_LENGTH, (
+        "responses fit without truncation"
+    )
     return DataProto.from_dict(
         tensors={
             "prompts": prompt.input_ids,
@@ -87,8 +101,12 @@ def _data_proto(tokenizer, cases):
         },
         non_tensors={
             "data_source": np.array(["style"] * len(cases), dtype=object),
-            "reward_model": np.array([{"ground_truth": truth, "style": "model"} for truth, _ in cases], dtype=object),
-            "extra_info": np.array([{"question": QUESTION, "index": i} for i in range(len(cases))], dtype=object),
+            "reward_model": np.array(
+                [{"ground_truth": truth, "style": "model"} for truth, _ in cases], dtype=object
+            ),
+            "extra_info": np.array(
+                [{"question": QUESTION, "index": i} for i in range(len(cases))], dtype=object
+            ),
         },
     )
 
@@ -100,7 +118,10 @@ def _score_with_verl(tiny_model, reward_kwargs: dict, cases):
         f"actor_rollout_ref.model.path={tiny_model}",
         "reward.custom_reward_function.path=rewards/style.py",
         "reward.custom_reward_function.name=compute_score",
-        *(f"+reward.custom_reward_function.reward_kwargs.{key}={value}" for key, value in reward_kwargs.items()),
+        *(
+            f"+reward.custom_reward_function.reward_kwargs.{key}={value}"
+            for key, value in reward_kwargs.items()
+        ),
     ]
     worker = RewardLoopWorker(_verl_config(overrides))
     data = _data_proto(worker.input_tokenizer, cases)
@@ -121,7 +142,9 @@ def test_reward_loop_scores_each_response_by_its_target_style_probability(tiny_m
         info = output["reward_extra_info"]
         assert output["reward_score"] == pytest.approx(probabilities[target], abs=1e-5)
         assert info["score"] == output["reward_score"]
-        assert [info[f"p_{name}"] for name in DEFAULT_LABELS.english_names] == pytest.approx(probabilities, abs=1e-5)
+        assert [info[f"p_{name}"] for name in DEFAULT_LABELS.english_names] == pytest.approx(
+            probabilities, abs=1e-5
+        )
 
     # The first two are scored for their own style, the third (a helpful answer) for 售前.
     assert outputs[0]["reward_score"] == max(expected[0])
@@ -137,14 +160,20 @@ def test_reward_loop_scores_each_response_by_its_target_style_probability(tiny_m
 
 
 @pytest.mark.slow
-def test_reward_kwargs_target_overrides_the_ground_truth_and_unknown_targets_fail(tiny_model, style_model):
+def test_reward_kwargs_target_overrides_the_ground_truth_and_unknown_targets_fail(
+    tiny_model, style_model
+):
     from rewards.style import compute_score
 
     # Hydra's override grammar takes non-ASCII only quoted: target='有帮助' (or the English target=helpful).
-    _, _, outputs = _score_with_verl(tiny_model, {"model_path": style_model, "target": "'有帮助'"}, CASES)
+    _, _, outputs = _score_with_verl(
+        tiny_model, {"model_path": style_model, "target": "'有帮助'"}, CASES
+    )
     for output in outputs:
         assert output["reward_score"] == output["reward_extra_info"]["p_helpful"]
-    assert max(range(len(outputs)), key=lambda i: outputs[i]["reward_score"]) == 2, "the helpful answer wins"
+    assert max(range(len(outputs)), key=lambda i: outputs[i]["reward_score"]) == 2, (
+        "the helpful answer wins"
+    )
 
     with pytest.raises(ValueError, match="target style '好用'"):
         compute_score("style", "好的。", "好用", model_path=str(style_model))
@@ -156,4 +185,6 @@ def test_reward_refuses_a_missing_or_doubled_scorer(tmp_path):
     with pytest.raises(ValueError, match="exactly one of service_url or model_path"):
         compute_score("style", "好的。", "有帮助")
     with pytest.raises(ValueError, match="exactly one of service_url or model_path"):
-        compute_score("style", "好的。", "有帮助", service_url="http://127.0.0.1:1", model_path=str(tmp_path))
+        compute_score(
+            "style", "好的。", "有帮助", service_url="http://127.0.0.1:1", model_path=str(tmp_path)
+        )

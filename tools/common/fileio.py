@@ -12,9 +12,9 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Hashable, Iterator
 
 from tools.common.text_input import read_text
 
@@ -72,7 +72,9 @@ def read_jsonl(path: Path | str) -> Iterator[JsonlRecord]:
             try:
                 yield JsonlRecord(line_no, json.loads(line))
             except json.JSONDecodeError as e:
-                yield JsonlRecord(line_no, error=f"broken JSON at column {e.colno}: {e.msg.removesuffix(' at')}")
+                yield JsonlRecord(
+                    line_no, error=f"broken JSON at column {e.colno}: {e.msg.removesuffix(' at')}"
+                )
 
 
 def json_objects(path: Path | str, report: "Report") -> Iterator[tuple[int, str, dict]]:
@@ -142,8 +144,10 @@ class OutputBusy(OutputError):
     def __init__(self, path: Path, pid: int | None):
         self.pid = pid
         holder = f"process {pid}" if pid else "another process"
-        super().__init__(f"{path} is being written by {holder} (lock {lock_path(path)}); "
-                         "wait for it to finish or stop it, then rerun")
+        super().__init__(
+            f"{path} is being written by {holder} (lock {lock_path(path)}); "
+            "wait for it to finish or stop it, then rerun"
+        )
 
 
 def lock_path(path: Path | str) -> Path:
@@ -169,8 +173,15 @@ class AppendOnlyJsonl:
     made with another configuration), which is reported at the record's file and line.
     """
 
-    def __init__(self, path: Path | str, key: Callable[[dict], Hashable], *, dedupe: bool = False,
-                 keep_records: bool = False, durable: bool = False):
+    def __init__(
+        self,
+        path: Path | str,
+        key: Callable[[dict], Hashable],
+        *,
+        dedupe: bool = False,
+        keep_records: bool = False,
+        durable: bool = False,
+    ):
         self.path = Path(path)
         self.key = key
         self.dedupe = dedupe
@@ -241,18 +252,26 @@ class AppendOnlyJsonl:
                 try:
                     record = json.loads(raw)
                 except json.JSONDecodeError as e:
-                    raise OutputError(f"{where}: not a record (broken JSON: {e.msg} at column {e.colno}); "
-                                      "refusing to append to this file") from None
+                    raise OutputError(
+                        f"{where}: not a record (broken JSON: {e.msg} at column {e.colno}); "
+                        "refusing to append to this file"
+                    ) from None
                 except UnicodeDecodeError:
-                    raise OutputError(f"{where}: not a record (not UTF-8); refusing to append to this file") from None
+                    raise OutputError(
+                        f"{where}: not a record (not UTF-8); refusing to append to this file"
+                    ) from None
                 if not isinstance(record, dict):
-                    raise OutputError(f"{where}: not a record (not a JSON object); refusing to append to this file")
+                    raise OutputError(
+                        f"{where}: not a record (not a JSON object); refusing to append to this file"
+                    )
                 try:
                     key = self.key(record)
                     hash(key)
                 except (KeyError, TypeError) as e:
-                    raise OutputError(f"{where}: not a record of this output (no {e}); refusing to append "
-                                      "to this file") from None
+                    raise OutputError(
+                        f"{where}: not a record of this output (no {e}); refusing to append "
+                        "to this file"
+                    ) from None
                 except ValueError as e:
                     raise OutputError(f"{where}: {e}") from None
                 if key in self.keys:
@@ -266,13 +285,19 @@ class AppendOnlyJsonl:
                     kept.append(raw)
         size = self.path.stat().st_size
         if duplicates and not self.dedupe:
-            raise OutputError(f"{self.path}: {duplicates} duplicated records (first at {first_duplicate}); "
-                              "refusing to append (rerun with --dedupe to keep the first of each)")
+            raise OutputError(
+                f"{self.path}: {duplicates} duplicated records (first at {first_duplicate}); "
+                "refusing to append (rerun with --dedupe to keep the first of each)"
+            )
         if duplicates:
-            log.warning("%s: dropping %d duplicated records (kept the first of each)", self.path, duplicates)
+            log.warning(
+                "%s: dropping %d duplicated records (kept the first of each)", self.path, duplicates
+            )
             atomic_write_bytes(self.path, b"".join(kept))
         elif good_bytes < size:
-            log.warning("%s: cutting off a torn last record (%d bytes)", self.path, size - good_bytes)
+            log.warning(
+                "%s: cutting off a torn last record (%d bytes)", self.path, size - good_bytes
+            )
             with self.path.open("r+b") as f:
                 f.truncate(good_bytes)
 

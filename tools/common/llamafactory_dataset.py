@@ -37,7 +37,9 @@ class ConversionError(Exception):
 def check_dataset_name(name: str) -> str:
     """Return `name` when it is an identifier (letters, digits, `_`, `-`); raise ValueError otherwise."""
     if not DATASET_NAME.match(name):
-        raise ValueError(f"dataset name {name!r} is not an identifier (letters, digits, '_' and '-' only)")
+        raise ValueError(
+            f"dataset name {name!r} is not an identifier (letters, digits, '_' and '-' only)"
+        )
     return name
 
 
@@ -56,12 +58,17 @@ def make_record(fmt: str, prompt: str, response: str, system: str) -> dict:
     if fmt == "sharegpt":
         return {
             "system": system,
-            "conversations": [{"from": "human", "value": prompt}, {"from": "gpt", "value": response}],
+            "conversations": [
+                {"from": "human", "value": prompt},
+                {"from": "gpt", "value": response},
+            ],
         }
     raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
 
 
-def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None, columns: dict | None = None) -> dict:
+def dataset_entry(
+    file_name: str, fmt: str, num_samples: int | None = None, columns: dict | None = None
+) -> dict:
     """The dataset_info.json entry for a file written by `make_record` in `fmt`; `columns` adds
     LLaMA-Factory columns beyond the basic ones (e.g. alpaca "history", "tools").
 
@@ -71,7 +78,12 @@ def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None, colu
         entry = {
             "file_name": file_name,
             "formatting": "alpaca",
-            "columns": {"prompt": "instruction", "query": "input", "response": "output", "system": "system"},
+            "columns": {
+                "prompt": "instruction",
+                "query": "input",
+                "response": "output",
+                "system": "system",
+            },
         }
     elif fmt == "sharegpt":
         entry = {
@@ -80,8 +92,15 @@ def dataset_entry(file_name: str, fmt: str, num_samples: int | None = None, colu
             "columns": {"messages": "conversations", "system": "system"},
             # Name every tag: once `tags` is given, LLaMA-Factory sets each one left out to None, and
             # then drops every row with function_call or observation turns as "invalid role tag".
-            "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
-                     "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"},
+            "tags": {
+                "role_tag": "from",
+                "content_tag": "value",
+                "user_tag": "human",
+                "assistant_tag": "gpt",
+                "observation_tag": "observation",
+                "function_tag": "function_call",
+                "system_tag": "system",
+            },
         }
     else:
         raise ValueError(f"unknown format {fmt!r}; expected one of {FORMATS}")
@@ -111,7 +130,9 @@ def _read_info(info_path: Path) -> dict:
     except NotTextError as e:
         raise ConversionError(info_path, str(e).removeprefix(f"{info_path}: ")) from None
     except json.JSONDecodeError as e:
-        raise ConversionError(info_path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+        raise ConversionError(
+            info_path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from e
     if not isinstance(info, dict):
         raise ConversionError(info_path, "not a JSON object of dataset entries")
     return info
@@ -149,7 +170,9 @@ def publish(out_dir: Path | str, outputs: list[DatasetOutput], fmt: str) -> dict
             info[output.name] = dataset_entry(file_name, fmt, output.num_samples, output.columns)
             output.report.extra["dataset_info_entry"] = {output.name: info[output.name]}
             atomic_write_json(out_dir / file_name, output.records)
-            atomic_write_json(out_dir / f"{output.name}.report.json", output.report.as_dict(), indent=2)
+            atomic_write_json(
+                out_dir / f"{output.name}.report.json", output.report.as_dict(), indent=2
+            )
             written[output.name] = out_dir / file_name
             written[f"{output.name}.report"] = out_dir / f"{output.name}.report.json"
         atomic_write_json(info_path, info, indent=2)

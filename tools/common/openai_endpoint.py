@@ -10,7 +10,6 @@ import subprocess
 import time
 import urllib.request
 
-
 # The userinfo of a URL anywhere in a text: what follows "scheme://" up to an "@" before the host ends.
 USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
 
@@ -55,13 +54,17 @@ def port_in_use(host: str, port: int) -> bool:
     return False
 
 
-def wait_http_ok(url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2) -> bytes:
+def wait_http_ok(
+    url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2
+) -> bytes:
     """Poll GET `url` until it answers 200 and return the body; raise TimeoutError after
     `timeout` seconds, or RuntimeError as soon as `proc` (the server's process, if given) has exited."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the server at {url} exited with {proc.returncode} before it was ready")
+            raise RuntimeError(
+                f"the server at {url} exited with {proc.returncode} before it was ready"
+            )
         try:
             with urllib.request.urlopen(url, timeout=2) as reply:
                 if reply.status == 200:

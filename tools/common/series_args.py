@@ -17,19 +17,32 @@ def add_series_args(parser: argparse.ArgumentParser, *, labels: bool = False) ->
     """Add --series, --data-dir and how the series' files are read, and --labels when the
     command reads prepare's output."""
     parser.add_argument("--series", required=True, help="series name (an identifier, not a path)")
-    parser.add_argument("--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)")
-    parser.add_argument("--max-file-mb", type=positive_float, default=DEFAULT_MAX_FILE_MB,
-                        help="refuse any file of the series larger than this (default: %(default)s)")
-    parser.add_argument("--allow-outside-links", action="store_true",
-                        help="follow symlinks that lead outside --data-dir (refused by default)")
+    parser.add_argument(
+        "--data-dir", default="data/demo", help="directory holding <series>/ (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-file-mb",
+        type=positive_float,
+        default=DEFAULT_MAX_FILE_MB,
+        help="refuse any file of the series larger than this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--allow-outside-links",
+        action="store_true",
+        help="follow symlinks that lead outside --data-dir (refused by default)",
+    )
     if labels:
-        parser.add_argument("--labels", required=True, type=Path, help="labels.json written by tools.sr.prepare")
+        parser.add_argument(
+            "--labels", required=True, type=Path, help="labels.json written by tools.sr.prepare"
+        )
 
 
 def load_series_from_args(args: argparse.Namespace) -> Series:
     """The series named by the arguments of add_series_args; raises SeriesError naming the
     file and the reason."""
-    policy = ReadPolicy(max_file_bytes=int(args.max_file_mb * 2**20), allow_outside_links=args.allow_outside_links)
+    policy = ReadPolicy(
+        max_file_bytes=int(args.max_file_mb * 2**20), allow_outside_links=args.allow_outside_links
+    )
     return load_series(args.series, args.data_dir, policy)
 
 
@@ -62,14 +75,24 @@ def positive_float(text: str) -> float:
 def add_rollout_args(parser: argparse.ArgumentParser) -> None:
     """Add --protocol, --language, --max-turns and the sampling settings of each turn."""
     parser.add_argument("--protocol", choices=PROTOCOLS, default="hermes")
-    parser.add_argument("--language", choices=("zh", "en"), help="prompt language (default: the series')")
+    parser.add_argument(
+        "--language", choices=("zh", "en"), help="prompt language (default: the series')"
+    )
     parser.add_argument("--max-turns", type=positive_int, default=RuleConfig.max_turns)
     parser.add_argument("--temperature", type=float, default=0.6)
     parser.add_argument("--top-p", type=float, default=0.95)
-    parser.add_argument("--max-tokens", type=positive_int, default=1024, help="tokens per assistant turn")
+    parser.add_argument(
+        "--max-tokens", type=positive_int, default=1024, help="tokens per assistant turn"
+    )
 
 
 def rollout_env(args: argparse.Namespace, series: Series, labels: LabelFile) -> SpeakerEnv:
     """The environment the arguments of add_rollout_args describe."""
-    return SpeakerEnv(series, labels.lines, protocol=args.protocol, language=args.language,
-                      rules=RuleConfig(max_turns=args.max_turns), known=labels.characters)
+    return SpeakerEnv(
+        series,
+        labels.lines,
+        protocol=args.protocol,
+        language=args.language,
+        rules=RuleConfig(max_turns=args.max_turns),
+        known=labels.characters,
+    )

@@ -55,20 +55,26 @@ def decode(data: bytes, source: Path | str) -> str:
     """`data` as text (a leading UTF-8 byte-order mark removed); NotTextError naming `source`,
     the byte offset and the likely encoding when it is not UTF-8 text."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        raise NotTextError(f"{source}: not UTF-8: byte offset 0 starts a {guess_encoding(data)}; "
-                           "convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)")
+        raise NotTextError(
+            f"{source}: not UTF-8: byte offset 0 starts a {guess_encoding(data)}; "
+            "convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         guess = guess_encoding(data)
         hint = " (e.g. iconv -f GB18030 -t UTF-8)" if guess.startswith("GBK") else ""
-        raise NotTextError(f"{source}: not UTF-8: invalid byte 0x{data[e.start]:02x} at byte offset {e.start} "
-                           f"({_line_column(data, e.start)}); looks like {guess}{hint}") from None
+        raise NotTextError(
+            f"{source}: not UTF-8: invalid byte 0x{data[e.start]:02x} at byte offset {e.start} "
+            f"({_line_column(data, e.start)}); looks like {guess}{hint}"
+        ) from None
     nul = text.find("\x00")
     if nul >= 0:
         at = len(text[:nul].encode("utf-8"))
-        raise NotTextError(f"{source}: not text: NUL byte at byte offset {at} ({_line_column(data, at)}); "
-                           f"looks like {guess_encoding(data)}")
+        raise NotTextError(
+            f"{source}: not text: NUL byte at byte offset {at} ({_line_column(data, at)}); "
+            f"looks like {guess_encoding(data)}"
+        )
     return text.removeprefix("\ufeff")
 
 

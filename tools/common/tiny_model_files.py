@@ -4,15 +4,9 @@ identifies a built tiny model (the one tiny-model check). Built by tools.dev.tin
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import hashlib
 import importlib.util
 import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 logger = logging.getLogger(__name__)

@@ -28,11 +28,11 @@ import numpy as np
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
-from tools.dev import bench_eval, bench_parse, bench_prepare, bench_tool_server
-from tools.sr import rollout, traces
-from tools.dev.bench_prepare import prepare_command
 from tools.common.fileio import atomic_write_json, atomic_write_text
 from tools.common.openai_endpoint import free_port, wait_ready
+from tools.dev import bench_eval, bench_parse, bench_prepare, bench_tool_server
+from tools.dev.bench_prepare import prepare_command
+from tools.sr import rollout
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,15 +76,19 @@ def bench_loader(data_dir: Path, name: str, repeats: int) -> dict:
     }
 
 
-def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 0.2,
-                 trajectories: int = 1280) -> dict:
+def bench_traces(
+    data_dir: Path, name: str, workers: int = 64, latency: float = 0.2, trajectories: int = 1280
+) -> dict:
     """Turns per second of the traces loop against a stand-in teacher with a fixed latency,
     as a share of the ideal `workers / latency`; each trajectory is two turns (audio_sim,
     answer). The teacher runs in its own process, as a remote API would."""
     with tempfile.TemporaryDirectory(prefix="bench_traces_") as tmp:
         labels_path, out = Path(tmp) / "labels.json", Path(tmp) / "traces.jsonl"
-        subprocess.run(prepare_command(data_dir, name, labels_path), check=True,
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+        subprocess.run(
+            prepare_command(data_dir, name, labels_path),
+            check=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         series = load_series(name, data_dir)
         labels = read_labels(labels_path, series)
         env = SpeakerEnv(series, labels.lines, known=labels.characters)
@@ -92,15 +96,27 @@ def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 
         todo = [lines[i % len(lines)] for i in range(trajectories)]
         port = free_port()
         teacher = subprocess.Popen(
-            [sys.executable, "-m", "tools.dev.scripted_openai", "--port", str(port), "--latency", str(latency)],
-            stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+            [
+                sys.executable,
+                "-m",
+                "tools.dev.scripted_openai",
+                "--port",
+                str(port),
+                "--latency",
+                str(latency),
+            ],
+            stdout=subprocess.DEVNULL,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
         try:
             url = f"http://127.0.0.1:{port}/v1"
             wait_ready(url)
             client = rollout.teacher_client(url, timeout=30, retries=0)
 
             async def solve(i: int) -> dict:
-                return await rollout.run_api(env, client, "stand-in", i, "", sampling={}, hints=False)
+                return await rollout.run_api(
+                    env, client, "stand-in", i, "", sampling={}, hints=False
+                )
 
             started, cpu = time.perf_counter(), time.process_time()
             with rollout.open_output(out) as output:
@@ -109,12 +125,23 @@ def bench_traces(data_dir: Path, name: str, workers: int = 64, latency: float = 
         finally:
             teacher.terminate()
             teacher.wait()
-        turns = sum(json.loads(line)["turns"] for line in out.read_text(encoding="utf-8").splitlines())
+        turns = sum(
+            json.loads(line)["turns"] for line in out.read_text(encoding="utf-8").splitlines()
+        )
     ideal = workers / latency
-    return {"bench": "traces", "series": name, "workers": workers, "teacher_latency_s": latency,
-            "trajectories": trajectories, "turns": turns, "turns_per_s": round(turns / seconds, 1),
-            "ideal_turns_per_s": ideal, "over_ideal": round(turns / seconds / ideal, 3),
-            "client_cpu_cores": round(cpu / seconds, 2), "target_over_ideal": 0.85}
+    return {
+        "bench": "traces",
+        "series": name,
+        "workers": workers,
+        "teacher_latency_s": latency,
+        "trajectories": trajectories,
+        "turns": turns,
+        "turns_per_s": round(turns / seconds, 1),
+        "ideal_turns_per_s": ideal,
+        "over_ideal": round(turns / seconds / ideal, 3),
+        "client_cpu_cores": round(cpu / seconds, 2),
+        "target_over_ideal": 0.85,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,16 +151,34 @@ def main(argv: list[str] | None = None) -> int:
         "drama_data directories, and prepare on a synthetic series built from the largest one; "
         "prints one JSON record per figure.",
     )
-    parser.add_argument("data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders")
-    parser.add_argument("--repeats", type=int, default=3, help="timings per figure, the best is kept")
+    parser.add_argument(
+        "data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timings per figure, the best is kept"
+    )
     parser.add_argument("--no-prepare", action="store_true", help="skip the prepare figures")
-    parser.add_argument("--no-traces", action="store_true", help="skip the traces throughput figure")
-    parser.add_argument("--no-tool-server", action="store_true", help="skip the tool server figures (about 2 min)")
-    parser.add_argument("--no-eval", action="store_true", help="skip the multi-port eval scaling figures")
-    parser.add_argument("--no-parse", action="store_true", help="skip the hostile model-output parsing figures")
-    parser.add_argument("--synthetic-lines", type=int, default=60_000,
-                        help="lines of the synthetic series for prepare (0: none; default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)")
+    parser.add_argument(
+        "--no-traces", action="store_true", help="skip the traces throughput figure"
+    )
+    parser.add_argument(
+        "--no-tool-server", action="store_true", help="skip the tool server figures (about 2 min)"
+    )
+    parser.add_argument(
+        "--no-eval", action="store_true", help="skip the multi-port eval scaling figures"
+    )
+    parser.add_argument(
+        "--no-parse", action="store_true", help="skip the hostile model-output parsing figures"
+    )
+    parser.add_argument(
+        "--synthetic-lines",
+        type=int,
+        default=60_000,
+        help="lines of the synthetic series for prepare (0: none; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     found = []
     for data_dir in args.data_dirs:
@@ -155,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     if demo and not args.no_eval:
         print(json.dumps(bench_eval.run(*demo[0])), flush=True)
     if not args.no_prepare and found:
-        rows = bench_prepare.run(args.data_dirs, synthetic_lines=args.synthetic_lines, seed=args.seed)
+        rows = bench_prepare.run(
+            args.data_dirs, synthetic_lines=args.synthetic_lines, seed=args.seed
+        )
         for record in rows:
             print(json.dumps({"bench": "prepare", **record}, ensure_ascii=False), flush=True)
         out_dir = REPO / "runs" / "bench_prepare"

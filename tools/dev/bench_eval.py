@@ -26,10 +26,10 @@ from pathlib import Path
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
-from tools.sr import prepare
-from tools.sr.eval_pool import RetryPolicy, run_pool
 from tools.common.fileio import AppendOnlyJsonl
 from tools.common.openai_endpoint import free_port, wait_ready
+from tools.sr import prepare
+from tools.sr.eval_pool import RetryPolicy, run_pool
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET_SCALING = 0.9
@@ -42,8 +42,18 @@ def start_stand_ins(n: int, latency: float) -> list[tuple[subprocess.Popen, str]
         for _ in range(n):
             port = free_port()
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tools.dev.scripted_openai", "--port", str(port), "--latency", str(latency)],
-                stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+                [
+                    sys.executable,
+                    "-m",
+                    "tools.dev.scripted_openai",
+                    "--port",
+                    str(port),
+                    "--latency",
+                    str(latency),
+                ],
+                stdout=subprocess.DEVNULL,
+                env={**os.environ, "PYTHONPATH": str(REPO)},
+            )
             servers.append((proc, f"http://127.0.0.1:{port}/v1"))
             wait_ready(servers[-1][1], 30, proc)
     except BaseException:
@@ -58,15 +68,32 @@ def stop_stand_ins(servers: list[tuple[subprocess.Popen, str]]) -> None:
         proc.wait()
 
 
-def run(data_dir: Path | str = REPO / "data" / "demo", series_name: str = "chun_jiang",
-        ports: tuple[int, ...] = (1, 2, 4, 8), latency: float = 0.5, concurrency: int = 8,
-        trajectories_per_port: int = 48) -> dict:
+def run(
+    data_dir: Path | str = REPO / "data" / "demo",
+    series_name: str = "chun_jiang",
+    ports: tuple[int, ...] = (1, 2, 4, 8),
+    latency: float = 0.5,
+    concurrency: int = 8,
+    trajectories_per_port: int = 48,
+) -> dict:
     """Throughput of the eval engine at each port count and its scaling over N x one port."""
     data_dir = Path(data_dir)
     with tempfile.TemporaryDirectory(prefix="bench_eval_") as tmp:
         labels_path = Path(tmp) / "labels.json"
-        if prepare.main(["--series", series_name, "--data-dir", str(data_dir), "--out", str(labels_path),
-                         "--quiet"]) != 0:
+        if (
+            prepare.main(
+                [
+                    "--series",
+                    series_name,
+                    "--data-dir",
+                    str(data_dir),
+                    "--out",
+                    str(labels_path),
+                    "--quiet",
+                ]
+            )
+            != 0
+        ):
             raise RuntimeError(f"prepare failed on {series_name}")
         series = load_series(series_name, data_dir)
         labels = read_labels(labels_path, series)
@@ -80,17 +107,37 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series_name: str = "chun_
                 out = Path(tmp) / f"results-{n}.jsonl"
                 started, cpu = time.perf_counter(), time.process_time()
                 with AppendOnlyJsonl(out, key=lambda record: record["line"]) as output:
-                    failed, _ = asyncio.run(run_pool(env, [url for _, url in servers[:n]], "stand-in", todo, output,
-                                                     sampling={}, concurrency=concurrency, timeout=30,
-                                                     policy=RetryPolicy(retries=0)))
+                    failed, _ = asyncio.run(
+                        run_pool(
+                            env,
+                            [url for _, url in servers[:n]],
+                            "stand-in",
+                            todo,
+                            output,
+                            sampling={},
+                            concurrency=concurrency,
+                            timeout=30,
+                            policy=RetryPolicy(retries=0),
+                        )
+                    )
                 seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
-                records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+                records = [
+                    json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()
+                ]
                 turns = sum(r["turns"] for r in records)
                 latencies = [s for r in records for s in r["latency_s"]]
-                figures.append({"ports": n, "trajectories": len(todo), "failed": failed, "turns": turns,
-                                "seconds": round(seconds, 2), "turns_per_s": round(turns / seconds, 1),
-                                "mean_request_s": round(sum(latencies) / len(latencies), 3),
-                                "client_cpu_cores": round(cpu / seconds, 2)})
+                figures.append(
+                    {
+                        "ports": n,
+                        "trajectories": len(todo),
+                        "failed": failed,
+                        "turns": turns,
+                        "seconds": round(seconds, 2),
+                        "turns_per_s": round(turns / seconds, 1),
+                        "mean_request_s": round(sum(latencies) / len(latencies), 3),
+                        "client_cpu_cores": round(cpu / seconds, 2),
+                    }
+                )
         finally:
             stop_stand_ins(servers)
     single = figures[0]["turns_per_s"] / figures[0]["ports"]
@@ -99,10 +146,18 @@ def run(data_dir: Path | str = REPO / "data" / "demo", series_name: str = "chun_
         # The share of what the servers allowed at the latency they actually showed: separates the
         # client's own overhead from servers slowed down by sharing the machine's cores.
         figure["over_bound_at_measured_latency"] = round(
-            figure["turns_per_s"] * figure["mean_request_s"] / (figure["ports"] * concurrency), 3)
-    return {"bench": "eval_ports", "series": series_name, "latency_s": latency, "concurrency_per_port": concurrency,
-            "ideal_turns_per_s_per_port": concurrency / latency, "figures": figures,
-            "min_scaling": min(f["over_ports_x_single"] for f in figures), "target_scaling": TARGET_SCALING}
+            figure["turns_per_s"] * figure["mean_request_s"] / (figure["ports"] * concurrency), 3
+        )
+    return {
+        "bench": "eval_ports",
+        "series": series_name,
+        "latency_s": latency,
+        "concurrency_per_port": concurrency,
+        "ideal_turns_per_s_per_port": concurrency / latency,
+        "figures": figures,
+        "min_scaling": min(f["over_ports_x_single"] for f in figures),
+        "target_scaling": TARGET_SCALING,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,10 +168,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "demo")
     parser.add_argument("--series", default="chun_jiang")
-    parser.add_argument("--ports", default="1,2,4,8", help="port counts to measure (default: %(default)s)")
-    parser.add_argument("--latency", type=float, default=0.5, help="stand-in answer latency, seconds "
-                        "(default: %(default)s, shorter than any real model's turn)")
-    parser.add_argument("--concurrency", type=int, default=8, help="trajectories at a time per port")
+    parser.add_argument(
+        "--ports", default="1,2,4,8", help="port counts to measure (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--latency",
+        type=float,
+        default=0.5,
+        help="stand-in answer latency, seconds "
+        "(default: %(default)s, shorter than any real model's turn)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="trajectories at a time per port"
+    )
     parser.add_argument("--trajectories-per-port", type=int, default=48)
     args = parser.parse_args(argv)
     try:
@@ -125,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--ports: not a comma-separated list of counts: {args.ports!r}")
     if ports[0] != 1 or any(p < 1 for p in ports):
         parser.error("--ports: the first count must be 1 (the baseline)")
-    result = run(args.data_dir, args.series, ports, args.latency, args.concurrency, args.trajectories_per_port)
+    result = run(
+        args.data_dir,
+        args.series,
+        ports,
+        args.latency,
+        args.concurrency,
+        args.trajectories_per_port,
+    )
     print(json.dumps(result), flush=True)
     return 0 if result["min_scaling"] >= TARGET_SCALING else 1
 

@@ -44,13 +44,29 @@ def run_measured(cmd: list[str]) -> tuple[float, float, float]:
         proc.returncode = os.waitstatus_to_exitcode(status)
         if proc.returncode:
             err.seek(0)
-            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}")
-    return seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+            raise RuntimeError(
+                f"{' '.join(cmd)} failed ({proc.returncode}): {err.read().decode()[-2000:]}"
+            )
+    return (
+        seconds,
+        usage.ru_utime + usage.ru_stime,
+        usage.ru_maxrss / 1024,
+    )  # ru_maxrss is in KiB on Linux
 
 
 def prepare_command(data_dir: Path, name: str, out: Path) -> list[str]:
-    return [sys.executable, "-m", "tools.sr.prepare", "--series", name, "--data-dir", str(data_dir),
-            "--out", str(out), "--quiet"]
+    return [
+        sys.executable,
+        "-m",
+        "tools.sr.prepare",
+        "--series",
+        name,
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "--quiet",
+    ]
 
 
 def target_for(lines: int) -> tuple[float, float] | None:
@@ -58,7 +74,9 @@ def target_for(lines: int) -> tuple[float, float] | None:
     return next(((s, mib) for n, s, mib in PREPARE_TARGETS if lines <= n), None)
 
 
-def row(name: str, labels: dict, seconds: float, cpu: float, mib: float, reference: dict | None) -> dict:
+def row(
+    name: str, labels: dict, seconds: float, cpu: float, mib: float, reference: dict | None
+) -> dict:
     """One line of the table from a labels.json and its measurements."""
     summary = labels["summary"]
     rules, splits = summary["propagation"], summary["propagation_splits"]
@@ -77,7 +95,9 @@ def row(name: str, labels: dict, seconds: float, cpu: float, mib: float, referen
         "published_rule_other_truths": published["other_truths"]["accuracy"],
         "published_rule_overlapped": published["overlapped"]["accuracy"],
         "overlapped_lines": published["overlapped"]["total"],
-        "share_under_1s": round(100.0 * rules["strict"]["by_duration"]["<1s"]["total"] / judged, 2) if judged else None,
+        "share_under_1s": round(100.0 * rules["strict"]["by_duration"]["<1s"]["total"] / judged, 2)
+        if judged
+        else None,
         "truth_in_candidates_or_open_set": summary["truth_in_candidates_or_open_set"],
         "median_list_with_other": summary["candidates"]["median_named"] + 1,
         "prepare_s": round(seconds, 1),
@@ -87,11 +107,16 @@ def row(name: str, labels: dict, seconds: float, cpu: float, mib: float, referen
         "within_target": (seconds <= target[0] and mib <= target[1]) if target else None,
     }
     if reference:
-        out["reference"] = {key: reference[key] for key in ("strict", "under_1s", "known_truths", "other_truths")
-                            if key in reference}
+        out["reference"] = {
+            key: reference[key]
+            for key in ("strict", "under_1s", "known_truths", "other_truths")
+            if key in reference
+        }
         out["ahead_of_reference"] = {
             "published_rule": round(out["published_rule"] - reference["strict"], 2),
-            "known_truths": round(out["published_rule_known_truths"] - reference["known_truths"], 2),
+            "known_truths": round(
+                out["published_rule_known_truths"] - reference["known_truths"], 2
+            ),
         }
     return out
 
@@ -103,8 +128,11 @@ def find_series(data_dirs: list[Path]) -> list[tuple[Path, str]]:
         if not data_dir.is_dir():
             log.warning("skip %s: not present", data_dir)
             continue
-        found += [(data_dir, p.parent.name) for p in sorted(data_dir.glob("*/subtitle_data"))
-                  if SERIES_NAME.match(p.parent.name)]
+        found += [
+            (data_dir, p.parent.name)
+            for p in sorted(data_dir.glob("*/subtitle_data"))
+            if SERIES_NAME.match(p.parent.name)
+        ]
     return found
 
 
@@ -114,8 +142,12 @@ def measure(data_dir: Path, name: str, work: Path, reference: dict | None) -> di
     return row(name, json.loads(out.read_text(encoding="utf-8")), seconds, cpu, mib, reference)
 
 
-def run(data_dirs: list[Path], reference_path: Path | None = DEFAULT_REFERENCE, synthetic_lines: int = 0,
-        seed: int = 0) -> list[dict]:
+def run(
+    data_dirs: list[Path],
+    reference_path: Path | None = DEFAULT_REFERENCE,
+    synthetic_lines: int = 0,
+    seed: int = 0,
+) -> list[dict]:
     """Measure prepare on every series found (and a synthetic one); one row per series."""
     reference = {}
     if reference_path is not None and reference_path.exists():
@@ -145,25 +177,41 @@ def _pct(value) -> str:
 
 def markdown(rows: list[dict]) -> str:
     """The table; the published propagation's figure in brackets where the reference gives one."""
+
     def beside(r: dict, ours: str, theirs: str) -> str:
         ref = r.get("reference", {}).get(theirs)
         return _pct(r[ours]) + (f" ({ref:.2f})" if ref is not None else "")
 
-    head = ("| series | lines | strict | candidate-aware | published rule | known truths | other truths | < 1 s "
-            "| overlapped lines (published rule) | truth in candidates or open-set | median list | time (CPU) | peak memory |")
-    lines = ["# Prepare on every series", "",
-             ("Accuracy in % on judged non-seed lines; in brackets the published propagation judged by its own "
-             "rule (data/reference/dramasr_published.json). Known/other truths, < 1 s and overlapped lines by "
-             "the published rule; the median list counts the other label."), "", head,
-             "|" + "|".join(["---"] + ["---:"] * 12) + "|"]
+    head = (
+        "| series | lines | strict | candidate-aware | published rule | known truths | other truths | < 1 s "
+        "| overlapped lines (published rule) | truth in candidates or open-set | median list | time (CPU) | peak memory |"
+    )
+    lines = [
+        "# Prepare on every series",
+        "",
+        (
+            "Accuracy in % on judged non-seed lines; in brackets the published propagation judged by its own "
+            "rule (data/reference/dramasr_published.json). Known/other truths, < 1 s and overlapped lines by "
+            "the published rule; the median list counts the other label."
+        ),
+        "",
+        head,
+        "|" + "|".join(["---"] + ["---:"] * 12) + "|",
+    ]
     for r in rows:
-        overlapped = f"{r['overlapped_lines']} ({_pct(r['published_rule_overlapped'])})" if r["overlapped_lines"] else "0"
-        lines.append(f"| {r['series']} | {r['lines']:,} | {_pct(r['strict'])} | {_pct(r['candidate_aware'])} "
-                     f"| {beside(r, 'published_rule', 'strict')} | {beside(r, 'published_rule_known_truths', 'known_truths')} "
-                     f"| {beside(r, 'published_rule_other_truths', 'other_truths')} "
-                     f"| {beside(r, 'published_rule_under_1s', 'under_1s')} | {overlapped} "
-                     f"| {_pct(r['truth_in_candidates_or_open_set'])} | {r['median_list_with_other']:g} "
-                     f"| {r['prepare_s']} s ({r['prepare_cpu_s']} s) | {r['peak_mib']} MiB |")
+        overlapped = (
+            f"{r['overlapped_lines']} ({_pct(r['published_rule_overlapped'])})"
+            if r["overlapped_lines"]
+            else "0"
+        )
+        lines.append(
+            f"| {r['series']} | {r['lines']:,} | {_pct(r['strict'])} | {_pct(r['candidate_aware'])} "
+            f"| {beside(r, 'published_rule', 'strict')} | {beside(r, 'published_rule_known_truths', 'known_truths')} "
+            f"| {beside(r, 'published_rule_other_truths', 'other_truths')} "
+            f"| {beside(r, 'published_rule_under_1s', 'under_1s')} | {overlapped} "
+            f"| {_pct(r['truth_in_candidates_or_open_set'])} | {r['median_list_with_other']:g} "
+            f"| {r['prepare_s']} s ({r['prepare_cpu_s']} s) | {r['peak_mib']} MiB |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -174,14 +222,30 @@ def main(argv: list[str] | None = None) -> int:
         "(JSON and Markdown) of its accuracy by our two rules and by the published code's rule, candidate "
         "coverage, wall time and peak memory, beside the published propagation's figures.",
     )
-    parser.add_argument("data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders")
-    parser.add_argument("--out-dir", type=Path, default=Path("runs/bench_prepare"),
-                        help="where bench_prepare.json and bench_prepare.md go (default: %(default)s)")
-    parser.add_argument("--reference", type=Path, default=DEFAULT_REFERENCE,
-                        help="published figures per series (default: %(default)s)")
-    parser.add_argument("--synthetic-lines", type=int, default=0,
-                        help="also prepare a synthetic series this large built from the largest one (0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)")
+    parser.add_argument(
+        "data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders"
+    )
+    parser.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("runs/bench_prepare"),
+        help="where bench_prepare.json and bench_prepare.md go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reference",
+        type=Path,
+        default=DEFAULT_REFERENCE,
+        help="published figures per series (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--synthetic-lines",
+        type=int,
+        default=0,
+        help="also prepare a synthetic series this large built from the largest one (0: none)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.synthetic_lines < 0:
@@ -194,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if not rows:
-        print("error: no series found under " + ", ".join(map(str, args.data_dirs)), file=sys.stderr)
+        print(
+            "error: no series found under " + ", ".join(map(str, args.data_dirs)), file=sys.stderr
+        )
         return 1
     atomic_write_json(args.out_dir / "bench_prepare.json", {"bench": "prepare", "rows": rows})
     atomic_write_text(args.out_dir / "bench_prepare.md", markdown(rows))

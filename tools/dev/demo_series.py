@@ -162,7 +162,11 @@ def _parse_characters(doc):
         if not isinstance(variants, list) or not all(isinstance(v, str) for v in variants):
             raise ValueError(f"{where}: variants must be a list of labels")
         for label in (name, *variants):
-            if label in identity_of or DELETED.fullmatch(str(label)) or MULTI_SEPARATORS.search(str(label)):
+            if (
+                label in identity_of
+                or DELETED.fullmatch(str(label))
+                or MULTI_SEPARATORS.search(str(label))
+            ):
                 raise ValueError(f"{where}: label {label} is reserved or declared twice")
             identity_of[label] = name
         characters[name] = {
@@ -193,13 +197,17 @@ def _parse_line(raw, identity_of, where):
     speakers = []
     for part in MULTI_SEPARATORS.split(deleted.group(1) if deleted else label):
         if part not in identity_of:
-            raise ValueError(f"{where}: speaker {part} is not declared in characters or unnamed_roles")
+            raise ValueError(
+                f"{where}: speaker {part} is not declared in characters or unnamed_roles"
+            )
         speakers.append(identity_of[part])
     duration = raw.get("dur")
     if duration is not None and (
         not isinstance(duration, (int, float)) or not MIN_LINE_S <= duration <= MAX_LINE_S
     ):
-        raise ValueError(f"{where}: dur must be a number of seconds in [{MIN_LINE_S}, {MAX_LINE_S}]")
+        raise ValueError(
+            f"{where}: dur must be a number of seconds in [{MIN_LINE_S}, {MAX_LINE_S}]"
+        )
     caption = raw.get("cap")
     return Line(
         label=label,
@@ -365,7 +373,9 @@ def noise_scale(seconds):
 
 def line_embedding(centroids, seconds, rng):
     """An unnormalised voiceprint for a line spoken by the voices with these centroids."""
-    weights = rng.dirichlet(np.full(len(centroids), MIX_CONCENTRATION)) if len(centroids) > 1 else [1.0]
+    weights = (
+        rng.dirichlet(np.full(len(centroids), MIX_CONCENTRATION)) if len(centroids) > 1 else [1.0]
+    )
     voice = _unit(sum(w * c for w, c in zip(weights, centroids)))
     noisy = _unit(voice + noise_scale(seconds) * _unit(rng.standard_normal(EMBEDDING_DIM)))
     return noisy * rng.uniform(*NORM_RANGE)
@@ -374,11 +384,15 @@ def line_embedding(centroids, seconds, rng):
 def series_embeddings(script, flat_lines, durations, rng):
     """float32 voiceprints of all lines in global order, and the one row left NaN."""
     centroids = voice_centroids(script, rng)
-    embeddings = np.stack([
-        line_embedding([centroids[s] for s in line.speakers], seconds, rng)
-        for line, seconds in zip(flat_lines, durations)
-    ]).astype(np.float32)
-    short = [i for i, line in enumerate(flat_lines) if durations[i] < NAN_MAX_S and not line.deleted]
+    embeddings = np.stack(
+        [
+            line_embedding([centroids[s] for s in line.speakers], seconds, rng)
+            for line, seconds in zip(flat_lines, durations)
+        ]
+    ).astype(np.float32)
+    short = [
+        i for i, line in enumerate(flat_lines) if durations[i] < NAN_MAX_S and not line.deleted
+    ]
     nan_row = int(rng.choice(short)) if short else int(rng.integers(len(flat_lines)))
     embeddings[nan_row] = np.nan
     return embeddings, nan_row
@@ -428,7 +442,12 @@ def _detection(frame, name, box, score, rng):
     dx, dy = (int(d) for d in rng.integers(-FACE_JITTER_PX, FACE_JITTER_PX + 1, size=2))
     return {
         "frame": frame,
-        "box": {"0": x1 + dx, "1": y1 + dy, "2": x1 + dx + width, "3": y1 + dy + int(width * FACE_ASPECT)},
+        "box": {
+            "0": x1 + dx,
+            "1": y1 + dy,
+            "2": x1 + dx + width,
+            "3": y1 + dy + int(width * FACE_ASPECT),
+        },
         "name": name,
         "score": round(float(rng.uniform(*score)), 3),
     }
@@ -456,7 +475,9 @@ def episode_faces(ep_idx, scenes, line_spans, scene_spans, known, rng):
         for name in extras:
             shots = int(rng.integers(1, 4))
             for frame in sorted(rng.integers(_frame(scene_start), _frame(scene_end), size=shots)):
-                detections.append(_detection(int(frame), name, boxes[name], CLUSTER_FACE_SCORE, rng))
+                detections.append(
+                    _detection(int(frame), name, boxes[name], CLUSTER_FACE_SCORE, rng)
+                )
     detections.sort(key=lambda d: d["frame"])
     return detections
 
@@ -469,7 +490,9 @@ def pick_seeds(script, flat_lines, durations, nan_row, rng):
     seeds = {}
     for name in script.characters:
         eligible = [i for i, line in enumerate(flat_lines) if line.label == name and i != nan_row]
-        wanted = min(len(eligible), SEEDS_MAIN if len(eligible) >= MAIN_CHARACTER_LINES else SEEDS_MINOR)
+        wanted = min(
+            len(eligible), SEEDS_MAIN if len(eligible) >= MAIN_CHARACTER_LINES else SEEDS_MINOR
+        )
         long = [i for i in eligible if durations[i] >= SEED_MIN_S]
         short = [i for i in eligible if durations[i] < SEED_MIN_S]
         chosen = list(rng.choice(long, size=min(wanted, len(long)), replace=False)) if long else []
@@ -571,32 +594,48 @@ def _captions(script, line_spans, scene_spans, rng):
             for line, span in zip(scene.lines, spans):
                 if line.caption:
                     start, end = detail_span(span, scene_span, rng)
-                    details.append({
-                        "start_timestamp": format_time(start),
-                        "end_timestamp": format_time(end),
-                        "description": line.caption,
-                    })
-            items.append({
-                "episode_idx": ep_idx,
-                "brief_caption": {
-                    "start_timestamp": format_time(scene_span[0]),
-                    "end_timestamp": format_time(scene_span[1]),
-                    "description": scene.brief,
-                },
-                "detailed_caption_list": details,
-            })
+                    details.append(
+                        {
+                            "start_timestamp": format_time(start),
+                            "end_timestamp": format_time(end),
+                            "description": line.caption,
+                        }
+                    )
+            items.append(
+                {
+                    "episode_idx": ep_idx,
+                    "brief_caption": {
+                        "start_timestamp": format_time(scene_span[0]),
+                        "end_timestamp": format_time(scene_span[1]),
+                        "description": scene.brief,
+                    },
+                    "detailed_caption_list": details,
+                }
+            )
     return items
 
 
 def _seed_file(script, flat_lines, seeds):
     names = list(script.characters)
     character_list = [
-        {"name": name, "code": code, "is_known": True, "is_global": False, "utterance_list": seeds[name]}
+        {
+            "name": name,
+            "code": code,
+            "is_known": True,
+            "is_global": False,
+            "utterance_list": seeds[name],
+        }
         for code, name in enumerate(names)
     ]
     # The release lists narration as a global entry that is never seeded; mirror it.
     character_list.append(
-        {"name": NARRATION, "code": len(names), "is_known": True, "is_global": True, "utterance_list": []}
+        {
+            "name": NARRATION,
+            "code": len(names),
+            "is_known": True,
+            "is_global": True,
+            "utterance_list": [],
+        }
     )
     code_of_line = {i: code for code, name in enumerate(names) for i in seeds[name]}
     labels = []
@@ -618,8 +657,12 @@ def _seed_file(script, flat_lines, seeds):
 def build_series(script, seed):
     """Every file of the series as {relative path: bytes}, determined by script and seed."""
     rngs = {name: np.random.default_rng([seed, stream]) for name, stream in STREAMS.items()}
-    line_spans, scene_spans = zip(*(time_episode(scenes, rngs["timing"]) for scenes in script.episodes))
-    episode_lines = [[line for scene in scenes for line in scene.lines] for scenes in script.episodes]
+    line_spans, scene_spans = zip(
+        *(time_episode(scenes, rngs["timing"]) for scenes in script.episodes)
+    )
+    episode_lines = [
+        [line for scene in scenes for line in scene.lines] for scenes in script.episodes
+    ]
     flat_lines = [line for lines in episode_lines for line in lines]
     durations = [(end - start) / 1000 for spans in line_spans for start, end in spans]
 
@@ -629,9 +672,11 @@ def build_series(script, seed):
     for ep_idx, lines in enumerate(episode_lines):
         name = f"{ep_idx + 1:04d}"
         files[f"subtitle_data/{name}.json"] = _json(_subtitles(ep_idx, lines, line_spans[ep_idx]))
-        files[f"sv_embedding/{name}.npy"] = _npy(embeddings[offset:offset + len(lines)])
+        files[f"sv_embedding/{name}.npy"] = _npy(embeddings[offset : offset + len(lines)])
         spans = line_spans[ep_idx], scene_spans[ep_idx]
-        detections = episode_faces(ep_idx, script.episodes[ep_idx], *spans, script.characters, rngs["face"])
+        detections = episode_faces(
+            ep_idx, script.episodes[ep_idx], *spans, script.characters, rngs["face"]
+        )
         files[f"face_data/{name}.json"] = _json(_face_file(ep_idx, detections, rngs["face"]))
         offset += len(lines)
     files["face_data/face_info.json"] = _json(_face_info(script))
@@ -649,7 +694,9 @@ def write_series(files, out):
     waits beside it as .NAME.*.old.
     """
     out = Path(out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "subtitle_data").is_dir())):
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / "subtitle_data").is_dir())
+    ):
         # Replacing a directory is destructive: only ever replace a series we wrote before.
         raise ScriptError(f"{out}: exists and is not a series directory; refusing to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -676,9 +723,15 @@ def main(argv=None):
         prog="python -m tools.dev.demo_series",
         description="Generate a demo series in the DramaSR-LRM layout from a YAML script.",
     )
-    parser.add_argument("--script", required=True, help="series script (YAML): data/demo/script/NAME.yaml")
-    parser.add_argument("--out", required=True, help="series directory to (re)create: data/demo/NAME")
-    parser.add_argument("--seed", type=int, default=0, help="seed of timings, voiceprints, faces and seeds")
+    parser.add_argument(
+        "--script", required=True, help="series script (YAML): data/demo/script/NAME.yaml"
+    )
+    parser.add_argument(
+        "--out", required=True, help="series directory to (re)create: data/demo/NAME"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of timings, voiceprints, faces and seeds"
+    )
     args = parser.parse_args(argv)
     try:
         script = load_script(args.script)

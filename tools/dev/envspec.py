@@ -35,7 +35,9 @@ DIGEST_PREFIX = "# declaration-sha256: "
 STAMP_PREFIX = ".dramakit-install-"
 INSTALLER_REQUIREMENTS = ENVS_DIR / "installer.txt"
 UV_TOOL_ENV = ROOT / ".cache" / "tools" / "uv"
-_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;#]*?)\s*(?:;.*)?$")
+_REQUIREMENT = re.compile(
+    r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?\s*([^;#]*?)\s*(?:;.*)?$"
+)
 _LOCKED = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
@@ -81,7 +83,9 @@ class Requirement:
             return False
 
     def __str__(self) -> str:
-        return f"{self.name}{'[' + ','.join(self.extras) + ']' if self.extras else ''}{self.specifier}"
+        return (
+            f"{self.name}{'[' + ','.join(self.extras) + ']' if self.extras else ''}{self.specifier}"
+        )
 
 
 @dataclass
@@ -101,8 +105,10 @@ class Stack:
 
     def digest(self) -> str:
         """A digest of what the lock is resolved from: the requirements and the lock platform."""
-        blob = json.dumps({"requirements": self.requirements, "platform": LOCK_PLATFORM,
-                           "python": LOCK_PYTHON}, sort_keys=True)
+        blob = json.dumps(
+            {"requirements": self.requirements, "platform": LOCK_PLATFORM, "python": LOCK_PYTHON},
+            sort_keys=True,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()
 
     def parsed_requirements(self) -> list[Requirement]:
@@ -119,7 +125,14 @@ def load_stack(name: str, envs_dir: Path = ENVS_DIR) -> Stack:
         requirements = list(data["stack"]["requirements"])
         check = data["check"]
         versions = [Requirement.parse(text, str(path)) for text in check["versions"]]
-        stack = Stack(name, path, requirements, list(check["imports"]), versions, dict(data.get("install", {})))
+        stack = Stack(
+            name,
+            path,
+            requirements,
+            list(check["imports"]),
+            versions,
+            dict(data.get("install", {})),
+        )
     except (tomllib.TOMLDecodeError, KeyError, TypeError) as e:
         raise SpecError(f"{path}: not a stack declaration ({type(e).__name__}: {e})") from None
     stack.parsed_requirements()
@@ -136,11 +149,13 @@ def read_lock(path: Path) -> tuple[dict[str, str], str | None]:
     current = None
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.startswith(DIGEST_PREFIX):
-            digest = line[len(DIGEST_PREFIX):].strip()
+            digest = line[len(DIGEST_PREFIX) :].strip()
         match = _LOCKED.match(line)
         if match:
             if current is not None and not current[2]:
-                raise SpecError(f"{path}:{current[1]}: {current[0]} has no --hash (the lock needs hashes)")
+                raise SpecError(
+                    f"{path}:{current[1]}: {current[0]} has no --hash (the lock needs hashes)"
+                )
             pins[canonical(match.group(1))] = match.group(2)
             current = [match.group(1), number, "--hash=" in line]
         elif current is not None and "--hash=" in line:
@@ -158,8 +173,10 @@ def lock_disagreements(stack: Stack) -> list[str]:
     pins, digest = read_lock(stack.lock_path)
     problems = []
     if digest != stack.digest():
-        problems.append(f"{stack.lock_path.name} was resolved from another declaration than {stack.path.name} "
-                        "(run `make lock`)")
+        problems.append(
+            f"{stack.lock_path.name} was resolved from another declaration than {stack.path.name} "
+            "(run `make lock`)"
+        )
     for requirement in stack.parsed_requirements():
         version = pins.get(requirement.name)
         if version is None:
@@ -183,6 +200,7 @@ def version_problems(installed: dict[str, str | None], wanted: list[Requirement]
 
 # ---- the installer ---------------------------------------------------------------------------------
 
+
 def python_of(venv: Path) -> Path:
     return venv / "bin" / "python"
 
@@ -198,11 +216,23 @@ def run(cmd: list[str], **kwargs) -> None:
 def uv() -> Path:
     """uv from envs/installer.txt, in a tool environment of our own under .cache (made on first use)."""
     binary = UV_TOOL_ENV / "bin" / "uv"
-    stamp = UV_TOOL_ENV / (STAMP_PREFIX + hashlib.sha256(INSTALLER_REQUIREMENTS.read_bytes()).hexdigest()[:16])
+    stamp = UV_TOOL_ENV / (
+        STAMP_PREFIX + hashlib.sha256(INSTALLER_REQUIREMENTS.read_bytes()).hexdigest()[:16]
+    )
     if not stamp.exists():
         if not python_of(UV_TOOL_ENV).exists():
             run([sys.executable, "-m", "venv", str(UV_TOOL_ENV)])
-        run([str(python_of(UV_TOOL_ENV)), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-             "-r", str(INSTALLER_REQUIREMENTS)])
+        run(
+            [
+                str(python_of(UV_TOOL_ENV)),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "-r",
+                str(INSTALLER_REQUIREMENTS),
+            ]
+        )
         stamp.touch()
     return binary

@@ -32,8 +32,21 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from tools.dev.envspec import (INSTALLER_REQUIREMENTS, ROOT, STACKS, STAMP_PREFIX, EnvError, SpecError, Stack, load_stack,
-                           python_of, read_lock, run, uv, version_problems)
+from tools.dev.envspec import (
+    INSTALLER_REQUIREMENTS,
+    ROOT,
+    STACKS,
+    STAMP_PREFIX,
+    EnvError,
+    SpecError,
+    Stack,
+    load_stack,
+    python_of,
+    read_lock,
+    run,
+    uv,
+    version_problems,
+)
 
 MARK = ".dramakit-env"
 # Environments built before the mark existed carry only the stamp; they are ours too.
@@ -52,8 +65,12 @@ def is_ours(venv: Path) -> bool:
 
 def install_digest(stack: Stack) -> str:
     """Changes whenever what an install produces may change: declaration, lock, installer."""
-    parts = [stack.path.read_bytes(), stack.lock_path.read_bytes(), Path(__file__).read_bytes(),
-             INSTALLER_REQUIREMENTS.read_bytes()]
+    parts = [
+        stack.path.read_bytes(),
+        stack.lock_path.read_bytes(),
+        Path(__file__).read_bytes(),
+        INSTALLER_REQUIREMENTS.read_bytes(),
+    ]
     return hashlib.sha256(b"\0".join(parts)).hexdigest()[:16]
 
 
@@ -74,7 +91,9 @@ print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "versions": {n: foun
 
 def _read_only_env() -> dict:
     """Environment variables for running a user's interpreter without it writing anything of its own."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+    }
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
@@ -82,10 +101,18 @@ def _read_only_env() -> dict:
 def probe_versions(python: Path, names: list[str]) -> dict:
     """The interpreter's Python version and the installed version (or None) of each distribution."""
     python = python.absolute()
-    result = subprocess.run([str(python), "-B", "-s", "-c", _PROBE, json.dumps(names)], capture_output=True,
-                            text=True, env=_read_only_env(), cwd=tempfile.gettempdir(), timeout=120)
+    result = subprocess.run(
+        [str(python), "-B", "-s", "-c", _PROBE, json.dumps(names)],
+        capture_output=True,
+        text=True,
+        env=_read_only_env(),
+        cwd=tempfile.gettempdir(),
+        timeout=120,
+    )
     if result.returncode != 0:
-        raise EnvError(f"{python} cannot run: {(result.stderr.strip().splitlines() or ['(no output)'])[-1]}")
+        raise EnvError(
+            f"{python} cannot run: {(result.stderr.strip().splitlines() or ['(no output)'])[-1]}"
+        )
     return json.loads(result.stdout)
 
 
@@ -95,8 +122,17 @@ def import_failures(python: Path, modules: list[str], extra_env: dict | None = N
     Bytecode writing is off and the working directory is a temp one, so nothing lands in the env."""
     env = {**_read_only_env(), **(extra_env or {})}
     with tempfile.TemporaryDirectory() as cwd:
-        procs = {m: subprocess.Popen([str(python), "-B", "-s", "-c", f"import {m}"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True, env=env, cwd=cwd) for m in modules}
+        procs = {
+            m: subprocess.Popen(
+                [str(python), "-B", "-s", "-c", f"import {m}"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+                cwd=cwd,
+            )
+            for m in modules
+        }
         failures = []
         for module, proc in procs.items():
             try:
@@ -122,7 +158,9 @@ def check(venv: Path, stack: Stack) -> list[str]:
     info = probe_versions(python, [r.name for r in wanted])
     problems = []
     if info["python"] != "3.11":
-        problems.append(f"python: {info['python']} (the locks are for 3.11; other versions are not checked)")
+        problems.append(
+            f"python: {info['python']} (the locks are for 3.11; other versions are not checked)"
+        )
     problems += version_problems(info["versions"], wanted)
     problems += [f"import {f}" for f in import_failures(python, stack.imports)]
     return problems
@@ -140,22 +178,33 @@ def check_foreign(venv: Path, stack: Stack) -> None:
     """Check a user's environment (cached by its installed set, in our .cache); raise EnvError listing
     what is missing. The environment itself is never written to."""
     key = _fingerprint(venv, stack)
-    cached = CHECK_CACHE / f"{hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:16]}-{stack.name}.ok"
+    cached = (
+        CHECK_CACHE
+        / f"{hashlib.sha256(str(venv.resolve()).encode()).hexdigest()[:16]}-{stack.name}.ok"
+    )
     if cached.is_file() and cached.read_text(encoding="utf-8") == key:
-        print(f"{venv}: your own environment, checked for the {stack.name} stack earlier; used as is")
+        print(
+            f"{venv}: your own environment, checked for the {stack.name} stack earlier; used as is"
+        )
         return
     problems = check(venv, stack)
     if problems:
-        raise EnvError(f"{venv} is not one of ours, so it is used as is and never modified; for the "
-                       f"{stack.name} stack ({stack.path.relative_to(ROOT)}) it lacks:\n  " + "\n  ".join(problems)
-                       + "\nFix it yourself, or point the variable at another environment (or unset it to use "
-                       "the one `make install` / `make install-gpu` builds).")
+        raise EnvError(
+            f"{venv} is not one of ours, so it is used as is and never modified; for the "
+            f"{stack.name} stack ({stack.path.relative_to(ROOT)}) it lacks:\n  "
+            + "\n  ".join(problems)
+            + "\nFix it yourself, or point the variable at another environment (or unset it to use "
+            "the one `make install` / `make install-gpu` builds)."
+        )
     CHECK_CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(key, encoding="utf-8")
-    print(f"{venv}: your own environment has what the {stack.name} stack needs; used as is, not modified")
+    print(
+        f"{venv}: your own environment has what the {stack.name} stack needs; used as is, not modified"
+    )
 
 
 # ---- building our own environments ---------------------------------------------------------------
+
 
 @contextmanager
 def install_lock(venv: Path):
@@ -173,18 +222,30 @@ def constraints_from_lock(stack: Stack, out: Path) -> None:
     takes here is not the CUDA build the lock hashed) and without the CUDA-only packages."""
     pins, _ = read_lock(stack.lock_path)
     skip = tuple(stack.install.get("cuda_only_prefixes", []))
-    lines = [f"{name}=={version}" for name, version in sorted(pins.items()) if not name.startswith(skip)]
+    lines = [
+        f"{name}=={version}" for name, version in sorted(pins.items()) if not name.startswith(skip)
+    ]
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def site_packages(venv: Path) -> Path:
-    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    return (
+        venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    )
 
 
 def create(venv: Path, stack: Stack) -> None:
     """A new virtual environment, marked as ours before anything goes into it."""
     # The CUDA stacks are installed by uv, which needs no pip inside the environment.
-    run([sys.executable, "-m", "venv", *(["--without-pip"] if stack.name != "cpu" else []), str(venv)])
+    run(
+        [
+            sys.executable,
+            "-m",
+            "venv",
+            *(["--without-pip"] if stack.name != "cpu" else []),
+            str(venv),
+        ]
+    )
     (venv / MARK).write_text(stack.name + "\n", encoding="utf-8")
 
 
@@ -193,12 +254,23 @@ def install_cpu(venv: Path, stack: Stack) -> None:
     python = python_of(venv)
     constraints = venv / "dramakit-constraints.txt"
     constraints_from_lock(stack, constraints)
-    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-c", str(constraints)]
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "-q",
+        "-c",
+        str(constraints),
+    ]
     steps = stack.install
     run(pip + steps["first"])
     run(pip + stack.requirements)
     for package in steps.get("uninstall", []):
-        probe = subprocess.run([str(python), "-m", "pip", "show", "-q", package], capture_output=True)
+        probe = subprocess.run(
+            [str(python), "-m", "pip", "show", "-q", package], capture_output=True
+        )
         if probe.returncode == 0:
             run([str(python), "-m", "pip", "uninstall", "-y", "-q", package])
     for rel in steps.get("strip_shared_libs", []):
@@ -208,16 +280,28 @@ def install_cpu(venv: Path, stack: Stack) -> None:
 
 def install_cuda(venv: Path, stack: Stack) -> None:
     """Exactly the locked set, every file checked against the lock's hashes; nothing else."""
-    run([str(uv()), "pip", "sync", "--python", str(python_of(venv)), "--require-hashes", str(stack.lock_path)],
-        env={**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv"))})
+    run(
+        [
+            str(uv()),
+            "pip",
+            "sync",
+            "--python",
+            str(python_of(venv)),
+            "--require-hashes",
+            str(stack.lock_path),
+        ],
+        env={**os.environ, "UV_CACHE_DIR": os.environ.get("UV_CACHE_DIR", str(CACHE / "uv"))},
+    )
 
 
 def install(venv: Path, stack: Stack, force: bool = False) -> None:
     """Bring our own `venv` to what `stack` declares (skipped when its stamp is current)."""
     if not is_ours(venv):
-        raise EnvError(f"{venv} exists and was not made by this command: it is never installed into. "
-                       f"Check it with `python -m tools.dev.install_env check --stack {stack.name} --venv {venv}`, "
-                       "or choose a new folder.")
+        raise EnvError(
+            f"{venv} exists and was not made by this command: it is never installed into. "
+            f"Check it with `python -m tools.dev.install_env check --stack {stack.name} --venv {venv}`, "
+            "or choose a new folder."
+        )
     with install_lock(venv):
         stamp = venv / f"{STAMP_PREFIX}{install_digest(stack)}"
         if stamp.exists() and not force:
@@ -231,10 +315,14 @@ def install(venv: Path, stack: Stack, force: bool = False) -> None:
         (install_cpu if stack.name == "cpu" else install_cuda)(venv, stack)
         failures = import_failures(python_of(venv), stack.imports)
         if failures:
-            raise EnvError(f"{venv}: the install is broken, these imports fail:\n  " + "\n  ".join(failures))
+            raise EnvError(
+                f"{venv}: the install is broken, these imports fail:\n  " + "\n  ".join(failures)
+            )
         for old in venv.glob(LEGACY_STAMP_GLOB):
             old.unlink()
-        stamp.write_text(json.dumps({"stack": stack.name, "lock": stack.lock_path.name}) + "\n", encoding="utf-8")
+        stamp.write_text(
+            json.dumps({"stack": stack.name, "lock": stack.lock_path.name}) + "\n", encoding="utf-8"
+        )
         print(f"{venv}: {stack.name} environment ready in {time.monotonic() - started:.0f} s")
 
 
@@ -250,24 +338,35 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.install_env",
         description="Build an environment of one stack (envs/<stack>.toml) from its lock, or check a user's own "
-        "environment for it. An existing environment this command did not create is never modified.")
-    parser.add_argument("action", choices=("ensure", "install", "check"),
-                        help="ensure: build ours or check yours (make targets); install: build ours only; "
-                        "check: list what an environment lacks, read only")
+        "environment for it. An existing environment this command did not create is never modified.",
+    )
+    parser.add_argument(
+        "action",
+        choices=("ensure", "install", "check"),
+        help="ensure: build ours or check yours (make targets); install: build ours only; "
+        "check: list what an environment lacks, read only",
+    )
     parser.add_argument("--stack", choices=STACKS, required=True)
     parser.add_argument("--venv", type=Path, required=True, help="environment folder")
-    parser.add_argument("--force", action="store_true", help="reinstall our own environment even if up to date")
+    parser.add_argument(
+        "--force", action="store_true", help="reinstall our own environment even if up to date"
+    )
     args = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11):
-        print(f"error: dramakit builds its environments with Python 3.11, this is {sys.version.split()[0]}",
-              file=sys.stderr)
+        print(
+            f"error: dramakit builds its environments with Python 3.11, this is {sys.version.split()[0]}",
+            file=sys.stderr,
+        )
         return 2
     try:
         stack = load_stack(args.stack)
         if args.action == "check":
             problems = check(args.venv, stack)
             if problems:
-                print(f"{args.venv} lacks for the {stack.name} stack:\n  " + "\n  ".join(problems), file=sys.stderr)
+                print(
+                    f"{args.venv} lacks for the {stack.name} stack:\n  " + "\n  ".join(problems),
+                    file=sys.stderr,
+                )
                 return 1
             print(f"{args.venv}: has what the {stack.name} stack needs")
         elif args.action == "install":

@@ -18,9 +18,9 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 from plugins.speaker_rec.labels import other_label
 from plugins.speaker_rec.tool_endpoint import is_loopback
@@ -52,18 +52,28 @@ Policy = Callable[[dict, int], Reply]
 def default_policy(request: dict, attempt: int) -> Reply:
     """Call audio_sim once, then answer the last candidate, the "other" label of the prompt's
     language (a Chinese prompt holds CJK characters)."""
-    called = any(m.get("role") == "tool" or "<tool>" in str(m.get("content")) for m in request["messages"])
+    called = any(
+        m.get("role") == "tool" or "<tool>" in str(m.get("content")) for m in request["messages"]
+    )
     if not called:
         return Reply(content="<think>Listen first.</think>", tool_calls=["audio_sim"])
     chinese = re.search(r"[\u4e00-\u9fff]", str(request["messages"][0].get("content")))
-    return Reply(content=f"<think>None fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>")
+    return Reply(
+        content=f"<think>None fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>"
+    )
 
 
 class ScriptedOpenAI:
     """The server; use as a context manager or call start()/stop()."""
 
-    def __init__(self, policy: Policy = default_policy, host: str = "127.0.0.1", port: int = 0,
-                 latency: float = 0.0, model: str = "scripted"):
+    def __init__(
+        self,
+        policy: Policy = default_policy,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        latency: float = 0.0,
+        model: str = "scripted",
+    ):
         self.policy, self.latency, self.model = policy, latency, model
         self.requests: list[dict] = []
         self._attempts: dict[str, int] = {}
@@ -101,15 +111,25 @@ class ScriptedOpenAI:
         return n
 
     def completion(self, reply: Reply) -> dict:
-        calls = [{"id": f"call_{next(self._ids)}", "type": "function",
-                  "function": {"name": name, "arguments": "{}"}} for name in reply.tool_calls]
+        calls = [
+            {
+                "id": f"call_{next(self._ids)}",
+                "type": "function",
+                "function": {"name": name, "arguments": "{}"},
+            }
+            for name in reply.tool_calls
+        ]
         message = {"role": "assistant", "content": reply.content}
         if calls:
             message["tool_calls"] = calls
         return {
-            "id": f"chatcmpl-{next(self._ids)}", "object": "chat.completion", "created": int(time.time()),
+            "id": f"chatcmpl-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}],
+            "choices": [
+                {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+            ],
             "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
         }
 
@@ -138,14 +158,18 @@ class ScriptedOpenAI:
 
             def do_GET(self):
                 if self.path.rstrip("/") == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
+                    self._send(
+                        200, {"object": "list", "data": [{"id": server.model, "object": "model"}]}
+                    )
                 else:
                     self._send(404, {"error": {"message": "not found"}})
 
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 if self.path.rstrip("/") != "/v1/chat/completions" or length > MAX_BODY:
-                    self._send(404 if length <= MAX_BODY else 413, {"error": {"message": "rejected"}})
+                    self._send(
+                        404 if length <= MAX_BODY else 413, {"error": {"message": "rejected"}}
+                    )
                     return
                 try:
                     body = json.loads(self.rfile.read(length))
@@ -171,16 +195,28 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, then "
         "answers the 'other' label) for dry runs and benchmarks; no model behind it.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s); "
-                        "anything but loopback needs --allow-non-loopback")
-    parser.add_argument("--allow-non-loopback", action="store_true",
-                        help="bind a non-loopback --host: the stand-in then answers anyone who reaches it")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default: %(default)s); "
+        "anything but loopback needs --allow-non-loopback",
+    )
+    parser.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="bind a non-loopback --host: the stand-in then answers anyone who reaches it",
+    )
     parser.add_argument("--port", type=int, default=8100)
-    parser.add_argument("--latency", type=float, default=0.0, help="seconds to wait before each answer")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds to wait before each answer"
+    )
     args = parser.parse_args(argv)
     if not is_loopback(args.host) and not args.allow_non_loopback:
-        print(f"error: refusing to bind {args.host}: the stand-in teacher serves loopback only "
-              "(pass --allow-non-loopback to bind it anyway)", file=sys.stderr)
+        print(
+            f"error: refusing to bind {args.host}: the stand-in teacher serves loopback only "
+            "(pass --allow-non-loopback to bind it anyway)",
+            file=sys.stderr,
+        )
         return 2
     server = ScriptedOpenAI(host=args.host, port=args.port, latency=args.latency)
     print(f"scripted teacher at {server.url}", flush=True)

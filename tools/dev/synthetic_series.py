@@ -50,7 +50,9 @@ def _perturbed(series: Series, rng: np.random.Generator) -> np.ndarray:
     return mixed.astype(np.float32)
 
 
-def build_synthetic(series: Series, data_dir: Path | str, name: str, n_lines: int, seed: int) -> Path:
+def build_synthetic(
+    series: Series, data_dir: Path | str, name: str, n_lines: int, seed: int
+) -> Path:
     """Write series `name` with `n_lines` lines under `data_dir`; returns its directory."""
     rng = np.random.default_rng(seed)
     root = Path(data_dir) / name
@@ -67,42 +69,64 @@ def build_synthetic(series: Series, data_dir: Path | str, name: str, n_lines: in
                 break
             number += 1
             take = min(episode.n_lines, n_lines - written)
-            lines = series.lines[episode.first_line:episode.first_line + take]
+            lines = series.lines[episode.first_line : episode.first_line + take]
             objects = {}
             for i, line in enumerate(lines):
-                objects[str(i)] = {"episode_idx": number - 1, "object_idx": i, "start_time": _stamp(line.start),
-                                   "end_time": _stamp(line.end), "text": line.text}
+                objects[str(i)] = {
+                    "episode_idx": number - 1,
+                    "object_idx": i,
+                    "start_time": _stamp(line.start),
+                    "end_time": _stamp(line.end),
+                    "text": line.text,
+                }
                 if line.label is not None:
                     objects[str(i)]["character"] = line.label
                 utterances.append({"code": codes[seeds[line.index]] if line.index in seeds else -1})
-            _write_json(root / "subtitle_data" / f"{number:04d}.json",
-                        {"episode_idx": number - 1, "objects": len(objects), "object_list": objects})
-            rows = embeddings[episode.first_line:episode.first_line + take]
+            _write_json(
+                root / "subtitle_data" / f"{number:04d}.json",
+                {"episode_idx": number - 1, "objects": len(objects), "object_list": objects},
+            )
+            rows = embeddings[episode.first_line : episode.first_line + take]
             np.save(root / "sv_embedding" / f"{number:04d}.npy", rows)
             faces = {}
             if series.faces is not None:
                 end = episode.abs_offset + episode.end - episode.start
-                lo, hi = np.searchsorted(series.faces.abs_time, [episode.abs_offset, end], side="left")
+                lo, hi = np.searchsorted(
+                    series.faces.abs_time, [episode.abs_offset, end], side="left"
+                )
                 for j in range(lo, hi):
                     face = series.faces.names[j]
                     face_names.add(face)
                     faces[str(len(faces))] = {
-                        "start_time": _stamp(series.faces.abs_time[j] - episode.abs_offset + episode.start),
-                        "id_list": {"0": {"name": face, "score": float(series.faces.scores[j])}}}
-            _write_json(root / "face_data" / f"{number:04d}.json",
-                        {"episode_idx": number - 1, "objects": len(faces), "object_list": faces})
+                        "start_time": _stamp(
+                            series.faces.abs_time[j] - episode.abs_offset + episode.start
+                        ),
+                        "id_list": {"0": {"name": face, "score": float(series.faces.scores[j])}},
+                    }
+            _write_json(
+                root / "face_data" / f"{number:04d}.json",
+                {"episode_idx": number - 1, "objects": len(faces), "object_list": faces},
+            )
             written += take
         copy += 1
     known = series.known_characters or sorted(face_names)
-    _write_json(root / "face_data" / "face_info.json", {"role_name_variants": {n: n for n in known}})
+    _write_json(
+        root / "face_data" / "face_info.json", {"role_name_variants": {n: n for n in known}}
+    )
     if series.relations is not None:
-        _write_json(root / "relation.json", {
-            "character_list": series.relations.characters,
-            "relationship_list": [list(edge) for edge in series.relations.edges],
-            "character_name_mapping": series.relations.name_mapping})
+        _write_json(
+            root / "relation.json",
+            {
+                "character_list": series.relations.characters,
+                "relationship_list": [list(edge) for edge in series.relations.edges],
+                "character_name_mapping": series.relations.name_mapping,
+            },
+        )
     if seeds:
-        _write_json(root / "init_seeds_1pct.json", {
-            "character_list": [{"name": n} for n in names], "utterance_label": utterances})
+        _write_json(
+            root / "init_seeds_1pct.json",
+            {"character_list": [{"name": n} for n in names], "utterance_label": utterances},
+        )
     return root
 
 
@@ -114,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_series_args(parser)
     parser.add_argument("--lines", type=int, required=True, help="lines of the synthetic series")
-    parser.add_argument("--out-dir", type=Path, required=True, help="directory to write <name>/ into")
-    parser.add_argument("--name", required=True, help="name of the synthetic series (an identifier)")
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="directory to write <name>/ into"
+    )
+    parser.add_argument(
+        "--name", required=True, help="name of the synthetic series (an identifier)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the voiceprint perturbation")
     args = parser.parse_args(argv)
     if not SERIES_NAME.match(args.name):

@@ -16,14 +16,21 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
-import importlib.util
 import json
 import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from tools.common.tiny_model_files import DEFAULT_OUT, STAMP_FORMAT, STAMP_NAME, TOKENIZER_FILES, locate_tokenizer_files, read_stamp
+
+from tools.common.tiny_model_files import (
+    DEFAULT_OUT,
+    STAMP_FORMAT,
+    STAMP_NAME,
+    TOKENIZER_FILES,
+    locate_tokenizer_files,
+    read_stamp,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +151,17 @@ def build_tiny_model(
 
     existing = read_stamp(out)
     if existing is not None and not force and {k: existing.get(k) for k in wanted} == wanted:
-        logger.info("%s is up to date (seed %d, %s parameters)", out, seed, f"{existing['num_parameters']:,}")
+        logger.info(
+            "%s is up to date (seed %d, %s parameters)",
+            out,
+            seed,
+            f"{existing['num_parameters']:,}",
+        )
         return out
     if out.exists() and existing is None and not force:
-        raise FileExistsError(f"{out} exists and was not written by tools.dev.tiny_model; pass --force to replace it")
+        raise FileExistsError(
+            f"{out} exists and was not written by tools.dev.tiny_model; pass --force to replace it"
+        )
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -179,8 +193,12 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             "outputs are meaningless. Rebuilds only when settings, seed or tokenizer change."
         ),
     )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="model directory (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="weight-init seed; same seed, same bytes (default: 0)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="model directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="weight-init seed; same seed, same bytes (default: 0)"
+    )
     parser.add_argument(
         "--force",
         action="store_true",
@@ -198,10 +216,14 @@ def main(argv: list[str] | None = None) -> None:
     """Command-line entry point: build the model and print where it is and its parameter count."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parse_args(argv)
-    settings = TinyModelSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyModelSettings)})
+    settings = TinyModelSettings(
+        **{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyModelSettings)}
+    )
     out = build_tiny_model(args.out, seed=args.seed, settings=settings, force=args.force)
     stamp = read_stamp(out)
-    print(f"{out}: tiny Qwen3, random weights (plumbing only), {stamp['num_parameters']:,} parameters")
+    print(
+        f"{out}: tiny Qwen3, random weights (plumbing only), {stamp['num_parameters']:,} parameters"
+    )
 
 
 if __name__ == "__main__":

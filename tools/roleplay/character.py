@@ -31,14 +31,13 @@ import collections
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 from tqdm import tqdm
 
 from tools.common.fileio import Report, read_jsonl
-from tools.common.text_input import NotTextError, read_text
 from tools.common.llamafactory_dataset import (
     FORMATS,
     ConversionError,
@@ -47,11 +46,14 @@ from tools.common.llamafactory_dataset import (
     make_record,
     publish,
 )
+from tools.common.text_input import NotTextError, read_text
 
 VOICE_FIELDS = ("source_title", "speaker", "text")
 SETTINGS_FIELDS = ("input", "speaker", "text")
 
-PERSONA_SYSTEM = "你是{speaker}。请始终以{speaker}的身份、性格和语气说话，不要提及你是人工智能或语言模型。"
+PERSONA_SYSTEM = (
+    "你是{speaker}。请始终以{speaker}的身份、性格和语气说话，不要提及你是人工智能或语言模型。"
+)
 LORE_SYSTEM = "你熟悉{speaker}的全部背景设定，请依据设定资料如实讲述。"
 TONE_PROMPT = "请用{speaker}的语气说一句台词。"
 TONE_SCENE = "场景：{scene}"
@@ -62,7 +64,9 @@ BACKGROUND_PROMPT = "请讲讲{speaker}的背景设定：{kind}。"
 UNRELEASED = "$UNRELEASED"
 NICKNAME = "{NICKNAME}"
 GENDER_PAIR = re.compile(r"\{M#([^{}]*)\}\{F#([^{}]*)\}|\{F#([^{}]*)\}\{M#([^{}]*)\}")
-SEX_PRONOUN = re.compile(r"\{PLAYERAVATAR#SEXPRO\[INFO_MALE_PRONOUN_([A-Z]+)\|INFO_FEMALE_PRONOUN_([A-Z]+)\]\}")
+SEX_PRONOUN = re.compile(
+    r"\{PLAYERAVATAR#SEXPRO\[INFO_MALE_PRONOUN_([A-Z]+)\|INFO_FEMALE_PRONOUN_([A-Z]+)\]\}"
+)
 PRONOUNS = {"HE": "他", "SHE": "她"}
 MARKUP_TAG = re.compile(r"</?[A-Za-z][^<>]*>")
 PLACEHOLDER = re.compile(r"\{[^{}]*\}")
@@ -84,7 +88,9 @@ def read_records(path: Path) -> Iterator[tuple[str, object, str | None]]:
     except NotTextError as e:
         raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     except json.JSONDecodeError as e:
-        raise ConversionError(path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+        raise ConversionError(
+            path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from None
     if path.suffix == ".jsonl":
         for line in lines:
             yield f"{path.name}:{line.line_no}", line.value, line.error
@@ -198,17 +204,25 @@ def _validate(record, fields: tuple[str, ...], speakers: set[str] | None) -> str
 
 
 def _examples(
-    files: list[Path], fields: tuple[str, ...], conv: Conversion, report: Report, seen_speakers: set[str]
+    files: list[Path],
+    fields: tuple[str, ...],
+    conv: Conversion,
+    report: Report,
+    seen_speakers: set[str],
 ) -> Iterator[tuple[str, dict]]:
     """Yield (where, cleaned record) for every usable record of `files`; count the rest in `report`."""
     for path in files:
-        for where, record, error in tqdm(list(read_records(path)), desc=path.name, unit=" records", disable=None):
+        for where, record, error in tqdm(
+            list(read_records(path)), desc=path.name, unit=" records", disable=None
+        ):
             report.seen()
             if isinstance(record, dict) and isinstance(record.get("speaker"), str):
                 seen_speakers.add(record["speaker"].strip())
             if error and not conv.skip_broken:
-                raise ConversionError(f"{path}:{where.rsplit(':', 1)[1]}",
-                                      f"{error} (--skip-broken drops such lines and counts them)")
+                raise ConversionError(
+                    f"{path}:{where.rsplit(':', 1)[1]}",
+                    f"{error} (--skip-broken drops such lines and counts them)",
+                )
             reason = "broken_json" if error else _validate(record, fields, conv.speakers)
             if reason is None:
                 text, reason = conv.cleaner.clean(record["text"])
@@ -220,7 +234,9 @@ def _examples(
             yield where, cleaned
 
 
-def convert_voice(files: list[Path], conv: Conversion, seen_speakers: set[str]) -> tuple[list[dict], Report]:
+def convert_voice(
+    files: list[Path], conv: Conversion, seen_speakers: set[str]
+) -> tuple[list[dict], Report]:
     """Voice lines → tone-imitation examples, cleaned, without too-short lines and repeats."""
     report = Report(source=", ".join(map(str, files)))
     records, seen = [], set()
@@ -236,13 +252,19 @@ def convert_voice(files: list[Path], conv: Conversion, seen_speakers: set[str]) 
         prompt = TONE_PROMPT.format(speaker=rec["speaker"])
         if rec["source_title"]:
             prompt += TONE_SCENE.format(scene=rec["source_title"])
-        records.append(make_record(conv.fmt, prompt, rec["text"], PERSONA_SYSTEM.format(speaker=rec["speaker"])))
+        records.append(
+            make_record(
+                conv.fmt, prompt, rec["text"], PERSONA_SYSTEM.format(speaker=rec["speaker"])
+            )
+        )
     report.keep(len(records))
     report.extra["kinds"] = {"tone": len(records)}
     return records, report
 
 
-def convert_settings(files: list[Path], conv: Conversion, seen_speakers: set[str]) -> tuple[list[dict], Report]:
+def convert_settings(
+    files: list[Path], conv: Conversion, seen_speakers: set[str]
+) -> tuple[list[dict], Report]:
     """Settings → background-description and settings-Q&A examples, cleaned, without repeats."""
     report = Report(source=", ".join(map(str, files)))
     records, seen = [], set()
@@ -256,10 +278,16 @@ def convert_settings(files: list[Path], conv: Conversion, seen_speakers: set[str
         speaker, kind = rec["speaker"], rec["input"]
         if is_background(speaker, rec["text"], conv.background_min_chars):
             kinds["background"] += 1
-            system, prompt = LORE_SYSTEM.format(speaker=speaker), BACKGROUND_PROMPT.format(speaker=speaker, kind=kind)
+            system, prompt = (
+                LORE_SYSTEM.format(speaker=speaker),
+                BACKGROUND_PROMPT.format(speaker=speaker, kind=kind),
+            )
         else:
             kinds["settings_qa"] += 1
-            system, prompt = PERSONA_SYSTEM.format(speaker=speaker), SETTINGS_PROMPT.format(speaker=speaker, kind=kind)
+            system, prompt = (
+                PERSONA_SYSTEM.format(speaker=speaker),
+                SETTINGS_PROMPT.format(speaker=speaker, kind=kind),
+            )
         records.append(make_record(conv.fmt, prompt, rec["text"], system))
     report.keep(len(records))
     report.extra["kinds"] = dict(sorted(kinds.items()))
@@ -278,23 +306,35 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
     )
     seen_speakers: set[str] = set()
     outputs = []
-    parts = (("voice", args.voice_lines, convert_voice), ("settings", args.settings, convert_settings))
+    parts = (
+        ("voice", args.voice_lines, convert_voice),
+        ("settings", args.settings, convert_settings),
+    )
     for part, paths, convert_part in parts:
         if not paths:
             continue
         conv.cleaner.fixes = collections.Counter()
         records, report = convert_part(expand_inputs(paths), conv, seen_speakers)
         report.extra["cleaned"] = dict(sorted(conv.cleaner.fixes.items()))
-        report.extra.update({"speakers": sorted(conv.speakers) if conv.speakers else "all",
-                             "min_chars": args.min_chars if part == "voice" else None, "format": args.format})
+        report.extra.update(
+            {
+                "speakers": sorted(conv.speakers) if conv.speakers else "all",
+                "min_chars": args.min_chars if part == "voice" else None,
+                "format": args.format,
+            }
+        )
         outputs.append(DatasetOutput(f"{args.name}_{part}", records, report))
     if conv.speakers and conv.speakers - seen_speakers:
-        raise ConversionError(", ".join(map(str, args.voice_lines + args.settings)),
-                              f"no record has speaker {sorted(conv.speakers - seen_speakers)}; "
-                              f"speakers present: {sorted(seen_speakers)}")
+        raise ConversionError(
+            ", ".join(map(str, args.voice_lines + args.settings)),
+            f"no record has speaker {sorted(conv.speakers - seen_speakers)}; "
+            f"speakers present: {sorted(seen_speakers)}",
+        )
     for output in outputs:
         if not output.records:
-            raise ConversionError(output.report.source, f"no record left ({output.report.summary_line()})")
+            raise ConversionError(
+                output.report.source, f"no record left ({output.report.summary_line()})"
+            )
     settings = next((o for o in outputs if o.name.endswith("_settings")), None)
     if settings is not None:
         rows = len(settings.records)
@@ -318,27 +358,67 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "NAME_settings (background description and settings Q&A, up-weighted through num_samples), "
         "registered in OUT_DIR/dataset_info.json with a report each.",
     )
-    parser.add_argument("--voice-lines", type=Path, nargs="+", default=[],
-                        help="voice-line files (JSON array or JSONL) or folders of them")
-    parser.add_argument("--settings", type=Path, nargs="+", default=[],
-                        help="settings files (JSON array or JSONL) or folders of them")
-    parser.add_argument("--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)")
-    parser.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name prefix, an identifier (e.g. furina)")
+    parser.add_argument(
+        "--voice-lines",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="voice-line files (JSON array or JSONL) or folders of them",
+    )
+    parser.add_argument(
+        "--settings",
+        type=Path,
+        nargs="+",
+        default=[],
+        help="settings files (JSON array or JSONL) or folders of them",
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)"
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        type=dataset_name_arg,
+        help="dataset name prefix, an identifier (e.g. furina)",
+    )
     parser.add_argument("--speaker", nargs="+", help="keep only records of these speakers")
-    parser.add_argument("--min-chars", type=int, default=4,
-                        help="drop voice lines with fewer letters or digits than this (default: %(default)s)")
-    parser.add_argument("--settings-weight", type=int, default=5,
-                        help="weight of the settings dataset through num_samples (default: %(default)s, "
-                        "the published x5; 1 turns it off)")
-    parser.add_argument("--background-min-chars", type=int, default=200,
-                        help="a settings text that names the speaker and is at least this long is a background "
-                        "description (default: %(default)s)")
-    parser.add_argument("--traveler-name", default="旅行者", help="replaces {NICKNAME} (default: %(default)s)")
-    parser.add_argument("--traveler-gender", choices=("male", "female"), default="male",
-                        help="which {M#..}{F#..} variant to keep (default: %(default)s)")
-    parser.add_argument("--skip-broken", action="store_true",
-                        help="drop and count broken JSONL lines instead of stopping with file:line (default: stop)")
-    parser.add_argument("--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)")
+    parser.add_argument(
+        "--min-chars",
+        type=int,
+        default=4,
+        help="drop voice lines with fewer letters or digits than this (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--settings-weight",
+        type=int,
+        default=5,
+        help="weight of the settings dataset through num_samples (default: %(default)s, "
+        "the published x5; 1 turns it off)",
+    )
+    parser.add_argument(
+        "--background-min-chars",
+        type=int,
+        default=200,
+        help="a settings text that names the speaker and is at least this long is a background "
+        "description (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--traveler-name", default="旅行者", help="replaces {NICKNAME} (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--traveler-gender",
+        choices=("male", "female"),
+        default="male",
+        help="which {M#..}{F#..} variant to keep (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--skip-broken",
+        action="store_true",
+        help="drop and count broken JSONL lines instead of stopping with file:line (default: stop)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if not args.voice_lines and not args.settings:
         parser.error("give --voice-lines, --settings or both")
@@ -358,8 +438,10 @@ def main(argv: list[str] | None = None) -> int:
     for output in outputs:
         print(f"{output.name}: {output.report.summary_line()}")
         if output.num_samples:
-            print(f"{output.name}: weighted x{args.settings_weight} as num_samples {output.num_samples} "
-                  "in dataset_info.json (rows are not copied)")
+            print(
+                f"{output.name}: weighted x{args.settings_weight} as num_samples {output.num_samples} "
+                "in dataset_info.json (rows are not copied)"
+            )
     print(f"registered {[o.name for o in outputs]} in {args.out_dir / 'dataset_info.json'}")
     return 0
 

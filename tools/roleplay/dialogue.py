@@ -26,6 +26,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tools.common import text_input
+from tools.common.fileio import EXAMPLES_PER_REASON, Report, atomic_write_json
+from tools.common.llamafactory_dataset import (
+    ConversionError,
+    DatasetOutput,
+    dataset_entry,
+    dataset_name_arg,
+    publish,
+)
 from tools.roleplay.dialogue_build import (
     LEADING_ASSISTANT_MODES,
     THIRD_PARTY_MODES,
@@ -44,14 +52,6 @@ from tools.roleplay.dialogue_parse import (
     is_script,
     normalize_newlines,
     parse_text,
-)
-from tools.common.fileio import EXAMPLES_PER_REASON, Report, atomic_write_json
-from tools.common.llamafactory_dataset import (
-    ConversionError,
-    DatasetOutput,
-    dataset_entry,
-    dataset_name_arg,
-    publish,
 )
 from tools.roleplay.near_duplicates import DuplicateIndex
 from tools.roleplay.nsfw_filter import DEFAULT_KEYWORDS, KeywordFilter
@@ -78,8 +78,13 @@ def _names(value: str) -> list[str]:
     return [n.strip() for n in value.split(",") if n.strip()]
 
 
-def build_cast(assistant: str, assistant_aliases: list[str], users: list[str], user_aliases: list[str],
-               narrator: str | None) -> Cast:
+def build_cast(
+    assistant: str,
+    assistant_aliases: list[str],
+    users: list[str],
+    user_aliases: list[str],
+    narrator: str | None,
+) -> Cast:
     """The cast from the command line. `user_aliases` items are `NAME=A,B` or, with one user,
     plain `A,B`. Raises ValueError on a name that is not a word, an alias for someone who is not
     a --user, or one alias given to two characters."""
@@ -88,18 +93,28 @@ def build_cast(assistant: str, assistant_aliases: list[str], users: list[str], u
         owner, sep, names = spec.partition("=")
         if not sep:
             if len(users) != 1:
-                raise ValueError(f"--user-alias {spec!r}: with {len(users)} users write NAME=ALIAS,ALIAS")
+                raise ValueError(
+                    f"--user-alias {spec!r}: with {len(users)} users write NAME=ALIAS,ALIAS"
+                )
             owner, names = users[0], spec
         if owner not in user_alias_map:
-            raise ValueError(f"--user-alias {spec!r}: {owner!r} is not a --user (users: {users or 'none'})")
+            raise ValueError(
+                f"--user-alias {spec!r}: {owner!r} is not a --user (users: {users or 'none'})"
+            )
         user_alias_map[owner] += _names(names)
-    characters = [Character(assistant, tuple(dict.fromkeys(a for spec in assistant_aliases for a in _names(spec))))]
+    characters = [
+        Character(
+            assistant, tuple(dict.fromkeys(a for spec in assistant_aliases for a in _names(spec)))
+        )
+    ]
     characters += [Character(u, tuple(dict.fromkeys(user_alias_map[u]))) for u in users]
     owner_of: dict[str, str] = {}
     for character in characters:
         for form in character.all_names:
             if not NAME.match(form):
-                raise ValueError(f"name {form!r} is not a single word (no spaces, slashes, commas or quotes)")
+                raise ValueError(
+                    f"name {form!r} is not a single word (no spaces, slashes, commas or quotes)"
+                )
             if owner_of.setdefault(form, character.name) != character.name:
                 raise ValueError(f"{form!r} is given to both {owner_of[form]} and {character.name}")
     if narrator is not None and not NAME.match(narrator):
@@ -107,41 +122,62 @@ def build_cast(assistant: str, assistant_aliases: list[str], users: list[str], u
     return Cast(characters[0], tuple(characters[1:]), narrator)
 
 
-def attribute(text: str, cast: Cast, progress: bool = False, label: str = "") -> tuple[list[Utterance], bool]:
+def attribute(
+    text: str, cast: Cast, progress: bool = False, label: str = ""
+) -> tuple[list[Utterance], bool]:
     """Every line of `text` with its speaker or drop reason, and whether the text is a script."""
-    speakers = Speakers(cast.characters, narrator=cast.narrator,
-                        text_speakers=find_text_speakers(text, cast.characters))
+    speakers = Speakers(
+        cast.characters,
+        narrator=cast.narrator,
+        text_speakers=find_text_speakers(text, cast.characters),
+    )
     script_mode = is_script(text, cast.characters)
-    return parse_text(text, speakers, script_mode=script_mode, progress=progress, label=label), script_mode
+    return parse_text(
+        text, speakers, script_mode=script_mode, progress=progress, label=label
+    ), script_mode
 
 
-def extract(path: Path, text: str, cast: Cast, options: BuildOptions,
-            progress: bool = False) -> tuple[list[Sample], Report]:
+def extract(
+    path: Path, text: str, cast: Cast, options: BuildOptions, progress: bool = False
+) -> tuple[list[Sample], Report]:
     """Samples of one text and its report (before duplicate removal)."""
     report = Report(source=str(path))
     utterances, script_mode = attribute(text, cast, progress=progress, label=path.name)
     samples = DialogueBuilder(cast, options, report, str(path)).build(utterances)
-    attributed = collections.Counter(u.speaker for u in utterances if u.drop is None and u.speaker != OTHER)
-    others = collections.Counter(u.hint for u in utterances if u.drop is None and u.speaker == OTHER)
+    attributed = collections.Counter(
+        u.speaker for u in utterances if u.drop is None and u.speaker != OTHER
+    )
+    others = collections.Counter(
+        u.hint for u in utterances if u.drop is None and u.speaker == OTHER
+    )
     malformed = collections.Counter(u.malformed for u in utterances if u.malformed)
     speech_lines = {u.line for u in utterances}
-    report.extra.update({
-        "unit": "line = one quote or script line",
-        "script_mode": script_mode,
-        # Script lines that had to be repaired: two speakers glued on one line (split), or text
-        # after the closing bracket (kept out of the line).
-        "malformed_script_lines": dict(sorted(malformed.items())),
-        "malformed_examples": [where(str(path), u) for u in utterances if u.malformed][:EXAMPLES_PER_REASON],
-        # Lines of the file that hold no quote or script line (narration, profiles, headings).
-        "lines_without_speech": sum(1 for i, line in enumerate(text.split("\n"), 1)
-                                    if line.strip() and i not in speech_lines),
-        "attributed_lines": {c.name: attributed.get(c.name, 0) for c in cast.characters},
-        # How speakers were found (script, before/after the quote, continuation, pronoun, narrator).
-        "attributed_by_rule": dict(sorted(collections.Counter(u.rule for u in utterances if u.drop is None).items())),
-        "unconfigured_speaker_lines": sum(others.values()),
-        # The most frequent speakers nobody configured: candidates for --user or an alias.
-        "top_unconfigured_speakers": dict(others.most_common(15)),
-    })
+    report.extra.update(
+        {
+            "unit": "line = one quote or script line",
+            "script_mode": script_mode,
+            # Script lines that had to be repaired: two speakers glued on one line (split), or text
+            # after the closing bracket (kept out of the line).
+            "malformed_script_lines": dict(sorted(malformed.items())),
+            "malformed_examples": [where(str(path), u) for u in utterances if u.malformed][
+                :EXAMPLES_PER_REASON
+            ],
+            # Lines of the file that hold no quote or script line (narration, profiles, headings).
+            "lines_without_speech": sum(
+                1
+                for i, line in enumerate(text.split("\n"), 1)
+                if line.strip() and i not in speech_lines
+            ),
+            "attributed_lines": {c.name: attributed.get(c.name, 0) for c in cast.characters},
+            # How speakers were found (script, before/after the quote, continuation, pronoun, narrator).
+            "attributed_by_rule": dict(
+                sorted(collections.Counter(u.rule for u in utterances if u.drop is None).items())
+            ),
+            "unconfigured_speaker_lines": sum(others.values()),
+            # The most frequent speakers nobody configured: candidates for --user or an alias.
+            "top_unconfigured_speakers": dict(others.most_common(15)),
+        }
+    )
     return samples, report
 
 
@@ -170,7 +206,9 @@ def extract_source(path: Path, cast: Cast, options: BuildOptions) -> tuple[list[
         total.records_in += report.records_in
         total.dropped.update(report.dropped)
         for reason, examples in report.examples.items():
-            total.examples[reason].extend(examples[:EXAMPLES_PER_REASON - len(total.examples[reason])])
+            total.examples[reason].extend(
+                examples[: EXAMPLES_PER_REASON - len(total.examples[reason])]
+            )
         for key, value in report.extra.items():
             if isinstance(value, dict):
                 merged = collections.Counter(total.extra.get(key, {}))
@@ -199,7 +237,9 @@ def load_existing(path: Path) -> list[dict]:
     except text_input.NotTextError as e:
         raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
     except json.JSONDecodeError as e:
-        raise ConversionError(path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}") from e
+        raise ConversionError(
+            path, f"broken JSON at line {e.lineno} column {e.colno}: {e.msg}"
+        ) from e
     if not isinstance(records, list):
         raise ConversionError(path, "not a JSON list of ShareGPT records")
     for i, record in enumerate(records):
@@ -208,12 +248,15 @@ def load_existing(path: Path) -> list[dict]:
             isinstance(t, dict) and isinstance(t.get("value"), str) for t in turns
         )
         if not well_formed:
-            raise ConversionError(path, f"record {i} has no 'conversations' list of {{from, value}} turns")
+            raise ConversionError(
+                path, f"record {i} has no 'conversations' list of {{from, value}} turns"
+            )
     return records
 
 
-def remove_duplicates(per_file: list[tuple[list[Sample], Report]], existing: list[dict],
-                      index: DuplicateIndex) -> list[Sample]:
+def remove_duplicates(
+    per_file: list[tuple[list[Sample], Report]], existing: list[dict], index: DuplicateIndex
+) -> list[Sample]:
     """Keep the first of every group of duplicates, in input order, after the existing records
     (which are kept whatever they hold). Counts kept and dropped lines in each file's report."""
     for record in existing:
@@ -253,8 +296,10 @@ def combine(reports: list[Report], source: str) -> Report:
             total.examples[reason].extend(examples[:room])
     total.extra["samples"] = sum(r.extra.get("samples", 0) for r in reports)
     total.extra["turns"] = sum(r.extra.get("turns", 0) for r in reports)
-    total.extra["per_input"] = {r.source: {"in": r.records_in, "out": r.records_out,
-                                           "samples": r.extra.get("samples", 0)} for r in reports}
+    total.extra["per_input"] = {
+        r.source: {"in": r.records_in, "out": r.records_out, "samples": r.extra.get("samples", 0)}
+        for r in reports
+    }
     return total
 
 
@@ -274,46 +319,78 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
     Returns the per-input reports, the combined report and the dataset file written."""
     stems = collections.Counter(p.stem for p in args.inputs)
     if clashing := [s for s, n in stems.items() if n > 1]:
-        raise ConversionError(args.inputs[0], f"several inputs are named {clashing}; their reports would collide")
+        raise ConversionError(
+            args.inputs[0], f"several inputs are named {clashing}; their reports would collide"
+        )
     nsfw = None
     if args.nsfw == "drop":
         try:
             nsfw = KeywordFilter.from_file(args.nsfw_keywords)
         except ValueError as e:
-            raise ConversionError(args.nsfw_keywords, str(e).removeprefix(f"{args.nsfw_keywords}: ")) from e
+            raise ConversionError(
+                args.nsfw_keywords, str(e).removeprefix(f"{args.nsfw_keywords}: ")
+            ) from e
     options = BuildOptions(
-        system=args.system.replace("{assistant}", cast.assistant.name), third_party=args.third_party,
-        leading_assistant=args.leading_assistant, max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
-        max_sample_chars=args.max_sample_chars, max_gap_chars=args.max_gap_chars, nsfw=nsfw,
+        system=args.system.replace("{assistant}", cast.assistant.name),
+        third_party=args.third_party,
+        leading_assistant=args.leading_assistant,
+        max_turns=args.max_turns,
+        max_turn_chars=args.max_turn_chars,
+        max_sample_chars=args.max_sample_chars,
+        max_gap_chars=args.max_gap_chars,
+        nsfw=nsfw,
     )
     existing = load_existing(args.merge_existing) if args.merge_existing else []
     per_file = [extract_source(path, cast, options) for path in args.inputs]
     for _, report in per_file:
         if not report.extra["attributed_lines"][cast.assistant.name]:
-            logger.warning("%s: no line is attributed to %s; it adds no sample", report.source, cast.assistant.name)
+            logger.warning(
+                "%s: no line is attributed to %s; it adds no sample",
+                report.source,
+                cast.assistant.name,
+            )
     for character in (cast.assistant, *cast.users):
         if not any(report.extra["attributed_lines"][character.name] for _, report in per_file):
             names = ", ".join(character.all_names)
-            raise ConversionError(", ".join(map(str, args.inputs)),
-                                  f"no line is attributed to {character.name} (names tried: {names}); "
-                                  f"check the name and its aliases")
+            raise ConversionError(
+                ", ".join(map(str, args.inputs)),
+                f"no line is attributed to {character.name} (names tried: {names}); "
+                f"check the name and its aliases",
+            )
     threshold = args.near_dup_threshold if args.near_dup_threshold > 0 else 1.0
-    kept = remove_duplicates(per_file, existing, DuplicateIndex(threshold=threshold, seed=args.seed))
+    kept = remove_duplicates(
+        per_file, existing, DuplicateIndex(threshold=threshold, seed=args.seed)
+    )
     reports = [report for _, report in per_file]
     for report in reports:
-        report.extra.update({"assistant": cast.assistant.name, "users": [u.name for u in cast.users] or "anyone else",
-                             "narrator": cast.narrator, "nsfw": args.nsfw, "seed": args.seed})
+        report.extra.update(
+            {
+                "assistant": cast.assistant.name,
+                "users": [u.name for u in cast.users] or "anyone else",
+                "narrator": cast.narrator,
+                "nsfw": args.nsfw,
+                "seed": args.seed,
+            }
+        )
     if not kept:
-        raise ConversionError(", ".join(map(str, args.inputs)), "no sample left: " +
-                              "; ".join(r.summary_line() for r in reports))
+        raise ConversionError(
+            ", ".join(map(str, args.inputs)),
+            "no sample left: " + "; ".join(r.summary_line() for r in reports),
+        )
     records = [s.record() for s in kept]
     total = combine(reports, ", ".join(map(str, args.inputs)))
     if args.merge_existing:
         target = args.merge_existing
         backup = backup_path(target)
         shutil.copy2(target, backup)
-        total.extra.update({"merged_into": str(target), "existing_records": len(existing), "backup": str(backup),
-                            "dataset_info_entry": {target.stem: dataset_entry(target.name, "sharegpt")}})
+        total.extra.update(
+            {
+                "merged_into": str(target),
+                "existing_records": len(existing),
+                "backup": str(backup),
+                "dataset_info_entry": {target.stem: dataset_entry(target.name, "sharegpt")},
+            }
+        )
         atomic_write_json(target, existing + records)
         report_dir, report_stem = target.parent, target.stem
         atomic_write_json(report_dir / f"{report_stem}.report.json", total.as_dict(), indent=2)
@@ -323,7 +400,9 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         target = args.out_dir / f"{args.name}.json"
         report_dir, report_stem = args.out_dir, args.name
     for report, path in zip(reports, args.inputs):
-        atomic_write_json(report_dir / f"{report_stem}.{path.stem}.report.json", report.as_dict(), indent=2)
+        atomic_write_json(
+            report_dir / f"{report_stem}.{path.stem}.report.json", report.as_dict(), indent=2
+        )
     return reports, total, target
 
 
@@ -335,49 +414,126 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an existing file; "
         "a report per input counts lines in, out and dropped per reason.",
     )
-    parser.add_argument("--inputs", type=Path, nargs="+", required=True,
-                        help="UTF-8 text files (LF or CRLF), or folders of scene files (*.txt, one scene each)")
+    parser.add_argument(
+        "--inputs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="UTF-8 text files (LF or CRLF), or folders of scene files (*.txt, one scene each)",
+    )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out-dir", type=Path, help="output folder (dataset_dir for LLaMA-Factory); needs --name")
-    target.add_argument("--merge-existing", type=Path, metavar="FILE",
-                        help="merge into this ShareGPT JSON file (atomic, after a FILE.<time>.bak backup), "
-                        "skipping samples that duplicate its records")
-    parser.add_argument("--name", type=dataset_name_arg, help="dataset name with --out-dir, an identifier (e.g. wusong_dialogue)")
-    parser.add_argument("--assistant", required=True, help="the character the model plays (gpt turns)")
-    parser.add_argument("--assistant-alias", action="append", default=[], metavar="A,B",
-                        help="other names of the assistant in the text, comma-separated (repeatable)")
-    parser.add_argument("--user", action="append", default=[], metavar="NAME",
-                        help="a character whose lines become human turns (repeatable); "
-                        "none given: every other recognised speaker")
-    parser.add_argument("--user-alias", action="append", default=[], metavar="[NAME=]A,B",
-                        help="other names of a user: NAME=A,B, or A,B when there is one --user (repeatable)")
-    parser.add_argument("--narrator", help="the character first-person narration (我道：“…”) belongs to")
-    parser.add_argument("--system", default="",
-                        help="system prompt of every sample; {assistant} becomes the assistant's name (default: none)")
-    parser.add_argument("--third-party", choices=THIRD_PARTY_MODES, default="break",
-                        help="a line by someone else ends the dialogue (break) or joins the human turn "
-                        "under its speaker's name (fold) (default: %(default)s)")
-    parser.add_argument("--leading-assistant", choices=LEADING_ASSISTANT_MODES, default="drop",
-                        help="an assistant line that opens a dialogue is dropped, or kept as "
-                        "'NAME：line' in the system prompt (default: %(default)s)")
-    parser.add_argument("--max-turns", type=int, default=16,
-                        help="messages per sample; longer dialogues are cut into windows that do not "
-                        "overlap (default: %(default)s)")
-    parser.add_argument("--max-turn-chars", type=int, default=1000,
-                        help="a longer turn is dropped and splits its dialogue (default: %(default)s)")
-    parser.add_argument("--max-sample-chars", type=int, default=4000,
-                        help="characters per sample, all turns together (default: %(default)s)")
-    parser.add_argument("--max-gap-chars", type=int, default=200,
-                        help="more narration than this between two lines ends the dialogue (default: %(default)s)")
-    parser.add_argument("--nsfw", choices=("drop", "keep"), default="drop",
-                        help="drop lines matching the NSFW keyword list, ending their dialogue (default: %(default)s)")
-    parser.add_argument("--nsfw-keywords", type=Path, default=DEFAULT_KEYWORDS,
-                        help="keyword list, one per line (default: %(default)s)")
-    parser.add_argument("--near-dup-threshold", type=float, default=0.8,
-                        help="drop a sample whose character-trigram Jaccard similarity to a kept one is at "
-                        "least this; 0 keeps near duplicates (exact ones are always dropped) (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the MinHash permutations of near-duplicate search (default: %(default)s)")
+    target.add_argument(
+        "--out-dir", type=Path, help="output folder (dataset_dir for LLaMA-Factory); needs --name"
+    )
+    target.add_argument(
+        "--merge-existing",
+        type=Path,
+        metavar="FILE",
+        help="merge into this ShareGPT JSON file (atomic, after a FILE.<time>.bak backup), "
+        "skipping samples that duplicate its records",
+    )
+    parser.add_argument(
+        "--name",
+        type=dataset_name_arg,
+        help="dataset name with --out-dir, an identifier (e.g. wusong_dialogue)",
+    )
+    parser.add_argument(
+        "--assistant", required=True, help="the character the model plays (gpt turns)"
+    )
+    parser.add_argument(
+        "--assistant-alias",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="other names of the assistant in the text, comma-separated (repeatable)",
+    )
+    parser.add_argument(
+        "--user",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a character whose lines become human turns (repeatable); "
+        "none given: every other recognised speaker",
+    )
+    parser.add_argument(
+        "--user-alias",
+        action="append",
+        default=[],
+        metavar="[NAME=]A,B",
+        help="other names of a user: NAME=A,B, or A,B when there is one --user (repeatable)",
+    )
+    parser.add_argument(
+        "--narrator", help="the character first-person narration (我道：“…”) belongs to"
+    )
+    parser.add_argument(
+        "--system",
+        default="",
+        help="system prompt of every sample; {assistant} becomes the assistant's name (default: none)",
+    )
+    parser.add_argument(
+        "--third-party",
+        choices=THIRD_PARTY_MODES,
+        default="break",
+        help="a line by someone else ends the dialogue (break) or joins the human turn "
+        "under its speaker's name (fold) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--leading-assistant",
+        choices=LEADING_ASSISTANT_MODES,
+        default="drop",
+        help="an assistant line that opens a dialogue is dropped, or kept as "
+        "'NAME：line' in the system prompt (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-turns",
+        type=int,
+        default=16,
+        help="messages per sample; longer dialogues are cut into windows that do not "
+        "overlap (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-turn-chars",
+        type=int,
+        default=1000,
+        help="a longer turn is dropped and splits its dialogue (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-sample-chars",
+        type=int,
+        default=4000,
+        help="characters per sample, all turns together (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-gap-chars",
+        type=int,
+        default=200,
+        help="more narration than this between two lines ends the dialogue (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nsfw",
+        choices=("drop", "keep"),
+        default="drop",
+        help="drop lines matching the NSFW keyword list, ending their dialogue (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--nsfw-keywords",
+        type=Path,
+        default=DEFAULT_KEYWORDS,
+        help="keyword list, one per line (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--near-dup-threshold",
+        type=float,
+        default=0.8,
+        help="drop a sample whose character-trigram Jaccard similarity to a kept one is at "
+        "least this; 0 keeps near duplicates (exact ones are always dropped) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the MinHash permutations of near-duplicate search (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.out_dir is not None:
         if not args.name:
@@ -390,7 +546,9 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     if not 0 <= args.near_dup_threshold <= 1:
         parser.error("--near-dup-threshold must be between 0 and 1")
     try:
-        cast = build_cast(args.assistant, args.assistant_alias, args.user, args.user_alias, args.narrator)
+        cast = build_cast(
+            args.assistant, args.assistant_alias, args.user, args.user_alias, args.narrator
+        )
     except ValueError as e:
         parser.error(str(e))
     return args, cast
@@ -407,8 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for report in reports:
         print(f"{report.summary_line()}; samples {report.extra['samples']}")
-    print(f"wrote {total.extra['samples']} samples ({total.extra['turns']} turns) to {target}"
-          + (f" (backup {total.extra['backup']})" if "backup" in total.extra else ""))
+    print(
+        f"wrote {total.extra['samples']} samples ({total.extra['turns']} turns) to {target}"
+        + (f" (backup {total.extra['backup']})" if "backup" in total.extra else "")
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ Used by `python -m tools.roleplay.dialogue`. The rules, each counted in the repo
 import collections
 from dataclasses import dataclass, field
 
+from tools.common.fileio import Report
 from tools.roleplay.dialogue_parse import (
     NOT_SPEECH,
     OTHER,
@@ -32,7 +33,6 @@ from tools.roleplay.dialogue_parse import (
     Utterance,
 )
 from tools.roleplay.dialogue_script import ELSEWHERE_ADDRESSEE
-from tools.common.fileio import Report
 from tools.roleplay.nsfw_filter import KeywordFilter
 
 HUMAN, GPT = "human", "gpt"
@@ -193,8 +193,11 @@ class DialogueBuilder:
                 self._close("third_party")
                 return
             role = HUMAN
-        elif role == HUMAN and self.options.third_party == "break" and \
-                any(p.role == HUMAN and p.name != name for p in self._run):
+        elif (
+            role == HUMAN
+            and self.options.third_party == "break"
+            and any(p.role == HUMAN and p.name != name for p in self._run)
+        ):
             # A second person on the user side is a third speaker: what the assistant says next
             # may answer either, so the conversation with the first one ends here. When the
             # first one spoke last, this line answers them, not the assistant: it opens nothing.
@@ -203,8 +206,12 @@ class DialogueBuilder:
             if replying:
                 self.report.drop("reply_to_third_speaker", where(self.source, u))
                 return
-        if role == HUMAN and self._run and self._run[-1].role == HUMAN and \
-                u.gap_chars > self.options.max_unanswered_gap_chars:
+        if (
+            role == HUMAN
+            and self._run
+            and self._run[-1].role == HUMAN
+            and u.gap_chars > self.options.max_unanswered_gap_chars
+        ):
             # The user spoke, nobody answered, the story went on: the earlier line is not part
             # of what the assistant will answer.
             self._close("unanswered")
@@ -293,7 +300,9 @@ class DialogueBuilder:
     def _chars(pairs: list[tuple[_Turn, _Turn]]) -> int:
         return sum(len(t.text(labelled=False)) for pair in pairs for t in pair)
 
-    def _emit_window(self, pairs: list[tuple[_Turn, _Turn]], opening: _Turn | None, cause: str) -> None:
+    def _emit_window(
+        self, pairs: list[tuple[_Turn, _Turn]], opening: _Turn | None, cause: str
+    ) -> None:
         if not pairs:
             if opening is not None:
                 self._drop_parts(opening.parts, "leading_assistant")
@@ -308,5 +317,9 @@ class DialogueBuilder:
             system = f"{system}\n\n{line}" if system else line
             utterances += [p.utterance for p in opening.parts]
         utterances += [p.utterance for t in turns for p in t.parts]
-        conversations = [{"from": t.role, "value": t.text(labelled and t.role == HUMAN)} for t in turns]
-        self.samples.append(Sample(conversations, system, utterances, ended_by=cause, source=self.source))
+        conversations = [
+            {"from": t.role, "value": t.text(labelled and t.role == HUMAN)} for t in turns
+        ]
+        self.samples.append(
+            Sample(conversations, system, utterances, ended_by=cause, source=self.source)
+        )

@@ -49,16 +49,22 @@ SCENE_SHIFT = re.compile(
     r"过了[一两三四五六七八九十数几]+[日天月年]|不觉|不则一日|有诗为证|诗曰|词曰|正是[：:]|但见[：:])"
 )
 # Narration that takes someone to another place (离了紫石街，迳投县里来): a new scene follows.
-PLACE_SHIFT = re.compile(r"(?:别了|辞了|离了|迳投|径投|迳奔|径奔|投奔|回到|来到|到得|回至|来至|去了|转过|出得)")
+PLACE_SHIFT = re.compile(
+    r"(?:别了|辞了|离了|迳投|径投|迳奔|径奔|投奔|回到|来到|到得|回至|来至|去了|转过|出得)"
+)
 # Narration that reports what was said (将打虎的本事说了一遍): the next quote is no answer to the
 # last one; the answer was given in the narration.
-REPORTED_SPEECH = re.compile(r"说了一遍|一一说了|备细说了|细说了|诉说|说知|告诉了|说罢|说毕|分说|答应了|应承了")
+REPORTED_SPEECH = re.compile(
+    r"说了一遍|一一说了|备细说了|细说了|诉说|说知|告诉了|说罢|说毕|分说|答应了|应承了"
+)
 SCENE_SEPARATOR = re.compile(r"^\s*(?:[*＊#~～\-—=·.]\s*){3,}$")
 # HTML paragraphs stored on one line: every <p> or <br> starts a paragraph; other tags are dropped.
 HTML_BREAK = re.compile(r"</?p\b[^>]*>|<br\s*/?>|</?div\b[^>]*>", re.IGNORECASE)
 HTML_TAG = re.compile(r"<[^<>]{1,200}>")
 # Who a line is said to: an object marker and a name right before the speech verb (对武松道).
-ADDRESS_MARKERS = re.compile(r"(?:对着|对|向|朝|看着|望着|指着|问|叫|唤|与|和|跟|分付|吩咐|回顾|劝)$")
+ADDRESS_MARKERS = re.compile(
+    r"(?:对着|对|向|朝|看着|望着|指着|问|叫|唤|与|和|跟|分付|吩咐|回顾|劝)$"
+)
 
 QUOTE_PAIRS = {"“": "”", "「": "」", '"': '"'}
 ASCII_QUOTE = '"'
@@ -66,12 +72,17 @@ SENTENCE_END = "。！？!?…\n"
 # Segments of a clause. Not 、: it lists names (与卢俊义、吴用道) inside one segment.
 SEGMENT_SEP = re.compile(r"[，,；;：:\s]+")
 CJK_LETTER = re.compile(r"[\u3400-\u9fffA-Za-z]")
-CHAPTER_HEADING = re.compile(r"^\s*(?:第[0-9０-９一二三四五六七八九十百千零〇两]+[回章节卷集幕]|chapter\s+\d+|#)", re.IGNORECASE)
+CHAPTER_HEADING = re.compile(
+    r"^\s*(?:第[0-9０-９一二三四五六七八九十百千零〇两]+[回章节卷集幕]|chapter\s+\d+|#)",
+    re.IGNORECASE,
+)
 
 # The verb that marks a quote as speech, at the end of the clause before the quote. With a colon or
 # comma between verb and quote any of these counts; glued straight to the quote only the short
 # exclamation forms do (郓哥叫一声“你打我！”).
-SPEECH_VERB = re.compile(r"(?:[道说问答曰云叫喝骂嚷喊报禀奏告应]|叫得|(?:叫|喝|嚷|喊)一?声|分付|吩咐)$")
+SPEECH_VERB = re.compile(
+    r"(?:[道说问答曰云叫喝骂嚷喊报禀奏告应]|叫得|(?:叫|喝|嚷|喊)一?声|分付|吩咐)$"
+)
 SPEECH_VERB_GLUED = re.compile(r"(?:[道说]|叫得|(?:叫|喝|嚷|喊)一?声)$")
 # Words ending in a speech verb that do not introduce speech.
 NOT_A_SPEECH_VERB = re.compile(r"(?:知道|难道|大道|街道|正道|报告|只道)$")
@@ -86,12 +97,103 @@ WRITING_VERB = re.compile(
 # Between a subject and its verb (武松笑道, 宋江大喜便道): nothing here can be a subject.
 PREDICATE_WORDS = sorted(
     [
-        "便", "又", "也", "却", "再", "就", "只", "乃", "遂", "自己", "自", "都", "假意", "低低", "悄悄", "笑嘻嘻", "皆", "亦",
-        "还", "先", "才", "方", "笑", "大笑", "冷笑", "陪笑", "笑着", "呵呵", "哈哈", "大喜", "喜", "大怒", "怒", "大惊", "惊",
-        "吃一惊", "失惊", "叹", "叹口气", "哭", "慌忙", "连忙", "急忙", "忙", "急", "回", "低声", "高声", "大声", "厉声", "答", "应",
-        "问", "说", "叫", "喝", "骂", "劝", "谢", "拜", "听了", "听罢", "见了", "看了", "见说", "听得", "起身", "起来", "焦躁",
-        "点头", "摇头", "陪话", "一面", "随即", "当下", "口里", "口中", "心中", "跪下", "跪着", "上前", "向前", "出来", "回头", "转身",
-        "看着", "立住", "住了", "道", "说道", "了", "着", "当时", "那里", "随後", "随后", "一声",
+        "便",
+        "又",
+        "也",
+        "却",
+        "再",
+        "就",
+        "只",
+        "乃",
+        "遂",
+        "自己",
+        "自",
+        "都",
+        "假意",
+        "低低",
+        "悄悄",
+        "笑嘻嘻",
+        "皆",
+        "亦",
+        "还",
+        "先",
+        "才",
+        "方",
+        "笑",
+        "大笑",
+        "冷笑",
+        "陪笑",
+        "笑着",
+        "呵呵",
+        "哈哈",
+        "大喜",
+        "喜",
+        "大怒",
+        "怒",
+        "大惊",
+        "惊",
+        "吃一惊",
+        "失惊",
+        "叹",
+        "叹口气",
+        "哭",
+        "慌忙",
+        "连忙",
+        "急忙",
+        "忙",
+        "急",
+        "回",
+        "低声",
+        "高声",
+        "大声",
+        "厉声",
+        "答",
+        "应",
+        "问",
+        "说",
+        "叫",
+        "喝",
+        "骂",
+        "劝",
+        "谢",
+        "拜",
+        "听了",
+        "听罢",
+        "见了",
+        "看了",
+        "见说",
+        "听得",
+        "起身",
+        "起来",
+        "焦躁",
+        "点头",
+        "摇头",
+        "陪话",
+        "一面",
+        "随即",
+        "当下",
+        "口里",
+        "口中",
+        "心中",
+        "跪下",
+        "跪着",
+        "上前",
+        "向前",
+        "出来",
+        "回头",
+        "转身",
+        "看着",
+        "立住",
+        "住了",
+        "道",
+        "说道",
+        "了",
+        "着",
+        "当时",
+        "那里",
+        "随後",
+        "随后",
+        "一声",
     ],
     key=len,
     reverse=True,
@@ -99,9 +201,55 @@ PREDICATE_WORDS = sorted(
 # Lead-ins that may precede the subject of a clause (只见宋江道, 当下武松笑道).
 LEAD_INS = sorted(
     [
-        "话说", "且说", "却说", "再说", "只说", "又说", "当下", "当时", "当日", "当晚", "当夜", "次日", "此时", "那时", "这时", "随即",
-        "随后", "随後", "一面", "于是", "因此", "原来", "只见", "却见", "忽见", "早见", "忽然", "少刻", "不多时", "须臾", "良久", "看看",
-        "后来", "後来", "是夜", "是日", "那", "这", "便", "却", "又", "也", "就", "再", "只", "乃", "遂", "早", "正",
+        "话说",
+        "且说",
+        "却说",
+        "再说",
+        "只说",
+        "又说",
+        "当下",
+        "当时",
+        "当日",
+        "当晚",
+        "当夜",
+        "次日",
+        "此时",
+        "那时",
+        "这时",
+        "随即",
+        "随后",
+        "随後",
+        "一面",
+        "于是",
+        "因此",
+        "原来",
+        "只见",
+        "却见",
+        "忽见",
+        "早见",
+        "忽然",
+        "少刻",
+        "不多时",
+        "须臾",
+        "良久",
+        "看看",
+        "后来",
+        "後来",
+        "是夜",
+        "是日",
+        "那",
+        "这",
+        "便",
+        "却",
+        "又",
+        "也",
+        "就",
+        "再",
+        "只",
+        "乃",
+        "遂",
+        "早",
+        "正",
     ],
     key=len,
     reverse=True,
@@ -139,7 +287,9 @@ HIDDEN_SUBJECT_PART = re.compile(
 # never matches: they must not start with it.
 POSSESSIVE = re.compile(r"(?:的|之|家的|手下|身边)")
 # 施恩父子商议道, 武松和宋江道: more than one speaker.
-JOINT_SUBJECT = re.compile(r"(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)")
+JOINT_SUBJECT = re.compile(
+    r"(?:和|与|同|并|、|父子|兄弟|弟兄|夫妻|夫妇|母子|二人|两个|三个|众人|等)"
+)
 PLURAL_PRONOUN = re.compile(r"(?:他们|她们|他两个|她两个|他二人|他三个|他众人)")
 THIRD_PERSON = ("他", "她")
 FIRST_PERSON_PRONOUN = "我"
@@ -154,12 +304,16 @@ SPEAKER_TOKEN = re.compile(
     r"(?:^|[。！？”」\n，、；])((?:那|这)?[\u4e00-\u9fff]{2,4}?)(?:便|又|也|却|再|就)?"
     r"(?:道|说道|问道|答道|叫道|喝道|笑道|骂道)[：:，,]\s*[“「\"]"
 )
-TOKEN_BAD_FIRST = set("得在便又也却再就只一不都心自口连急慌忙喝叫说问答应回禀告冷笑喜怒哭叹劝谢拜看听见把将对向与和被吃大高寻思肚起跳仰称嘱失发附出常呵两分上下开抬低扯拖指望叉唱道乃遂因众")
+TOKEN_BAD_FIRST = set(
+    "得在便又也却再就只一不都心自口连急慌忙喝叫说问答应回禀告冷笑喜怒哭叹劝谢拜看听见把将对向与和被吃大高寻思肚起跳仰称嘱失发附出常呵两分上下开抬低扯拖指望叉唱道乃遂因众"
+)
 TOKEN_BAD_LAST = set("了着的得应答告禀谏劝奏笑问喝骂想叫谢报拜看思量说大")
 TOKEN_BAD_PART = re.compile(r"口里|口中|心中|肚里|心下|心内|一面|^[闻有听]人")
 MIN_TOKEN_COUNT = 2
 
-SCRIPT_LINE = re.compile(r"^\s*(?P<name>[^\s：:“”「」\"，。！？、；,.!?()（）]{1,12})\s*[：:]\s*(?P<line>\S.*?)\s*$")
+SCRIPT_LINE = re.compile(
+    r"^\s*(?P<name>[^\s：:“”「」\"，。！？、；,.!?()（）]{1,12})\s*[：:]\s*(?P<line>\S.*?)\s*$"
+)
 # Labels that look like `Name：` but open narration, poems or lists.
 SCRIPT_NOT_SPEAKER = re.compile(r"(?:曰|云|示|证|教|员|头|说|正是|但见|听说|话头|旁白|注|按)$")
 
@@ -192,15 +346,21 @@ class Utterance:
     speaker: str | None = None
     hint: str | None = None
     drop: str | None = None
-    rule: str = ""  # how the speaker was found: script, before, after, continuation, pronoun, narrator
+    rule: str = (
+        ""  # how the speaker was found: script, before, after, continuation, pronoun, narrator
+    )
     line: int = 0  # 1-based line of the file (after CRLF→LF) and 1-based column in it
     column: int = 0
-    addressee: str | None = None  # who the line is said to, when the text says so (对武松道, (To Penny))
+    addressee: str | None = (
+        None  # who the line is said to, when the text says so (对武松道, (To Penny))
+    )
     break_before: str | None = None  # a scene break between the previous utterance and this one
     # Known speakers named in the narration since the previous utterance (the clause that
     # introduces this line included): someone else acting there ends a conversation.
     narration_names: tuple[str, ...] = ()
-    malformed: str | None = None  # a script line that had to be repaired (glued_speakers, trailing_text)
+    malformed: str | None = (
+        None  # a script line that had to be repaired (glued_speakers, trailing_text)
+    )
 
 
 @dataclass
@@ -220,7 +380,9 @@ class Speakers:
             for form in character.all_names:
                 self._by_form[form] = character.name
         forms = sorted({*self._by_form, *self.text_speakers}, key=len, reverse=True)
-        self._forms = re.compile("|".join(map(re.escape, forms))) if forms else re.compile(r"(?!x)x")
+        self._forms = (
+            re.compile("|".join(map(re.escape, forms))) if forms else re.compile(r"(?!x)x")
+        )
 
     def canonical(self, form: str) -> str | None:
         return self._by_form.get(form)
@@ -373,8 +535,9 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
             # 回顾宣赞，郝思文道: a bare name after a segment that ends in a name continues a list
             # written with commas (of the ones spoken to, or of joint speakers).
             previous = segments[-2]
-            if any(m.end() == len(previous) for m in speakers.names_in(previous)) or \
-                    OBJECT_THEN_NAME.search(previous):
+            if any(
+                m.end() == len(previous) for m in speakers.names_in(previous)
+            ) or OBJECT_THEN_NAME.search(previous):
                 return _Subject(None)
         if opening is not None:
             subject, end = opening
@@ -386,7 +549,9 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
             before = last[: m.start()]
             if PIVOT_MARKERS.search(before):
                 canonical = speakers.canonical(m.group(0))
-                return _Subject(canonical) if canonical else _Subject(OTHER, _display_name(m.group(0)))
+                return (
+                    _Subject(canonical) if canonical else _Subject(OTHER, _display_name(m.group(0)))
+                )
             marker = OBJECT_MARKERS.search(before)
             if not marker:
                 return _Subject(None)
@@ -413,7 +578,11 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
 def _opens_well(paragraph: str, i: int) -> bool:
     """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the start."""
     before = paragraph[:i].rstrip()
-    return not before or before[-1] in "：:，,。！？!?…”」\"" or SPEECH_VERB_GLUED.search(before) is not None
+    return (
+        not before
+        or before[-1] in '：:，,。！？!?…”」"'
+        or SPEECH_VERB_GLUED.search(before) is not None
+    )
 
 
 def _closes_well(paragraph: str, i: int) -> bool:
@@ -434,11 +603,14 @@ def _stray_ascii_quotes(paragraph: str) -> set[int]:
 
     def score(kept: list[int]) -> int:
         # A quote whose text holds a speech introduction (陈舟笑道：) swallowed narration.
-        return sum(_opens_well(paragraph, kept[k]) + _closes_well(paragraph, kept[k + 1])
-                   - 2 * bool(SPEECH_INTRO.search(paragraph, kept[k] + 1, kept[k + 1]))
-                   for k in range(0, len(kept) - 1, 2))
+        return sum(
+            _opens_well(paragraph, kept[k])
+            + _closes_well(paragraph, kept[k + 1])
+            - 2 * bool(SPEECH_INTRO.search(paragraph, kept[k] + 1, kept[k + 1]))
+            for k in range(0, len(kept) - 1, 2)
+        )
 
-    best = max(range(len(marks)), key=lambda k: (score(marks[:k] + marks[k + 1:]), k))
+    best = max(range(len(marks)), key=lambda k: (score(marks[:k] + marks[k + 1 :]), k))
     return {marks[best]}
 
 
@@ -488,7 +660,7 @@ def _classify_before(pre: str) -> tuple[str | None, str | None]:
     stripped = pre.rstrip()
     glued = not stripped.endswith(("：", ":", "，", ","))
     head = stripped.rstrip("：:，,").rstrip()
-    sentence = head[_sentence_start(head):]
+    sentence = head[_sentence_start(head) :]
     if not sentence:
         return None, None
     # 心中想道 / 肚里寻思道 end in a thought verb; 心中暗道 puts the place next to the verb. An
@@ -504,7 +676,9 @@ def _classify_before(pre: str) -> tuple[str | None, str | None]:
     return None, sentence[: verb.start()]
 
 
-AFTER_SPEAKER = re.compile(r"^\s*([^。！？!?，,“”「」\"\n]{1,12}?)(?:说道|问道|答道|笑道|说|道|问|答)[。，！？,.!?]")
+AFTER_SPEAKER = re.compile(
+    r"^\s*([^。！？!?，,“”「」\"\n]{1,12}?)(?:说道|问道|答道|笑道|说|道|问|答)[。，！？,.!?]"
+)
 
 
 def _looks_like_non_speech(content: str) -> bool:
@@ -550,24 +724,36 @@ class _Cursor:
         self.pending_break: str | None = None
         self.names: list[str] = []
 
-    def make(self, paragraph: _Paragraph, index: int, content: str, number: int, gap: int) -> Utterance:
-        utterance = Utterance(paragraph.offset + index, content, number, self.chapter, gap,
-                              line=paragraph.line, column=paragraph.column + index + 1,
-                              break_before=self.pending_break, narration_names=tuple(dict.fromkeys(self.names)))
+    def make(
+        self, paragraph: _Paragraph, index: int, content: str, number: int, gap: int
+    ) -> Utterance:
+        utterance = Utterance(
+            paragraph.offset + index,
+            content,
+            number,
+            self.chapter,
+            gap,
+            line=paragraph.line,
+            column=paragraph.column + index + 1,
+            break_before=self.pending_break,
+            narration_names=tuple(dict.fromkeys(self.names)),
+        )
         self.pending_break = None
         self.names = []
         return utterance
 
 
-def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bool = False,
-               label: str = "") -> list[Utterance]:
+def parse_text(
+    text: str, speakers: Speakers, *, script_mode: bool, progress: bool = False, label: str = ""
+) -> list[Utterance]:
     """Every quote (and, in script mode, every `Name：line` and `Name：「line」`) of `text` as an
     Utterance, in order, each either attributed or carrying the reason it is not usable speech."""
     utterances: list[Utterance] = []
     cursor = _Cursor()
     paragraphs = paragraphs_of(text)
-    for number, paragraph in enumerate(tqdm(paragraphs, desc=label or "paragraphs", unit="par",
-                                            disable=not progress)):
+    for number, paragraph in enumerate(
+        tqdm(paragraphs, desc=label or "paragraphs", unit="par", disable=not progress)
+    ):
         if not paragraph.text.strip():
             continue
         if CHAPTER_HEADING.match(paragraph.text):
@@ -589,7 +775,9 @@ def parse_text(text: str, speakers: Speakers, *, script_mode: bool, progress: bo
     return utterances
 
 
-VOCATIVE_LEAD = r"^\s*(?:(?:oh|hey|hi|okay|ok|well|look|yes|no|um|uh|so|嗯|哎|喂|啊|哦)[\s,，.!！…]+)?"
+VOCATIVE_LEAD = (
+    r"^\s*(?:(?:oh|hey|hi|okay|ok|well|look|yes|no|um|uh|so|嗯|哎|喂|啊|哦)[\s,，.!！…]+)?"
+)
 
 
 def _find_vocatives(utterances: list[Utterance], speakers: Speakers, labels: set[str]) -> None:
@@ -598,19 +786,25 @@ def _find_vocatives(utterances: list[Utterance], speakers: Speakers, labels: set
     forms = sorted({*speakers._by_form, *speakers.text_speakers, *labels}, key=len, reverse=True)
     if not forms:
         return
-    pattern = re.compile(VOCATIVE_LEAD + "(" + "|".join(map(re.escape, forms)) + r")\s*[,，!！:：]", re.IGNORECASE)
+    pattern = re.compile(
+        VOCATIVE_LEAD + "(" + "|".join(map(re.escape, forms)) + r")\s*[,，!！:：]", re.IGNORECASE
+    )
     for u in utterances:
         if u.drop is not None or u.addressee is not None:
             continue
         m = pattern.match(u.text)
         if m is None:
             continue
-        name = speakers.canonical(m.group(1)) or next((f for f in forms if f.lower() == m.group(1).lower()), m.group(1))
+        name = speakers.canonical(m.group(1)) or next(
+            (f for f in forms if f.lower() == m.group(1).lower()), m.group(1)
+        )
         if name != (u.hint if u.speaker == OTHER else u.speaker):
             u.addressee = name
 
 
-def _script_lines(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> list[Utterance] | None:
+def _script_lines(
+    paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers
+) -> list[Utterance] | None:
     """The utterances of a script paragraph (`Name：「…」` or `Name：line`), or None when the
     paragraph is not one."""
     parsed = dialogue_script.parse_paragraph(paragraph.text)
@@ -618,12 +812,16 @@ def _script_lines(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers:
         single = _plain_script_line(paragraph, number, cursor, speakers)
         return None if single is None else [single]
     if parsed.problem == "unbalanced" and not parsed.lines:
-        u = cursor.make(paragraph, paragraph.text.find("「") + 1, paragraph.text, number, cursor.narration)
+        u = cursor.make(
+            paragraph, paragraph.text.find("「") + 1, paragraph.text, number, cursor.narration
+        )
         u.drop = UNBALANCED
         return [u]
     out = []
     for line in parsed.lines:
-        u = cursor.make(paragraph, line.start, line.text, number, cursor.narration if not out else 0)
+        u = cursor.make(
+            paragraph, line.start, line.text, number, cursor.narration if not out else 0
+        )
         u.malformed = parsed.problem
         if line.direction:
             u.drop = SCENE_BREAK if line.scene_break else STAGE_DIRECTION
@@ -650,12 +848,18 @@ def _name_script_speaker(utterance: Utterance, name: str, speakers: Speakers) ->
         utterance.speaker, utterance.hint = OTHER, name
 
 
-def _plain_script_line(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers) -> Utterance | None:
+def _plain_script_line(
+    paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers
+) -> Utterance | None:
     m = SCRIPT_LINE.match(paragraph.text)
     if not m or m.group("line")[0] in QUOTE_PAIRS:
         return None
     name = m.group("name")
-    if speakers.canonical(name) is None and name != FIRST_PERSON_PRONOUN and SCRIPT_NOT_SPEAKER.search(name):
+    if (
+        speakers.canonical(name) is None
+        and name != FIRST_PERSON_PRONOUN
+        and SCRIPT_NOT_SPEAKER.search(name)
+    ):
         return None
     utterance = cursor.make(paragraph, m.start("line"), m.group("line"), number, cursor.narration)
     _name_script_speaker(utterance, name, speakers)
@@ -676,8 +880,9 @@ def is_script(text: str, characters: tuple[Character, ...]) -> bool:
     return False
 
 
-def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers,
-                           out: list[Utterance]) -> int:
+def _parse_prose_paragraph(
+    paragraph: _Paragraph, number: int, cursor: _Cursor, speakers: Speakers, out: list[Utterance]
+) -> int:
     """Append the quotes of one prose paragraph to `out`, in text order; return narration
     characters left pending after its last quote (carried into the gap of the next utterance)."""
     text = paragraph.text
@@ -692,15 +897,17 @@ def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, 
         _note_narration(pre, cursor, speakers)
         gap = pending + len(CJK_LETTER.findall(pre))
         if not balanced:
-            u = cursor.make(paragraph, open_at + 1, text[open_at + 1:close_at].strip(), number, gap)
+            u = cursor.make(
+                paragraph, open_at + 1, text[open_at + 1 : close_at].strip(), number, gap
+            )
             u.drop = UNBALANCED
             found.append(u)
             # A lone stray mark is skipped; an unclosed quote ends where the next one opens.
             last_end, pending, previous = max(last_end, close_at + (close_at == open_at)), 0, None
             continue
-        content = text[open_at + 1:close_at].strip()
+        content = text[open_at + 1 : close_at].strip()
         next_open = events[index + 1][0] if index + 1 < len(events) else len(text)
-        post = text[close_at + 1:next_open]
+        post = text[close_at + 1 : next_open]
         break_before = cursor.pending_break
         utterance = cursor.make(paragraph, open_at + 1, content, number, gap)
         drop, clause = _classify_before(pre)
@@ -717,7 +924,7 @@ def _parse_prose_paragraph(paragraph: _Paragraph, number: int, cursor: _Cursor, 
             _attribute(utterance, clause, speakers, previous, pre)
         else:
             after = AFTER_SPEAKER.match(post)
-            sentence_start = not pre.strip() or pre.rstrip()[-1] in SENTENCE_END + "”」\""
+            sentence_start = not pre.strip() or pre.rstrip()[-1] in SENTENCE_END + '”」"'
             if after and sentence_start:
                 utterance.rule = "after"
                 _attribute(utterance, after.group(1), speakers, None, "")
@@ -754,7 +961,9 @@ def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
     return None
 
 
-def _attribute(utterance: Utterance, clause: str, speakers: Speakers, previous: Utterance | None, pre: str) -> None:
+def _attribute(
+    utterance: Utterance, clause: str, speakers: Speakers, previous: Utterance | None, pre: str
+) -> None:
     """Fill speaker/hint/drop of `utterance` from the clause that introduces it. `previous` is the
     speech quote right before it in the same paragraph, `pre` the text between the two."""
     subject = subject_of_clause(clause, speakers)
@@ -774,6 +983,10 @@ def _attribute(utterance: Utterance, clause: str, speakers: Speakers, previous: 
     elif subject.speaker is not None:
         utterance.speaker, utterance.hint = subject.speaker, subject.hint
     elif attributed_before and CONTINUATION.match(pre.strip()):
-        utterance.speaker, utterance.hint, utterance.rule = previous.speaker, previous.hint, "continuation"
+        utterance.speaker, utterance.hint, utterance.rule = (
+            previous.speaker,
+            previous.hint,
+            "continuation",
+        )
     else:
         utterance.drop = UNATTRIBUTED

@@ -23,17 +23,26 @@ OPEN, CLOSE = "「", "」"
 HEAD = re.compile(r"\s*(?P<name>[^「」“”\"：:\n]{0,40}?)\s*[：:]\s*「")
 NARRATION_NAMES = {"旁白", "narrator", "narration", "scene", "场景", "画外音"}
 SCENE_NAMES = {"scene", "场景"}
-SCENE_SHIFT = re.compile(r"\btime shift\b|\bcut to\b|\bscene\b|\blater\b|\bnext (?:day|morning)\b|"
-                         r"场景|转场|第二天|次日|片刻之后|不久之后", re.IGNORECASE)
+SCENE_SHIFT = re.compile(
+    r"\btime shift\b|\bcut to\b|\bscene\b|\blater\b|\bnext (?:day|morning)\b|"
+    r"场景|转场|第二天|次日|片刻之后|不久之后",
+    re.IGNORECASE,
+)
 ITALIC = re.compile(r"'{2,}(.*?)'{2,}")
 HTML_TAG = re.compile(r"<[^<>]{1,300}>")
 LINK = re.compile(r"\[\[(?:[^\]|]*\|)?([^\]]*)\]\]")
 DIRECTION = re.compile(r"[(（]([^()（）]*)[)）]")
-ADDRESSEE = re.compile(r"^\s*(?:to|at)\s+(?:the\s+)?(?!(?:all|everyone|everybody|them|both|group|others)\b)"
-                       r"([A-Za-z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\b|^\s*(?:对|向)(\w{1,6})$", re.IGNORECASE)
-ELSEWHERE = re.compile(r"\b(?:on|into|on the) (?:the )?(?:phone|intercom|radio|webcam|camera|computer)\b|"
-                       r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|"
-                       r"电话|自言自语", re.IGNORECASE)
+ADDRESSEE = re.compile(
+    r"^\s*(?:to|at)\s+(?:the\s+)?(?!(?:all|everyone|everybody|them|both|group|others)\b)"
+    r"([A-Za-z][\w.'-]*(?:\s+[A-Z][\w.'-]*)?)\b|^\s*(?:对|向)(\w{1,6})$",
+    re.IGNORECASE,
+)
+ELSEWHERE = re.compile(
+    r"\b(?:on|into|on the) (?:the )?(?:phone|intercom|radio|webcam|camera|computer)\b|"
+    r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|"
+    r"电话|自言自语",
+    re.IGNORECASE,
+)
 ELSEWHERE_ADDRESSEE = "<elsewhere>"
 
 

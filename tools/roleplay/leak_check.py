@@ -37,8 +37,8 @@ def strip_leading_address(text: str) -> str:
     """`text` without a leading address, unless nothing (or next to nothing) would be left."""
     folded = unicodedata.normalize("NFKC", text)
     m = LEADING_ADDRESS.match(folded)
-    if m and len(normalize(folded[m.end():])) >= 2:
-        return folded[m.end():]
+    if m and len(normalize(folded[m.end() :])) >= 2:
+        return folded[m.end() :]
     return folded
 
 
@@ -83,7 +83,9 @@ class LeakIndex:
         if len(key) >= (MIN_CONTAINED_CJK if CJK.search(key) else MIN_CONTAINED_OTHER):
             at = self._joined.find(key)
             if at >= 0:
-                return Leak(self.wheres[bisect.bisect_right(self._starts, at) - 1], "contained", 1.0)
+                return Leak(
+                    self.wheres[bisect.bisect_right(self._starts, at) - 1], "contained", 1.0
+                )
         if found:
             return Leak(self.wheres[found[1]], "near", round(found[2], 3))
         return None

@@ -31,7 +31,7 @@ def shingles(normalized: str, n: int) -> frozenset[str]:
     """Character n-grams of a normalised text; a text shorter than n is its own single shingle."""
     if len(normalized) <= n:
         return frozenset([normalized])
-    return frozenset(normalized[i:i + n] for i in range(len(normalized) - n + 1))
+    return frozenset(normalized[i : i + n] for i in range(len(normalized) - n + 1))
 
 
 def jaccard(a: frozenset, b: frozenset) -> float:
@@ -58,14 +58,19 @@ class DuplicateIndex:
 
     def _signature(self, grams: frozenset) -> np.ndarray:
         base = np.array(
-            sorted(int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little") % PRIME
-                   for g in grams),
+            sorted(
+                int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
+                % PRIME
+                for g in grams
+            ),
             dtype=np.uint64,
         )
         return ((self._a[:, None] * base[None, :] + self._b[:, None]) % PRIME).min(axis=1)
 
     def _band_keys(self, signature: np.ndarray) -> list[tuple]:
-        return [(band, signature[band * ROWS:(band + 1) * ROWS].tobytes()) for band in range(BANDS)]
+        return [
+            (band, signature[band * ROWS : (band + 1) * ROWS].tobytes()) for band in range(BANDS)
+        ]
 
     def check(self, text: str) -> str | None:
         """'exact' or 'near' when `text` duplicates an indexed text, else None."""
@@ -79,7 +84,9 @@ class DuplicateIndex:
         if normalized in self._exact:
             return "exact", self._exact[normalized], 1.0
         grams = shingles(normalized, self.ngram)
-        candidates = {i for key in self._band_keys(self._signature(grams)) for i in self._buckets.get(key, ())}
+        candidates = {
+            i for key in self._band_keys(self._signature(grams)) for i in self._buckets.get(key, ())
+        }
         for i in sorted(candidates):
             similarity = jaccard(grams, self._shingles[i])
             if similarity >= self.threshold:

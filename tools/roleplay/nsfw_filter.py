@@ -35,7 +35,9 @@ class KeywordFilter:
             lines = read_text(path).splitlines()
         except NotTextError as e:
             raise ValueError(f"{path}: keyword list: {str(e).removeprefix(f'{path}: ')}") from None
-        keywords = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        keywords = [
+            line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")
+        ]
         return cls(keywords, str(path))
 
     def match(self, text: str) -> str | None:

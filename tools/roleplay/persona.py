@@ -16,16 +16,19 @@ The first form prints the prompt; the second writes a LLaMA-Factory inference YA
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-from pathlib import Path
 
 import yaml
 
 from tools.common.fileio import atomic_write_text
-from tools.common.text_input import NotTextError, read_text
-from tools.roleplay.persona_prompt import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt, role_description
+from tools.roleplay.persona_prompt import (
+    PERSONA_TEMPLATES,
+    ProfilesError,
+    load_profiles,
+    persona_prompt,
+    role_description,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -34,11 +37,15 @@ logger = logging.getLogger(__name__)
 # name alone: the same prompt minus the description clause. Converters say so in their reports.
 NAME_ONLY_TEMPLATES = {
     "zh": PERSONA_TEMPLATES["zh"].replace("，你的特征描述是：{description}", ""),
-    "en": PERSONA_TEMPLATES["en"].replace(", and your character is described as: {description}", ""),
+    "en": PERSONA_TEMPLATES["en"].replace(
+        ", and your character is described as: {description}", ""
+    ),
 }
 
 
-def chat_config_yaml(system_prompt: str, model: str, template: str, adapter: str | None, role: str) -> str:
+def chat_config_yaml(
+    system_prompt: str, model: str, template: str, adapter: str | None, role: str
+) -> str:
     """A LLaMA-Factory inference YAML (chat, webchat, api) that serves `model` with the persona."""
 
     def entry(key: str, value) -> str:
@@ -76,15 +83,31 @@ def main(argv: list[str] | None = None) -> int:
         description="Print the persona system prompt of a RoleBench role, or write a LLaMA-Factory "
         "chat/webchat/api YAML that uses it as default_system.",
     )
-    parser.add_argument("--role", required=True, help="role name, a key of the profiles file (an identifier)")
-    parser.add_argument("--profiles", required=True, help="RoleBench profiles JSON {role: description}")
     parser.add_argument(
-        "--language", default="zh", choices=sorted(PERSONA_TEMPLATES), help="prompt language (default: %(default)s)"
+        "--role", required=True, help="role name, a key of the profiles file (an identifier)"
     )
-    parser.add_argument("--write-chat-config", metavar="OUT.yaml", help="write a LLaMA-Factory inference YAML here")
-    parser.add_argument("--model", help="model_name_or_path for the chat config (base model when --adapter is given)")
-    parser.add_argument("--template", help="LLaMA-Factory chat template, as in training (e.g. qwen3_nothink)")
-    parser.add_argument("--adapter", help="LoRA adapter directory (adapter_name_or_path; finetuning_type lora)")
+    parser.add_argument(
+        "--profiles", required=True, help="RoleBench profiles JSON {role: description}"
+    )
+    parser.add_argument(
+        "--language",
+        default="zh",
+        choices=sorted(PERSONA_TEMPLATES),
+        help="prompt language (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--write-chat-config", metavar="OUT.yaml", help="write a LLaMA-Factory inference YAML here"
+    )
+    parser.add_argument(
+        "--model",
+        help="model_name_or_path for the chat config (base model when --adapter is given)",
+    )
+    parser.add_argument(
+        "--template", help="LLaMA-Factory chat template, as in training (e.g. qwen3_nothink)"
+    )
+    parser.add_argument(
+        "--adapter", help="LoRA adapter directory (adapter_name_or_path; finetuning_type lora)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -94,14 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--model, --template and --adapter only go with --write-chat-config")
     try:
         profiles = load_profiles(args.profiles)
-        prompt = persona_prompt(args.role, role_description(profiles, args.role, args.profiles), args.language)
+        prompt = persona_prompt(
+            args.role, role_description(profiles, args.role, args.profiles), args.language
+        )
     except ProfilesError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
 
     if args.write_chat_config:
         atomic_write_text(
-            args.write_chat_config, chat_config_yaml(prompt, args.model, args.template, args.adapter, args.role)
+            args.write_chat_config,
+            chat_config_yaml(prompt, args.model, args.template, args.adapter, args.role),
         )
         logger.info("wrote %s", args.write_chat_config)
     else:

@@ -4,15 +4,10 @@ place: used by the persona command, rolebench and regress.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
-import yaml
-
-from tools.common.fileio import atomic_write_text
 from tools.common.text_input import NotTextError, read_text
 from tools.roleplay.persona import NAME_ONLY_TEMPLATES
 
@@ -45,13 +40,17 @@ def persona_prompt(role: str, description: str | None, language: str = "zh") -> 
     (a trailing full stop of the description is dropped: the prompt adds its own); with
     `description` None, the prompt built from the role name alone."""
     if language not in PERSONA_TEMPLATES:
-        raise ValueError(f"unknown language {language!r}; known: {', '.join(sorted(PERSONA_TEMPLATES))}")
+        raise ValueError(
+            f"unknown language {language!r}; known: {', '.join(sorted(PERSONA_TEMPLATES))}"
+        )
     if not role.strip():
         raise ValueError("role must be non-empty")
     if description is None:
         return NAME_ONLY_TEMPLATES[language].format(role=role.strip())
     if not description.strip():
-        raise ValueError("description must be non-empty (pass None for a persona from the name alone)")
+        raise ValueError(
+            "description must be non-empty (pass None for a persona from the name alone)"
+        )
     # The template ends the description with its own full stop; a second one would double it.
     description = description.strip().rstrip("。.")
     return PERSONA_TEMPLATES[language].format(role=role.strip(), description=description)

@@ -44,10 +44,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tools.common.fileio import AppendOnlyJsonl, OutputError, atomic_write_json, read_jsonl
-from tools.roleplay.leak_check import DEFAULT_THRESHOLD, LeakIndex
-from tools.roleplay.persona_prompt import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt, role_description
-from tools.roleplay.regress_bank import BankError, Case, load_bank, run_checks
 from tools.common.text_input import NotTextError, read_text
+from tools.roleplay.leak_check import DEFAULT_THRESHOLD, LeakIndex
+from tools.roleplay.persona_prompt import (
+    PERSONA_TEMPLATES,
+    ProfilesError,
+    load_profiles,
+    persona_prompt,
+    role_description,
+)
+from tools.roleplay.regress_bank import BankError, Case, load_bank, run_checks
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +194,9 @@ def _user_texts(record, where: str) -> list[str]:
     if "instruction" in record:  # alpaca: the query is instruction + "\n" + input
         instruction, extra = record.get("instruction") or "", record.get("input") or ""
         texts = [instruction, f"{instruction}\n{extra}" if extra else instruction, extra]
-        texts += [turn[0] for turn in record.get("history") or [] if isinstance(turn, list) and turn]
+        texts += [
+            turn[0] for turn in record.get("history") or [] if isinstance(turn, list) and turn
+        ]
         return [text for text in texts if isinstance(text, str) and text.strip()]
     for key in ("conversations", "messages"):
         if isinstance(record.get(key), list):
@@ -200,7 +208,9 @@ def _user_texts(record, where: str) -> list[str]:
                     if role in USER_ROLES and isinstance(content, str) and content.strip():
                         texts.append(content)
             return texts
-    raise InputError(f"{where}: neither alpaca ('instruction') nor ShareGPT ('conversations'/'messages')")
+    raise InputError(
+        f"{where}: neither alpaca ('instruction') nor ShareGPT ('conversations'/'messages')"
+    )
 
 
 def training_texts(path: Path | str) -> list[tuple[str, str]]:
@@ -237,8 +247,9 @@ def training_prompts(path: Path | str) -> dict[str, str]:
     return prompts
 
 
-def find_training_overlap(cases: list[Case], train_files: list[str],
-                          threshold: float = DEFAULT_THRESHOLD) -> list[dict]:
+def find_training_overlap(
+    cases: list[Case], train_files: list[str], threshold: float = DEFAULT_THRESHOLD
+) -> list[dict]:
     """Case prompts (user turns) found in a training set (tools/roleplay/leak_check.py: exact after
     normalising, inside a longer text, or a near duplicate): one entry per hit."""
     hits = []
@@ -248,12 +259,22 @@ def find_training_overlap(cases: list[Case], train_files: list[str],
             for turn_index, message in enumerate(case.messages):
                 leak = index.find(message["content"]) if message["role"] == "user" else None
                 if leak:
-                    hits.append({"id": case.id, "turn": turn_index, "train_file": str(train_file),
-                                 "where": leak.where, "match": leak.kind, "similarity": leak.similarity})
+                    hits.append(
+                        {
+                            "id": case.id,
+                            "turn": turn_index,
+                            "train_file": str(train_file),
+                            "where": leak.where,
+                            "match": leak.kind,
+                            "similarity": leak.similarity,
+                        }
+                    )
     return hits
 
 
-def check_leaks(cases: list[Case], train_files: list[str], threshold: float) -> tuple[str, list[dict]]:
+def check_leaks(
+    cases: list[Case], train_files: list[str], threshold: float
+) -> tuple[str, list[dict]]:
     """The leak check alone: its summary line ('checked N prompts against M samples: K found') and hits."""
     prompts = sum(1 for case in cases for message in case.messages if message["role"] == "user")
     samples = sum(len({where for where, _ in training_texts(f)}) for f in train_files)
@@ -272,7 +293,9 @@ def prompt_messages(case: Case, default_system: str | None) -> list[dict]:
 
 
 def config_hash(config: dict) -> str:
-    return hashlib.sha256(json.dumps(config, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps(config, sort_keys=True, ensure_ascii=False).encode()
+    ).hexdigest()[:16]
 
 
 def result_key(expected_hash: str):
@@ -300,9 +323,16 @@ def run_pending(
 ) -> str | None:
     """Generate and check every (case, sample) not in `done`, appending each result to `output`
     (which adds it to `done`, its `records`). Returns the error that stopped the run, or None."""
-    pending = [(case, sample) for case in cases for sample in range(settings.samples) if (case.id, sample) not in done]
+    pending = [
+        (case, sample)
+        for case in cases
+        for sample in range(settings.samples)
+        if (case.id, sample) not in done
+    ]
     total = len(cases) * settings.samples
-    logger.info("%d of %d samples already done; %d to run", total - len(pending), total, len(pending))
+    logger.info(
+        "%d of %d samples already done; %d to run", total - len(pending), total, len(pending)
+    )
     for case, sample in tqdm(pending, desc="regress", unit="sample"):
         messages = prompt_messages(case, default_system)
         seed = None if settings.greedy else sample_seed(settings.seed, case.id, sample)
@@ -339,7 +369,9 @@ def case_rates(records) -> dict[str, dict]:
     """Per case id: tags, samples, passed samples and pass rate."""
     per_case = {}
     for record in records:
-        entry = per_case.setdefault(record["id"], {"tags": record["tags"], "samples": 0, "passed": 0})
+        entry = per_case.setdefault(
+            record["id"], {"tags": record["tags"], "samples": 0, "passed": 0}
+        )
         entry["samples"] += 1
         entry["passed"] += bool(record["passed"])
     for entry in per_case.values():
@@ -358,7 +390,9 @@ def summarize(cases: list[Case], records: list[dict], settings: GenerationSettin
             by_tag[tag]["passed"] += entry["passed"]
     for entry in by_tag.values():
         entry["pass_rate"] = _rate(entry["passed"], entry["samples"])
-    failed_checks = collections.Counter(failure["check"] for record in records for failure in record["failures"])
+    failed_checks = collections.Counter(
+        failure["check"] for record in records for failure in record["failures"]
+    )
     passed = sum(bool(record["passed"]) for record in records)
     expected = len(cases) * settings.samples
     return {
@@ -373,7 +407,9 @@ def summarize(cases: list[Case], records: list[dict], settings: GenerationSettin
         "by_tag": dict(sorted(by_tag.items())),
         "failures_by_check": dict(sorted(failed_checks.items())),
         "failed_cases": {
-            case_id: entry["pass_rate"] for case_id, entry in per_case.items() if entry["passed"] < entry["samples"]
+            case_id: entry["pass_rate"]
+            for case_id, entry in per_case.items()
+            if entry["passed"] < entry["samples"]
         },
     }
 
@@ -388,7 +424,9 @@ def read_results(path: Path | str) -> list[dict]:
         if record.error:
             raise InputError(f"{path}:{record.line_no}: {record.error}")
         if not isinstance(record.value, dict) or not {"id", "tags", "passed"} <= set(record.value):
-            raise InputError(f"{path}:{record.line_no}: not a regress result (needs id, tags, passed)")
+            raise InputError(
+                f"{path}:{record.line_no}: not a regress result (needs id, tags, passed)"
+            )
         records.append(record.value)
     return records
 
@@ -409,11 +447,15 @@ def compare(previous: list[dict], current: list[dict]) -> dict:
         else:
             unchanged += 1
     by_tag = {}
-    for tag in sorted({tag for entry in [*before.values(), *now.values()] for tag in entry["tags"]}):
+    for tag in sorted(
+        {tag for entry in [*before.values(), *now.values()] for tag in entry["tags"]}
+    ):
         sides = {}
         for name, rates in (("before", before), ("now", now)):
             members = [entry for entry in rates.values() if tag in entry["tags"]]
-            sides[name] = _rate(sum(e["passed"] for e in members), sum(e["samples"] for e in members))
+            sides[name] = _rate(
+                sum(e["passed"] for e in members), sum(e["samples"] for e in members)
+            )
         by_tag[tag] = {
             **sides,
             "regressions": sum(tag in entry["tags"] for entry in regressions),
@@ -447,7 +489,9 @@ def format_report(summary: dict) -> str:
     if summary.get("note"):
         lines.append(f"  note: {summary['note']}")
     for hit in summary["training_overlap"]:
-        lines.append(f"  WARNING case {hit['id']} turn {hit['turn']} is in training data ({hit.get('match', 'exact')}) at {hit['where']}")
+        lines.append(
+            f"  WARNING case {hit['id']} turn {hit['turn']} is in training data ({hit.get('match', 'exact')}) at {hit['where']}"
+        )
     comparison = summary.get("compare")
     if comparison:
         lines.append(
@@ -477,27 +521,46 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "endpoint or a local base model + LoRA adapter; write per-sample results and a summary; "
         "compare with a previous run. Exit 0 done, 1 generation failed or regressions, 2 bad input.",
     )
-    parser.add_argument("--cases", required=True, help="bank file, e.g. data/regression/孙悟空.jsonl")
-    parser.add_argument("--out", help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable; "
-                        "locked while a run writes it)")
-    parser.add_argument("--dedupe", action="store_true",
-                        help="keep the first of each (case, sample) that --out holds twice, instead of refusing")
+    parser.add_argument(
+        "--cases", required=True, help="bank file, e.g. data/regression/孙悟空.jsonl"
+    )
+    parser.add_argument(
+        "--out",
+        help="results JSONL, e.g. runs/regress/NAME/results.jsonl (resumable; "
+        "locked while a run writes it)",
+    )
+    parser.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="keep the first of each (case, sample) that --out holds twice, instead of refusing",
+    )
     where = parser.add_argument_group("model (one of --endpoint or --model)")
-    where.add_argument("--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    where.add_argument(
+        "--endpoint", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     where.add_argument(
         "--model",
         help="served model name (endpoint mode; default: the first listed) or base model path/id (local mode)",
     )
     where.add_argument("--adapter", help="LoRA adapter directory (local mode)")
     where.add_argument(
-        "--template", help="LLaMA-Factory template as in training (local mode; default: the tokenizer's)"
+        "--template",
+        help="LLaMA-Factory template as in training (local mode; default: the tokenizer's)",
     )
-    where.add_argument("--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)")
     where.add_argument(
-        "--max-retries", type=int, default=3, help="retries per request with back-off (default: %(default)s)"
+        "--timeout", type=float, default=120.0, help="seconds per request (default: %(default)s)"
+    )
+    where.add_argument(
+        "--max-retries",
+        type=int,
+        default=3,
+        help="retries per request with back-off (default: %(default)s)",
     )
     persona = parser.add_argument_group("persona (system prompt for cases without one)")
-    persona.add_argument("--role", help="RoleBench role whose persona prompt (tools.roleplay.persona) is the system prompt")
+    persona.add_argument(
+        "--role",
+        help="RoleBench role whose persona prompt (tools.roleplay.persona) is the system prompt",
+    )
     persona.add_argument("--profiles", help="RoleBench profiles JSON (with --role)")
     persona.add_argument(
         "--language",
@@ -506,26 +569,47 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="persona prompt language (default: %(default)s)",
     )
     gen = parser.add_argument_group("generation")
-    gen.add_argument("--samples", type=int, default=1, help="samples per case (default: %(default)s, greedy)")
-    gen.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
     gen.add_argument(
-        "--top-p", type=float, default=1.0, help="nucleus sampling when temperature > 0 (default: %(default)s)"
+        "--samples", type=int, default=1, help="samples per case (default: %(default)s, greedy)"
+    )
+    gen.add_argument(
+        "--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)"
+    )
+    gen.add_argument(
+        "--top-p",
+        type=float,
+        default=1.0,
+        help="nucleus sampling when temperature > 0 (default: %(default)s)",
     )
     gen.add_argument("--max-new-tokens", type=int, default=256, help="default: %(default)s")
-    gen.add_argument("--seed", type=int, default=0, help="seed of the per-sample seeds (default: %(default)s)")
+    gen.add_argument(
+        "--seed", type=int, default=0, help="seed of the per-sample seeds (default: %(default)s)"
+    )
     parser.add_argument(
-        "--train", nargs="+", default=[], metavar="FILE",
+        "--train",
+        nargs="+",
+        default=[],
+        metavar="FILE",
         help="training sets (alpaca or ShareGPT, JSON or JSONL) to search for case prompts: exact after "
         "normalising punctuation width, white space and a leading address, inside a longer prompt, or a "
         "near duplicate (--leak-threshold)",
     )
-    parser.add_argument("--check-leak", action="store_true",
-                        help="only check --cases against --train, print 'checked N prompts against M samples: "
-                        "K found' and exit 1 on a find (no model, no --out)")
-    parser.add_argument("--leak-threshold", type=float, default=DEFAULT_THRESHOLD,
-                        help="character-trigram Jaccard similarity from which a prompt is a near duplicate of a "
-                        "training prompt (default: %(default)s)")
-    parser.add_argument("--compare", metavar="PREVIOUS", help="results JSONL of an earlier run to compare with")
+    parser.add_argument(
+        "--check-leak",
+        action="store_true",
+        help="only check --cases against --train, print 'checked N prompts against M samples: "
+        "K found' and exit 1 on a find (no model, no --out)",
+    )
+    parser.add_argument(
+        "--leak-threshold",
+        type=float,
+        default=DEFAULT_THRESHOLD,
+        help="character-trigram Jaccard similarity from which a prompt is a near duplicate of a "
+        "training prompt (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--compare", metavar="PREVIOUS", help="results JSONL of an earlier run to compare with"
+    )
     args = parser.parse_args(argv)
 
     if not 0 < args.leak_threshold <= 1:
@@ -549,12 +633,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def _prepare(args: argparse.Namespace) -> tuple[list[Case], str | None, list[dict], list[dict] | None]:
+def _prepare(
+    args: argparse.Namespace,
+) -> tuple[list[Case], str | None, list[dict], list[dict] | None]:
     """Everything read and validated before a model is touched or a file written."""
     default_system = None
     if args.role:  # first: a role that is not in the profiles never reaches a path
         profiles = load_profiles(args.profiles)
-        default_system = persona_prompt(args.role, role_description(profiles, args.role, args.profiles), args.language)
+        default_system = persona_prompt(
+            args.role, role_description(profiles, args.role, args.profiles), args.language
+        )
     cases = load_bank(args.cases)
     overlap = []
     if args.train:
@@ -577,8 +665,10 @@ def _check_leak_only(args: argparse.Namespace) -> int:
         return 2
     print(line)
     for hit in hits:
-        print(f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity {hit['similarity']}) "
-              f"at {hit['where']}")
+        print(
+            f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity {hit['similarity']}) "
+            f"at {hit['where']}"
+        )
     return 1 if hits else 0
 
 
@@ -596,7 +686,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(name).setLevel(logging.WARNING)
     if args.check_leak:
         return _check_leak_only(args)
-    settings = GenerationSettings(args.temperature, args.top_p, args.max_new_tokens, args.samples, args.seed)
+    settings = GenerationSettings(
+        args.temperature, args.top_p, args.max_new_tokens, args.samples, args.seed
+    )
     try:
         cases, default_system, overlap, previous = _prepare(args)
     except BankError as e:
@@ -608,7 +700,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for hit in overlap:
         logger.warning(
-            "case %s (turn %d) is in training data (%s) at %s", hit["id"], hit["turn"], hit["match"], hit["where"]
+            "case %s (turn %d) is in training data (%s) at %s",
+            hit["id"],
+            hit["turn"],
+            hit["match"],
+            hit["where"],
         )
 
     try:
@@ -632,8 +728,9 @@ def main(argv: list[str] | None = None) -> int:
     digest = config_hash(config)
     out = Path(args.out)
     try:
-        with AppendOnlyJsonl(out, result_key(digest), dedupe=args.dedupe, keep_records=True,
-                             durable=True) as output:
+        with AppendOnlyJsonl(
+            out, result_key(digest), dedupe=args.dedupe, keep_records=True, durable=True
+        ) as output:
             done = output.records
             failed = run_pending(cases, done, generator, settings, default_system, output, digest)
     except OutputError as e:
@@ -641,7 +738,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     records = [
-        done[(case.id, sample)] for case in cases for sample in range(settings.samples) if (case.id, sample) in done
+        done[(case.id, sample)]
+        for case in cases
+        for sample in range(settings.samples)
+        if (case.id, sample) in done
     ]
     summary = {
         "config_hash": digest,

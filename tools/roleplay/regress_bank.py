@@ -105,7 +105,9 @@ def check_spec_problems(checks) -> list[str]:
         if name not in CHECK_NAMES:
             problems.append(f"unknown check {name!r} (known: {', '.join(CHECK_NAMES)})")
         elif name in STRING_CHECKS and not _is_nonempty_str(value):
-            problems.append(f"check {name!r} takes one non-empty string (use {name}_any for a list)")
+            problems.append(
+                f"check {name!r} takes one non-empty string (use {name}_any for a list)"
+            )
         elif name in LIST_CHECKS and not (
             isinstance(value, list) and value and all(_is_nonempty_str(item) for item in value)
         ):
@@ -189,7 +191,9 @@ def load_bank(path: Path | str) -> list[Case]:
         case_id = value.get("id") if isinstance(value, dict) else None
         if _is_nonempty_str(case_id):
             if case_id in first_line_of:
-                case_problems.append(f"duplicate id {case_id!r} (first at line {first_line_of[case_id]})")
+                case_problems.append(
+                    f"duplicate id {case_id!r} (first at line {first_line_of[case_id]})"
+                )
             else:
                 first_line_of[case_id] = record.line_no
         if case_problems:
@@ -256,7 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         "docstring) without running them. Exit 0 when every file is valid, 2 otherwise. "
         "Run a bank against a model with `python -m tools.roleplay.regress`.",
     )
-    parser.add_argument("banks", nargs="+", metavar="BANK", help="bank files, e.g. data/regression/孙悟空.jsonl")
+    parser.add_argument(
+        "banks", nargs="+", metavar="BANK", help="bank files, e.g. data/regression/孙悟空.jsonl"
+    )
     args = parser.parse_args(argv)
     status = 0
     for bank in args.banks:

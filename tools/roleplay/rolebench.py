@@ -37,15 +37,45 @@ from tools.common.llamafactory_dataset import (
     make_record,
     publish,
 )
-from tools.roleplay.persona_prompt import PERSONA_TEMPLATES, ProfilesError, load_profiles, persona_prompt
 from tools.common.text_input import NotTextError
+from tools.roleplay.persona_prompt import (
+    PERSONA_TEMPLATES,
+    ProfilesError,
+    load_profiles,
+    persona_prompt,
+)
 
 logger = logging.getLogger(__name__)
 
 # Honorifics a question may use after the role's name ("华妃娘娘，") or instead of it ("皇上，").
-TITLES_ZH = ("皇帝陛下", "皇上", "陛下", "娘娘", "殿下", "先生", "大人", "将军", "大圣", "师父", "老师")
-TITLES_EN = ("Mr.", "Mrs.", "Ms.", "Miss", "Dr.", "Doctor", "Professor", "Captain", "Sir", "Madam",
-             "Lady", "Lord", "Master")
+TITLES_ZH = (
+    "皇帝陛下",
+    "皇上",
+    "陛下",
+    "娘娘",
+    "殿下",
+    "先生",
+    "大人",
+    "将军",
+    "大圣",
+    "师父",
+    "老师",
+)
+TITLES_EN = (
+    "Mr.",
+    "Mrs.",
+    "Ms.",
+    "Miss",
+    "Dr.",
+    "Doctor",
+    "Professor",
+    "Captain",
+    "Sir",
+    "Madam",
+    "Lady",
+    "Lord",
+    "Master",
+)
 GREETINGS_EN = ("Hey", "Hi", "Hello", "Dear", "Oh")
 # An address ends in one of these marks; without one, a leading name is part of the sentence
 # ("李白菜怎么做", "Sherlockian fans ...") and is left alone.
@@ -81,7 +111,7 @@ def strip_address(question: str, pattern: re.Pattern) -> str:
     match = pattern.match(question)
     if match is None or match.end() == len(question):
         return question
-    rest = question[match.end():]
+    rest = question[match.end() :]
     if rest[0].isascii() and rest[0].islower():
         rest = rest[0].upper() + rest[1:]
     return rest
@@ -117,8 +147,10 @@ def read_lines(inputs: list[Path], skip_broken: bool, report: Report) -> list[tu
             for line in tqdm(read_jsonl(path), desc=path.name, unit=" lines", disable=None):
                 where = f"{path.name}:{line.line_no}"
                 if line.error and not skip_broken:
-                    raise ConversionError(f"{path}:{line.line_no}",
-                                          f"{line.error} (--skip-broken drops such lines and counts them)")
+                    raise ConversionError(
+                        f"{path}:{line.line_no}",
+                        f"{line.error} (--skip-broken drops such lines and counts them)",
+                    )
                 lines.append((where, line))
         except NotTextError as e:
             raise ConversionError(path, str(e).removeprefix(f"{path}: ")) from None
@@ -127,8 +159,11 @@ def read_lines(inputs: list[Path], skip_broken: bool, report: Report) -> list[tu
 
 def data_language(lines: list[tuple[str, object]]) -> str | None:
     """'zh' when most questions hold CJK characters, 'en' when most do not, None without questions."""
-    questions = [line.value["question"] for _, line in lines
-                 if isinstance(line.value, dict) and isinstance(line.value.get("question"), str)]
+    questions = [
+        line.value["question"]
+        for _, line in lines
+        if isinstance(line.value, dict) and isinstance(line.value.get("question"), str)
+    ]
     if not questions:
         return None
     cjk = sum(1 for q in questions if CJK.search(q))
@@ -246,55 +281,94 @@ def drop_long_samples(
 def convert(args: argparse.Namespace) -> Report:
     """Run the conversion described by the parsed command line; return its report."""
     profiles = load_profiles(args.profiles) if args.profiles else None
-    if profiles is not None and args.roles and (unknown := [r for r in args.roles if r not in profiles]):
-        raise ConversionError(args.profiles, f"unknown roles {unknown}; known roles: {sorted(profiles)}")
+    if (
+        profiles is not None
+        and args.roles
+        and (unknown := [r for r in args.roles if r not in profiles])
+    ):
+        raise ConversionError(
+            args.profiles, f"unknown roles {unknown}; known roles: {sorted(profiles)}"
+        )
     report = Report(source=", ".join(str(path) for path in args.inputs))
     lines = read_lines(args.inputs, args.skip_broken, report)
-    data_roles = sorted({line.value["role"] for _, line in lines
-                         if isinstance(line.value, dict) and isinstance(line.value.get("role"), str)})
+    data_roles = sorted(
+        {
+            line.value["role"]
+            for _, line in lines
+            if isinstance(line.value, dict) and isinstance(line.value.get("role"), str)
+        }
+    )
     lang, lang_note = choose_language(args.lang, data_language(lines), profiles)
     if profiles is None:
         # No descriptions (RoleBench English ships none): every role of the data, persona from the name.
         profiles = {role: None for role in data_roles}
-        logger.warning("no --profiles: the persona of each of %d roles is built from its name alone", len(profiles))
+        logger.warning(
+            "no --profiles: the persona of each of %d roles is built from its name alone",
+            len(profiles),
+        )
     known = sorted(profiles)
     roles = None
     if args.roles:
         unknown = [role for role in args.roles if role not in profiles]
         if unknown:
-            raise ConversionError(args.profiles or report.source, f"unknown roles {unknown}; known roles: {known}")
+            raise ConversionError(
+                args.profiles or report.source, f"unknown roles {unknown}; known roles: {known}"
+            )
         roles = set(args.roles)
     report.extra.update(
-        {"unit": "sample = question x chosen reference", "lang": lang, "lang_choice": lang_note,
-         "k": args.k, "seed": args.seed, "roles": sorted(roles or profiles), "known_roles": known,
-         "persona": {role: "name only (no description)" if profiles[role] is None else "profile description"
-                     for role in sorted(roles or profiles)},
-         "max_tokens": args.max_tokens, "max_source_tokens": args.max_source_tokens, "format": args.format}
+        {
+            "unit": "sample = question x chosen reference",
+            "lang": lang,
+            "lang_choice": lang_note,
+            "k": args.k,
+            "seed": args.seed,
+            "roles": sorted(roles or profiles),
+            "known_roles": known,
+            "persona": {
+                role: "name only (no description)"
+                if profiles[role] is None
+                else "profile description"
+                for role in sorted(roles or profiles)
+            },
+            "max_tokens": args.max_tokens,
+            "max_source_tokens": args.max_source_tokens,
+            "format": args.format,
+        }
     )
     if missing := sorted(set(data_roles) - set(profiles)):
         report.extra["roles_without_profile"] = missing
-        logger.warning("roles in the data without a profile (dropped as unknown_role): %s; known roles: %s",
-                       missing, known)
+        logger.warning(
+            "roles in the data without a profile (dropped as unknown_role): %s; known roles: %s",
+            missing,
+            known,
+        )
     samples = collect_samples(lines, profiles, lang, roles, args.k, args.seed, report)
     if samples and (args.max_tokens or args.max_source_tokens):
-        samples = drop_long_samples(samples, load_tokenizer(args.tokenizer), args.max_tokens,
-                                    args.max_source_tokens, report)
+        samples = drop_long_samples(
+            samples, load_tokenizer(args.tokenizer), args.max_tokens, args.max_source_tokens, report
+        )
     if not samples:
-        raise ConversionError(report.source, f"no sample left ({report.summary_line()}); known roles: {known}")
+        raise ConversionError(
+            report.source, f"no sample left ({report.summary_line()}); known roles: {known}"
+        )
     report.keep(len(samples))
     records = [make_record(args.format, s.question, s.answer, s.system) for s in samples]
     publish(args.out_dir, [DatasetOutput(args.name, records, report)], args.format)
     return report
 
 
-def choose_language(requested: str, from_data: str | None, profiles: dict[str, str] | None) -> tuple[str, str]:
+def choose_language(
+    requested: str, from_data: str | None, profiles: dict[str, str] | None
+) -> tuple[str, str]:
     """The language of the persona prompt and address forms, and how it was chosen. `auto` follows
     the data (or, without data, the profiles); a disagreement between what was asked, the data and
     the profiles is logged as a warning and kept in the report."""
     from_profiles = None
     if profiles:
         descriptions = [d for d in profiles.values() if d]
-        from_profiles = "zh" if sum(1 for d in descriptions if CJK.search(d)) * 2 > len(descriptions) else "en"
+        from_profiles = (
+            "zh" if sum(1 for d in descriptions if CJK.search(d)) * 2 > len(descriptions) else "en"
+        )
     if requested != "auto":
         lang, note = requested, "--lang"
     elif from_data:
@@ -305,7 +379,9 @@ def choose_language(requested: str, from_data: str | None, profiles: dict[str, s
         lang, note = "zh", "default (no data, no profiles)"
     for what, found in (("data", from_data), ("profiles", from_profiles)):
         if found and found != lang:
-            logger.warning("the %s look %s but the persona language is %s (%s)", what, found, lang, note)
+            logger.warning(
+                "the %s look %s but the persona language is %s (%s)", what, found, lang, note
+            )
             note += f"; warning: the {what} look {found}"
     return lang, note
 
@@ -318,30 +394,70 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Writes OUT_DIR/NAME.json, OUT_DIR/NAME.report.json and registers NAME in "
         "OUT_DIR/dataset_info.json (merged with what is there).",
     )
-    parser.add_argument("--inputs", type=Path, nargs="+", required=True, help="RoleBench JSONL files")
-    parser.add_argument("--profiles", type=Path,
-                        help="profile descriptions, a JSON object role -> description (profiles-zh/desc.json); "
-                        "without it every role of the data gets a persona built from its name alone")
-    parser.add_argument("--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)")
-    parser.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name, an identifier (e.g. rolebench_zh)")
-    parser.add_argument("--lang", choices=["auto", *sorted(PERSONA_TEMPLATES)], default="auto",
-                        help="language of the persona prompt and address forms; auto follows the data, a "
-                        "disagreement with the data or profiles is warned about (default: %(default)s)")
-    parser.add_argument("--roles", nargs="+", help="keep only these roles (names from the profile file)")
-    parser.add_argument("--k", type=int, default=1,
-                        help="references per question, chosen at random without repetition (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the reference choice (default: %(default)s)")
-    parser.add_argument("--max-tokens", type=int, default=512,
-                        help="skip samples whose system + question + answer exceed this many tokens; "
-                        "0 turns it off (default: %(default)s, the published max length)")
-    parser.add_argument("--max-source-tokens", type=int, default=256,
-                        help="skip samples whose system + question exceed this many tokens; 0 turns it off "
-                        "(default: %(default)s, the published source length)")
-    parser.add_argument("--tokenizer", type=Path,
-                        help="tokenizer folder that counts tokens (default: the tiny model's Qwen3 tokenizer)")
-    parser.add_argument("--skip-broken", action="store_true",
-                        help="drop and count broken JSON lines instead of stopping with file:line (default: stop)")
-    parser.add_argument("--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)")
+    parser.add_argument(
+        "--inputs", type=Path, nargs="+", required=True, help="RoleBench JSONL files"
+    )
+    parser.add_argument(
+        "--profiles",
+        type=Path,
+        help="profile descriptions, a JSON object role -> description (profiles-zh/desc.json); "
+        "without it every role of the data gets a persona built from its name alone",
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="output folder (dataset_dir for LLaMA-Factory)"
+    )
+    parser.add_argument(
+        "--name",
+        required=True,
+        type=dataset_name_arg,
+        help="dataset name, an identifier (e.g. rolebench_zh)",
+    )
+    parser.add_argument(
+        "--lang",
+        choices=["auto", *sorted(PERSONA_TEMPLATES)],
+        default="auto",
+        help="language of the persona prompt and address forms; auto follows the data, a "
+        "disagreement with the data or profiles is warned about (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--roles", nargs="+", help="keep only these roles (names from the profile file)"
+    )
+    parser.add_argument(
+        "--k",
+        type=int,
+        default=1,
+        help="references per question, chosen at random without repetition (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the reference choice (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--max-tokens",
+        type=int,
+        default=512,
+        help="skip samples whose system + question + answer exceed this many tokens; "
+        "0 turns it off (default: %(default)s, the published max length)",
+    )
+    parser.add_argument(
+        "--max-source-tokens",
+        type=int,
+        default=256,
+        help="skip samples whose system + question exceed this many tokens; 0 turns it off "
+        "(default: %(default)s, the published source length)",
+    )
+    parser.add_argument(
+        "--tokenizer",
+        type=Path,
+        help="tokenizer folder that counts tokens (default: the tiny model's Qwen3 tokenizer)",
+    )
+    parser.add_argument(
+        "--skip-broken",
+        action="store_true",
+        help="drop and count broken JSON lines instead of stopping with file:line (default: stop)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     if args.k < 1:
         parser.error("--k must be at least 1")
@@ -359,10 +475,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(report.summary_line())
     print(f"language {report.extra['lang']} ({report.extra['lang_choice']})")
-    if name_only := [r for r, how in report.extra["persona"].items() if how.startswith("name only")]:
-        print(f"persona built from the role name alone (no description) for {len(name_only)} roles: {name_only}")
-    print(f"wrote {args.out_dir / (args.name + '.json')} (registered as {args.name!r} in "
-          f"{args.out_dir / 'dataset_info.json'})")
+    if name_only := [
+        r for r, how in report.extra["persona"].items() if how.startswith("name only")
+    ]:
+        print(
+            f"persona built from the role name alone (no description) for {len(name_only)} roles: {name_only}"
+        )
+    print(
+        f"wrote {args.out_dir / (args.name + '.json')} (registered as {args.name!r} in "
+        f"{args.out_dir / 'dataset_info.json'})"
+    )
     return 0
 
 

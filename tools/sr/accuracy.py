@@ -7,7 +7,12 @@ report use them for model answers, so every figure is cut the same way.
 import math
 from collections.abc import Iterable
 
-DURATION_BUCKETS = (("<1s", 0.0, 1.0), ("1-2s", 1.0, 2.0), ("2-3s", 2.0, 3.0), (">=3s", 3.0, math.inf))
+DURATION_BUCKETS = (
+    ("<1s", 0.0, 1.0),
+    ("1-2s", 1.0, 2.0),
+    ("2-3s", 2.0, 3.0),
+    (">=3s", 3.0, math.inf),
+)
 
 
 def duration_bucket(seconds: float) -> str:
@@ -19,8 +24,11 @@ def duration_bucket(seconds: float) -> str:
 
 
 def _cell(correct: int, total: int) -> dict:
-    return {"correct": correct, "total": total,
-            "accuracy": round(100.0 * correct / total, 2) if total else None}
+    return {
+        "correct": correct,
+        "total": total,
+        "accuracy": round(100.0 * correct / total, 2) if total else None,
+    }
 
 
 def accuracy_cell(outcomes: Iterable[bool]) -> dict:
@@ -35,7 +43,11 @@ def accuracy_table(outcomes: Iterable[tuple[int, float, bool]]) -> dict:
     episodes: dict[int, list[int]] = {}
     buckets = {name: [0, 0] for name, _, _ in DURATION_BUCKETS}
     for episode, seconds, correct in outcomes:
-        for cell in (overall, episodes.setdefault(episode, [0, 0]), buckets[duration_bucket(seconds)]):
+        for cell in (
+            overall,
+            episodes.setdefault(episode, [0, 0]),
+            buckets[duration_bucket(seconds)],
+        ):
             cell[0] += bool(correct)
             cell[1] += 1
     return {

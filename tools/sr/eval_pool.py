@@ -12,15 +12,14 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlparse
 
 import openai
 
 from plugins.speaker_rec.env import SpeakerEnv
-from tools.sr import rollout
 from tools.common.fileio import AppendOnlyJsonl
 from tools.common.openai_endpoint import redact
+from tools.sr import rollout
 
 log = logging.getLogger("eval")
 
@@ -69,7 +68,9 @@ class PortPool:
 
     def __init__(self, urls: list[str], concurrency: int, timeout: float, policy: RetryPolicy):
         # Retries are ours (they count towards the port's health); the client must not retry.
-        self.endpoints = [Endpoint(url, rollout.teacher_client(url, timeout, retries=0)) for url in urls]
+        self.endpoints = [
+            Endpoint(url, rollout.teacher_client(url, timeout, retries=0)) for url in urls
+        ]
         self.concurrency = concurrency
         self.policy = policy
         self._changed = asyncio.Condition()
@@ -102,8 +103,13 @@ class PortPool:
         endpoint.consecutive_failures += 1
         if not endpoint.dead and endpoint.consecutive_failures >= self.policy.max_failures:
             endpoint.dead = True
-            log.warning("port %d dropped after %d failures in a row (last: %s); %d ports left",
-                        endpoint.port, endpoint.consecutive_failures, error, len(self.live()))
+            log.warning(
+                "port %d dropped after %d failures in a row (last: %s); %d ports left",
+                endpoint.port,
+                endpoint.consecutive_failures,
+                error,
+                len(self.live()),
+            )
             async with self._changed:
                 self._changed.notify_all()
 
@@ -139,7 +145,7 @@ class PortSession:
                 if attempt == policy.retries:
                     raise
                 self.retried += 1
-                await asyncio.sleep(min(policy.max_backoff_s, policy.backoff_s * 2 ** attempt))
+                await asyncio.sleep(min(policy.max_backoff_s, policy.backoff_s * 2**attempt))
                 continue
             self.endpoint.consecutive_failures = 0
             self.latency_s.append(round(time.perf_counter() - started, 4))
@@ -147,7 +153,9 @@ class PortSession:
         raise AssertionError("unreachable")
 
 
-async def evaluate_line(env: SpeakerEnv, pool: PortPool, model: str, index: int, sampling: dict) -> dict:
+async def evaluate_line(
+    env: SpeakerEnv, pool: PortPool, model: str, index: int, sampling: dict
+) -> dict:
     """One line's trajectory on some live port, started again elsewhere when its port is
     dropped; the record is traces' plus the port that served it, the requests retried on the
     way (on every port tried) and the latency of each request of the final trajectory."""
@@ -157,8 +165,9 @@ async def evaluate_line(env: SpeakerEnv, pool: PortPool, model: str, index: int,
         session = PortSession(pool, endpoint)
         started = time.perf_counter()
         try:
-            trajectory, messages, requests = await rollout.api_attempt(env, session, model, index, sampling,
-                                                                      hint=None)
+            trajectory, messages, requests = await rollout.api_attempt(
+                env, session, model, index, sampling, hint=None
+            )
         except PortDead:
             retried += session.retried + 1
             log.info("line %d moves off dropped port %d", index, endpoint.port)
@@ -166,26 +175,48 @@ async def evaluate_line(env: SpeakerEnv, pool: PortPool, model: str, index: int,
         finally:
             await pool.release(endpoint)
         endpoint.trajectories += 1
-        record = rollout.trajectory_record(env, trajectory, messages, rollout.line_truth(env, index),
-                                          teacher={"kind": "api", "model": model},
-                                          seconds=time.perf_counter() - started, requests=requests,
-                                          hint_used=False)
-        return {**record, "port": endpoint.port, "attempts": retried + session.retried,
-                "latency_s": session.latency_s}
+        record = rollout.trajectory_record(
+            env,
+            trajectory,
+            messages,
+            rollout.line_truth(env, index),
+            teacher={"kind": "api", "model": model},
+            seconds=time.perf_counter() - started,
+            requests=requests,
+            hint_used=False,
+        )
+        return {
+            **record,
+            "port": endpoint.port,
+            "attempts": retried + session.retried,
+            "latency_s": session.latency_s,
+        }
 
 
-async def run_pool(env: SpeakerEnv, urls: list[str], model: str, todo: list[int], output: AppendOnlyJsonl, *,
-                   sampling: dict, concurrency: int, timeout: float, policy: RetryPolicy) -> tuple[int, PortPool]:
+async def run_pool(
+    env: SpeakerEnv,
+    urls: list[str],
+    model: str,
+    todo: list[int],
+    output: AppendOnlyJsonl,
+    *,
+    sampling: dict,
+    concurrency: int,
+    timeout: float,
+    policy: RetryPolicy,
+) -> tuple[int, PortPool]:
     """Evaluate `todo` over the endpoints, appending one record per line to `output` (an entered
     `rollout.open_output`); returns
     (lines failed, the pool) and raises AllPortsDead when every port was dropped."""
     pool = PortPool(urls, concurrency, timeout, policy)
     try:
+
         async def solve(index: int) -> dict:
             return await evaluate_line(env, pool, model, index, sampling)
 
-        failed = await rollout.write_records(output, todo, solve, concurrency * len(urls), desc="eval",
-                                            stop_on=(AllPortsDead,))
+        failed = await rollout.write_records(
+            output, todo, solve, concurrency * len(urls), desc="eval", stop_on=(AllPortsDead,)
+        )
     finally:
         await pool.close()
     return failed, pool

@@ -36,13 +36,18 @@ from pathlib import Path
 from plugins.speaker_rec.correctness import is_judged
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.series import SeriesError
-from tools.sr.eval_pool import AllPortsDead, RetryPolicy, run_pool
 from tools.common.fileio import OutputError, atomic_write_json
 from tools.common.openai_endpoint import redact, redact_logs
+from tools.common.series_args import (
+    add_rollout_args,
+    add_series_args,
+    load_series_and_labels,
+    rollout_env,
+)
+from tools.sr.eval_pool import AllPortsDead, RetryPolicy, run_pool
 from tools.sr.port_ranges import parse_ranges
-from tools.common.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
-from tools.sr.split_manifest import PARTS, part_contains, read_split
 from tools.sr.rollout import open_output
+from tools.sr.split_manifest import PARTS, part_contains, read_split
 
 log = logging.getLogger("eval")
 
@@ -53,7 +58,9 @@ CONFIG_NAME = "eval_config.json"
 def judged_lines(series, labels) -> list[int]:
     """Lines with a ground truth to judge against that are not seeds (their label is given), in
     order: the lines prepare's and the report's accuracy count."""
-    return [i for i in sorted(labels.lines) if is_judged(series.lines[i].kind) and i not in labels.seeds]
+    return [
+        i for i in sorted(labels.lines) if is_judged(series.lines[i].kind) and i not in labels.seeds
+    ]
 
 
 def choose_lines(valid: list[int], args: argparse.Namespace) -> list[int]:
@@ -67,12 +74,16 @@ def choose_lines(valid: list[int], args: argparse.Namespace) -> list[int]:
         wanted = parse_ranges(args.lines, "--lines")
         unknown = sorted(set(wanted) - set(valid))
         if unknown:
-            raise ValueError(f"--lines: {len(unknown)} lines are not judged lines of the selection "
-                             f"(first: {unknown[0]})")
+            raise ValueError(
+                f"--lines: {len(unknown)} lines are not judged lines of the selection "
+                f"(first: {unknown[0]})"
+            )
         return wanted
     if args.sample is not None:
         if not 0 < args.sample <= len(valid):
-            raise ValueError(f"--sample: must be within 1..{len(valid)} (judged lines in the selection)")
+            raise ValueError(
+                f"--sample: must be within 1..{len(valid)} (judged lines in the selection)"
+            )
         return sorted(random.Random(args.seed).sample(valid, args.sample))
     return valid
 
@@ -80,7 +91,9 @@ def choose_lines(valid: list[int], args: argparse.Namespace) -> list[int]:
 def endpoint_urls(args: argparse.Namespace) -> list[str]:
     if args.urls:
         return [u.rstrip("/") for u in args.urls]
-    return [f"http://{args.host}:{args.base_port + i}/v1" for i in parse_ranges(args.ports, "--ports")]
+    return [
+        f"http://{args.host}:{args.base_port + i}/v1" for i in parse_ranges(args.ports, "--ports")
+    ]
 
 
 def served_model(urls: list[str]) -> str:
@@ -109,18 +122,31 @@ def run_config(args: argparse.Namespace, env: SpeakerEnv, model: str, lines: lis
         "model": model,
         "max_turns": args.max_turns,
         "sampling": sampling_settings(args),
-        "selection": {"split": str(args.split) if args.split else None, "part": args.part if args.split else None,
-                      "lines": args.lines, "sample": args.sample, "seed": args.seed, "count": len(lines)},
+        "selection": {
+            "split": str(args.split) if args.split else None,
+            "part": args.part if args.split else None,
+            "lines": args.lines,
+            "sample": args.sample,
+            "seed": args.seed,
+            "count": len(lines),
+        },
     }
 
 
 def sampling_settings(args: argparse.Namespace) -> dict:
     """Sent with every request. `seed` makes vLLM's sampling reproducible; LLaMA-Factory's
     server ignores the field."""
-    return {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens, "seed": args.seed}
+    return {
+        "temperature": args.temperature,
+        "top_p": args.top_p,
+        "max_tokens": args.max_tokens,
+        "seed": args.seed,
+    }
 
 
-def check_config(path: Path, run: dict, results: Path, has_results: bool, force: bool) -> list[dict]:
+def check_config(
+    path: Path, run: dict, results: Path, has_results: bool, force: bool
+) -> list[dict]:
     """Earlier configurations to keep in the new eval_config.json; raises ValueError when the
     results (`has_results`: the file holds records) were made with another configuration and
     `force` is not set. Without results there is nothing to protect."""
@@ -128,20 +154,28 @@ def check_config(path: Path, run: dict, results: Path, has_results: bool, force:
         return []
     if not path.exists():
         if not force:
-            raise ValueError(f"{results}: results without {path.name}; refusing to append (use --force)")
+            raise ValueError(
+                f"{results}: results without {path.name}; refusing to append (use --force)"
+            )
         return []
     try:
         written = json.loads(path.read_text(encoding="utf-8"))
         previous = written["run"]
     except (json.JSONDecodeError, KeyError, TypeError):
-        raise ValueError(f"{path}: not an eval configuration; refusing to append (use --force)") from None
+        raise ValueError(
+            f"{path}: not an eval configuration; refusing to append (use --force)"
+        ) from None
     if previous != run:
         changed = sorted(k for k in set(previous) | set(run) if previous.get(k) != run.get(k))
         if not force:
-            raise ValueError(f"{path}: {results} was made with another configuration (differs in "
-                             f"{', '.join(changed)}); refusing to append (use another --out, or --force)")
-        log.warning("--force: appending to results made with another configuration (differs in %s)",
-                    ", ".join(changed))
+            raise ValueError(
+                f"{path}: {results} was made with another configuration (differs in "
+                f"{', '.join(changed)}); refusing to append (use another --out, or --force)"
+            )
+        log.warning(
+            "--force: appending to results made with another configuration (differs in %s)",
+            ", ".join(changed),
+        )
         return [*written.get("previous", []), previous]
     return written.get("previous", [])
 
@@ -155,30 +189,73 @@ def main(argv: list[str] | None = None) -> int:
         "and eval_config.json next to it. The API key, if the servers need one, comes from OPENAI_API_KEY.",
     )
     add_series_args(parser, labels=True)
-    parser.add_argument("--out", required=True, type=Path, help="results.jsonl (appended to, resumable)")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="results.jsonl (appended to, resumable)"
+    )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--ports", help="port offsets of tools.sr.serve, e.g. 1-8 (port = --base-port + offset)")
-    where.add_argument("--urls", nargs="+", help="OpenAI-compatible base URLs instead, e.g. http://127.0.0.1:8001/v1")
+    where.add_argument(
+        "--ports", help="port offsets of tools.sr.serve, e.g. 1-8 (port = --base-port + offset)"
+    )
+    where.add_argument(
+        "--urls",
+        nargs="+",
+        help="OpenAI-compatible base URLs instead, e.g. http://127.0.0.1:8001/v1",
+    )
     parser.add_argument("--base-port", type=int, default=8000, help="default: %(default)s")
-    parser.add_argument("--host", default="127.0.0.1", help="host of the --ports servers (default: %(default)s)")
-    parser.add_argument("--model", help="served model name (default: the first name the servers list)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="host of the --ports servers (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--model", help="served model name (default: the first name the servers list)"
+    )
     add_rollout_args(parser)
     subset = parser.add_mutually_exclusive_group()
     subset.add_argument("--lines", help="only these line indices, e.g. 3,10,20-40")
-    subset.add_argument("--sample", type=int, help="a seeded random sample of this many judged lines")
-    parser.add_argument("--split", type=Path, help="split manifest (tools.sr.split): only lines of --part")
-    parser.add_argument("--part", choices=PARTS, default="eval", help="part of --split (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds --sample and is sent as the sampling seed")
-    parser.add_argument("--concurrency", type=int, default=8, help="trajectories at a time per port (default: %(default)s)")
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default: %(default)s)")
-    parser.add_argument("--retries", type=int, default=3, help="retries per request, exponential back-off (default: %(default)s)")
-    parser.add_argument("--backoff", type=float, default=1.0, help="first back-off in seconds, doubled per retry")
-    parser.add_argument("--max-failures", type=int, default=3,
-                        help="failures in a row after which a port is dropped (default: %(default)s)")
-    parser.add_argument("--force", action="store_true", help="append even when eval_config.json differs")
-    parser.add_argument("--dedupe", action="store_true",
-                        help="when --out already holds several records of one line, keep the first of each "
-                        "(default: refuse, naming the count)")
+    subset.add_argument(
+        "--sample", type=int, help="a seeded random sample of this many judged lines"
+    )
+    parser.add_argument(
+        "--split", type=Path, help="split manifest (tools.sr.split): only lines of --part"
+    )
+    parser.add_argument(
+        "--part", choices=PARTS, default="eval", help="part of --split (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds --sample and is sent as the sampling seed"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=8,
+        help="trajectories at a time per port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds per request (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=3,
+        help="retries per request, exponential back-off (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backoff", type=float, default=1.0, help="first back-off in seconds, doubled per retry"
+    )
+    parser.add_argument(
+        "--max-failures",
+        type=int,
+        default=3,
+        help="failures in a row after which a port is dropped (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="append even when eval_config.json differs"
+    )
+    parser.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="when --out already holds several records of one line, keep the first of each "
+        "(default: refuse, naming the count)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     redact_logs()
@@ -206,33 +283,69 @@ def main(argv: list[str] | None = None) -> int:
         with open_output(args.out, args.dedupe) as output:
             previous = check_config(config_path, run, args.out, bool(output.keys), args.force)
             # Credentials in an endpoint URL (http://user:key@host/v1) are never written down.
-            atomic_write_json(config_path, {
-                "format": FORMAT, "run": run, "previous": previous,
-                "endpoints": [redact(url) for url in urls], "concurrency": args.concurrency,
-                "timeout_s": args.timeout, "retries": args.retries, "backoff_s": args.backoff,
-                "max_failures": args.max_failures, "data_dir": args.data_dir, "labels": str(args.labels),
-                "results": str(args.out), "lines": lines, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                "argv": [redact(arg) for arg in (sys.argv[1:] if argv is None else argv)],
-            })
+            atomic_write_json(
+                config_path,
+                {
+                    "format": FORMAT,
+                    "run": run,
+                    "previous": previous,
+                    "endpoints": [redact(url) for url in urls],
+                    "concurrency": args.concurrency,
+                    "timeout_s": args.timeout,
+                    "retries": args.retries,
+                    "backoff_s": args.backoff,
+                    "max_failures": args.max_failures,
+                    "data_dir": args.data_dir,
+                    "labels": str(args.labels),
+                    "results": str(args.out),
+                    "lines": lines,
+                    "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "argv": [redact(arg) for arg in (sys.argv[1:] if argv is None else argv)],
+                },
+            )
             todo = [i for i in lines if i not in output.keys]
-            log.info("%d lines, %d already done, %d to run on %d ports (model %s)",
-                     len(lines), len(lines) - len(todo), len(todo), len(urls), model)
-            policy = RetryPolicy(retries=args.retries, backoff_s=args.backoff, max_failures=args.max_failures)
+            log.info(
+                "%d lines, %d already done, %d to run on %d ports (model %s)",
+                len(lines),
+                len(lines) - len(todo),
+                len(todo),
+                len(urls),
+                model,
+            )
+            policy = RetryPolicy(
+                retries=args.retries, backoff_s=args.backoff, max_failures=args.max_failures
+            )
             try:
-                failed, pool = asyncio.run(run_pool(env, urls, model, todo, output,
-                                                    sampling=sampling_settings(args), concurrency=args.concurrency,
-                                                    timeout=args.timeout, policy=policy))
+                failed, pool = asyncio.run(
+                    run_pool(
+                        env,
+                        urls,
+                        model,
+                        todo,
+                        output,
+                        sampling=sampling_settings(args),
+                        concurrency=args.concurrency,
+                        timeout=args.timeout,
+                        policy=policy,
+                    )
+                )
             except AllPortsDead as e:
-                print(f"error: {e}; {len(output.keys & set(lines))} of {len(lines)} lines are in "
-                      f"{args.out}; rerun when servers are back", file=sys.stderr)
+                print(
+                    f"error: {e}; {len(output.keys & set(lines))} of {len(lines)} lines are in "
+                    f"{args.out}; rerun when servers are back",
+                    file=sys.stderr,
+                )
                 return 3
     except (OutputError, ValueError) as e:
         print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
     served = Counter({endpoint.port: endpoint.trajectories for endpoint in pool.endpoints})
     dropped = [endpoint.port for endpoint in pool.endpoints if endpoint.dead]
-    log.info("this run: trajectories per port %s%s", dict(served),
-             f"; dropped ports {dropped}" if dropped else "")
+    log.info(
+        "this run: trajectories per port %s%s",
+        dict(served),
+        f"; dropped ports {dropped}" if dropped else "",
+    )
     return 1 if failed else 0
 
 

@@ -27,11 +27,23 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from plugins.speaker_rec.protocol import PROTOCOLS, TOOL_NAMES, action_from_openai, parse_turn, render_turn
+from plugins.speaker_rec.protocol import (
+    PROTOCOLS,
+    TOOL_NAMES,
+    action_from_openai,
+    parse_turn,
+    render_turn,
+)
 from plugins.speaker_rec.rules import Judge, RuleConfig
-from tools.sr import export_rl
 from tools.common.fileio import Report, duplicate_keys, json_objects
-from tools.common.llamafactory_dataset import FORMATS, ConversionError, DatasetOutput, dataset_name_arg, publish
+from tools.common.llamafactory_dataset import (
+    FORMATS,
+    ConversionError,
+    DatasetOutput,
+    dataset_name_arg,
+    publish,
+)
+from tools.sr import export_rl
 from tools.sr.split_manifest import PARTS, part_contains, read_split
 
 log = logging.getLogger("export")
@@ -42,8 +54,15 @@ PERCENTILES = (50, 90, 99, 100)
 TOOL_RESPONSE = "<tool_response>\n{content}\n</tool_response>"
 # Extra dataset_info columns per format (the basic ones come from tools.common.llamafactory_dataset).
 COLUMNS = {"alpaca": {"history": "history", "tools": "tools"}, "sharegpt": {"tools": "tools"}}
-REQUIRED = {"line": int, "protocol": str, "messages": list, "complete": bool, "correct": dict,
-            "candidates": list, "invalid_turns": int}
+REQUIRED = {
+    "line": int,
+    "protocol": str,
+    "messages": list,
+    "complete": bool,
+    "correct": dict,
+    "candidates": list,
+    "invalid_turns": int,
+}
 
 
 class Rejected(Exception):
@@ -69,7 +88,9 @@ def turns_of(record: dict, keep_invalid: bool) -> tuple[str, str, list[tuple[str
     rest = messages[2:]
     for i in range(0, len(rest), 2):
         assistant, reply = rest[i], rest[i + 1] if i + 1 < len(rest) else None
-        if assistant.get("role") != "assistant" or (reply and reply.get("role") not in ("tool", "user")):
+        if assistant.get("role") != "assistant" or (
+            reply and reply.get("role") not in ("tool", "user")
+        ):
             raise Rejected("bad role order")
         action = action_from_openai(assistant.get("content"), assistant.get("tool_calls"), protocol)
         verdict = judge.judge(action)
@@ -99,8 +120,16 @@ def alpaca_records(record: dict, system: str, prompt: str, turns: list) -> list[
     tools = json.dumps(record["tools"], ensure_ascii=False) if record.get("tools") else ""
     records, history, query = [], [], prompt
     for text, reply, is_tool in turns:
-        records.append({"system": system, "instruction": query, "input": "", "output": text,
-                        "history": [list(pair) for pair in history], "tools": tools})
+        records.append(
+            {
+                "system": system,
+                "instruction": query,
+                "input": "",
+                "output": text,
+                "history": [list(pair) for pair in history],
+                "tools": tools,
+            }
+        )
         history.append((query, text))
         query = _observation(reply, is_tool)
     return records
@@ -116,7 +145,9 @@ def sharegpt_record(record: dict, system: str, prompt: str, turns: list) -> dict
         action = parse_turn(text, protocol)
         if protocol == "hermes" and action.kind == "tool":
             call = json.dumps({"name": action.name, "arguments": {}}, ensure_ascii=False)
-            conversations.append({"from": "function_call", "value": f"<think>\n{action.think}\n</think>\n\n{call}"})
+            conversations.append(
+                {"from": "function_call", "value": f"<think>\n{action.think}\n</think>\n\n{call}"}
+            )
         else:
             conversations.append({"from": "gpt", "value": text})
         if reply:
@@ -128,8 +159,10 @@ def sharegpt_record(record: dict, system: str, prompt: str, turns: list) -> dict
 def check_row(fmt: str, row: dict) -> str | None:
     """The reason LLaMA-Factory would skip `row` (role order, turn parity), or None."""
     if fmt == "alpaca":
-        pairs_ok = all(isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) and x for x in p)
-                       for p in row["history"])
+        pairs_ok = all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) and x for x in p)
+            for p in row["history"]
+        )
         return None if pairs_ok and row["instruction"] and row["output"] else "bad turn pairs"
     roles = [turn["from"] for turn in row["conversations"]]
     if len(roles) % 2:
@@ -148,13 +181,23 @@ def _check_fields(record: dict) -> None:
         raise Rejected("malformed record (messages)")
 
 
-def convert(traces: Path, manifest: dict, part: str, fmt: str, *, keep_invalid: bool = False,
-            include_incorrect: bool = False, include_incomplete: bool = False) -> tuple[list[dict], Report]:
+def convert(
+    traces: Path,
+    manifest: dict,
+    part: str,
+    fmt: str,
+    *,
+    keep_invalid: bool = False,
+    include_incorrect: bool = False,
+    include_incomplete: bool = False,
+) -> tuple[list[dict], Report]:
     """The rows of one split part of a traces file in `fmt`, and the report (counts per
     trajectory: in, out, dropped per reason; rows and tool usage in `extra`)."""
     report = Report(source=str(traces))
     rows, tool_calls, calls_per_trajectory = [], collections.Counter(), collections.Counter()
-    for _, where, record in tqdm(json_objects(traces, report), desc="export", unit="trajectory", mininterval=1.0):
+    for _, where, record in tqdm(
+        json_objects(traces, report), desc="export", unit="trajectory", mininterval=1.0
+    ):
         try:
             _check_fields(record)
             if not part_contains(manifest, part, record["line"]):
@@ -164,8 +207,11 @@ def convert(traces: Path, manifest: dict, part: str, fmt: str, *, keep_invalid: 
             if not record["correct"].get("strict") and not include_incorrect:
                 raise Rejected("incorrect (strict)")
             system, prompt, turns = turns_of(record, keep_invalid)
-            new = alpaca_records(record, system, prompt, turns) if fmt == "alpaca" \
+            new = (
+                alpaca_records(record, system, prompt, turns)
+                if fmt == "alpaca"
                 else [sharegpt_record(record, system, prompt, turns)]
+            )
             for row in new:
                 reason = check_row(fmt, row)
                 if reason:
@@ -179,11 +225,17 @@ def convert(traces: Path, manifest: dict, part: str, fmt: str, *, keep_invalid: 
         names = [a.name for a in actions if a.kind == "tool"]
         tool_calls.update(names)
         calls_per_trajectory[len(names)] += 1
-    report.extra.update({
-        "part": part, "format": fmt, "rows_out": len(rows),
-        "tool_usage": dict(sorted(tool_calls.items())),
-        "tool_calls_per_trajectory": {str(k): v for k, v in sorted(calls_per_trajectory.items())},
-    })
+    report.extra.update(
+        {
+            "part": part,
+            "format": fmt,
+            "rows_out": len(rows),
+            "tool_usage": dict(sorted(tool_calls.items())),
+            "tool_calls_per_trajectory": {
+                str(k): v for k, v in sorted(calls_per_trajectory.items())
+            },
+        }
+    )
     return rows, report
 
 
@@ -201,11 +253,17 @@ def token_percentiles(rows: list[dict], fmt: str, tokenizer_dir: Path) -> dict:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    lengths = sorted(len(ids) for ids in tokenizer([row_text(fmt, r) for r in rows], add_special_tokens=False)["input_ids"])
+    lengths = sorted(
+        len(ids)
+        for ids in tokenizer([row_text(fmt, r) for r in rows], add_special_tokens=False)[
+            "input_ids"
+        ]
+    )
     if not lengths:
         return {}
-    return {f"p{q}": lengths[min(len(lengths) - 1, (q * len(lengths)) // 100)] for q in PERCENTILES} | \
-        {"tokenizer": str(tokenizer_dir)}
+    return {
+        f"p{q}": lengths[min(len(lengths) - 1, (q * len(lengths)) // 100)] for q in PERCENTILES
+    } | {"tokenizer": str(tokenizer_dir)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -214,20 +272,44 @@ def main(argv: list[str] | None = None) -> int:
         description="Export speaker-recognition trajectories for training.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    sft = commands.add_parser("sft", help="LLaMA-Factory SFT dataset (alpaca or sharegpt) from traces.jsonl",
-                              description="Write one split part of traces.jsonl as a LLaMA-Factory dataset, "
-                              "registered in OUT_DIR/dataset_info.json, with NAME.report.json next to it.")
-    sft.add_argument("--traces", required=True, type=Path, help="traces.jsonl written by tools.sr.traces")
-    sft.add_argument("--split", required=True, type=Path, help="split manifest written by tools.sr.split")
-    sft.add_argument("--part", choices=PARTS, default="sft", help="split part to export (default: %(default)s)")
+    sft = commands.add_parser(
+        "sft",
+        help="LLaMA-Factory SFT dataset (alpaca or sharegpt) from traces.jsonl",
+        description="Write one split part of traces.jsonl as a LLaMA-Factory dataset, "
+        "registered in OUT_DIR/dataset_info.json, with NAME.report.json next to it.",
+    )
+    sft.add_argument(
+        "--traces", required=True, type=Path, help="traces.jsonl written by tools.sr.traces"
+    )
+    sft.add_argument(
+        "--split", required=True, type=Path, help="split manifest written by tools.sr.split"
+    )
+    sft.add_argument(
+        "--part", choices=PARTS, default="sft", help="split part to export (default: %(default)s)"
+    )
     sft.add_argument("--format", choices=FORMATS, default="alpaca")
     sft.add_argument("--out-dir", required=True, type=Path)
-    sft.add_argument("--name", required=True, type=dataset_name_arg, help="dataset name (an identifier): NAME.json, dataset_info key")
-    sft.add_argument("--keep-invalid", action="store_true", help="keep invalid turns and the errors they got")
-    sft.add_argument("--include-incorrect", action="store_true", help="keep trajectories with a wrong answer")
-    sft.add_argument("--include-incomplete", action="store_true", help="keep trajectories without an answer")
-    sft.add_argument("--tokenizer", type=Path, default=DEFAULT_TOKENIZER,
-                     help="tokenizer dir for the length percentiles (default: the tiny model, %(default)s)")
+    sft.add_argument(
+        "--name",
+        required=True,
+        type=dataset_name_arg,
+        help="dataset name (an identifier): NAME.json, dataset_info key",
+    )
+    sft.add_argument(
+        "--keep-invalid", action="store_true", help="keep invalid turns and the errors they got"
+    )
+    sft.add_argument(
+        "--include-incorrect", action="store_true", help="keep trajectories with a wrong answer"
+    )
+    sft.add_argument(
+        "--include-incomplete", action="store_true", help="keep trajectories without an answer"
+    )
+    sft.add_argument(
+        "--tokenizer",
+        type=Path,
+        default=DEFAULT_TOKENIZER,
+        help="tokenizer dir for the length percentiles (default: the tiny model, %(default)s)",
+    )
     export_rl.add_parser(commands)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -239,24 +321,49 @@ def main(argv: list[str] | None = None) -> int:
             raise ConversionError(args.traces, "file is missing")
         # Two runs that once wrote one traces file leave two records of a line: training on both
         # would weigh that line twice, so such a file is refused, not silently exported.
-        repeats, first = duplicate_keys(args.traces, lambda record: (record.get("series"), record["line"]))
+        repeats, first = duplicate_keys(
+            args.traces, lambda record: (record.get("series"), record["line"])
+        )
         if repeats:
-            raise ConversionError(args.traces, f"{repeats} records repeat the line of an earlier record (first at "
-                                  f"{first}); rerun tools.sr.traces on it with --dedupe to keep the first of each")
+            raise ConversionError(
+                args.traces,
+                f"{repeats} records repeat the line of an earlier record (first at "
+                f"{first}); rerun tools.sr.traces on it with --dedupe to keep the first of each",
+            )
         if not (args.tokenizer / "tokenizer_config.json").is_file():
-            raise ConversionError(args.tokenizer, "no tokenizer here (run `make tiny-model` or pass --tokenizer)")
-        rows, report = convert(args.traces, manifest, args.part, args.format, keep_invalid=args.keep_invalid,
-                               include_incorrect=args.include_incorrect,
-                               include_incomplete=args.include_incomplete)
+            raise ConversionError(
+                args.tokenizer, "no tokenizer here (run `make tiny-model` or pass --tokenizer)"
+            )
+        rows, report = convert(
+            args.traces,
+            manifest,
+            args.part,
+            args.format,
+            keep_invalid=args.keep_invalid,
+            include_incorrect=args.include_incorrect,
+            include_incomplete=args.include_incomplete,
+        )
         if not rows:
-            raise ConversionError(args.traces, f"no trajectory left to export: {report.summary_line()}")
+            raise ConversionError(
+                args.traces, f"no trajectory left to export: {report.summary_line()}"
+            )
     except (ConversionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report.extra["token_lengths"] = token_percentiles(rows, args.format, args.tokenizer)
-    report.extra["split"] = {"file": str(args.split), "seed": manifest["seed"], "series": manifest["series"]}
-    publish(args.out_dir, [DatasetOutput(args.name, rows, report, columns=COLUMNS[args.format])], args.format)
-    log.info("%s; %d rows -> %s", report.summary_line(), len(rows), args.out_dir / f"{args.name}.json")
+    report.extra["split"] = {
+        "file": str(args.split),
+        "seed": manifest["seed"],
+        "series": manifest["series"],
+    }
+    publish(
+        args.out_dir,
+        [DatasetOutput(args.name, rows, report, columns=COLUMNS[args.format])],
+        args.format,
+    )
+    log.info(
+        "%s; %d rows -> %s", report.summary_line(), len(rows), args.out_dir / f"{args.name}.json"
+    )
     return 0
 
 

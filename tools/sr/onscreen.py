@@ -26,8 +26,9 @@ class Presence:
     has_faces: bool
 
 
-def _detections_near(series: Series, wanted: np.ndarray, codes: np.ndarray, window_s: float,
-                     min_score: float) -> tuple[np.ndarray, np.ndarray]:
+def _detections_near(
+    series: Series, wanted: np.ndarray, codes: np.ndarray, window_s: float, min_score: float
+) -> tuple[np.ndarray, np.ndarray]:
     """(line, code) for every detection kept by `wanted` within `window_s` of a line."""
     faces = series.faces
     keep = wanted & (faces.scores >= min_score)
@@ -47,13 +48,20 @@ def _blind_episodes(series: Series) -> list[int]:
     blind = []
     for episode in series.episodes:
         last = episode.abs_offset + episode.end - episode.start
-        if np.searchsorted(times, episode.abs_offset, "left") == np.searchsorted(times, last, "right"):
+        if np.searchsorted(times, episode.abs_offset, "left") == np.searchsorted(
+            times, last, "right"
+        ):
             blind.append(episode.number)
     return blind
 
 
-def face_presence(series: Series, names: list[str], window_s: float, min_score: float,
-                  blind_means_present: bool = True) -> Presence:
+def face_presence(
+    series: Series,
+    names: list[str],
+    window_s: float,
+    min_score: float,
+    blind_means_present: bool = True,
+) -> Presence:
     """Faces of each of `names` around each line of `series`."""
     n = len(series.lines)
     matrix = np.zeros((n, len(names)), dtype=bool)
@@ -68,13 +76,15 @@ def face_presence(series: Series, names: list[str], window_s: float, min_score: 
     if blind_means_present:
         for number in blind:
             episode = series.episodes[number - 1]
-            matrix[episode.first_line:episode.first_line + episode.n_lines] = True
+            matrix[episode.first_line : episode.first_line + episode.n_lines] = True
     seen = set(found.tolist())
     never_seen = [name for c, name in enumerate(names) if c not in seen]
     return Presence(names, matrix, blind, never_seen, True)
 
 
-def others_nearby(series: Series, names: list[str], window_s: float, min_score: float) -> np.ndarray:
+def others_nearby(
+    series: Series, names: list[str], window_s: float, min_score: float
+) -> np.ndarray:
     """Per line: a face of someone not in `names` (another character, or an unknown-face
     cluster) within `window_s`."""
     nearby = np.zeros(len(series.lines), dtype=bool)
@@ -82,6 +92,8 @@ def others_nearby(series: Series, names: list[str], window_s: float, min_score: 
         return nearby
     named = set(names)
     others = np.array([name not in named for name in series.faces.names])
-    rows, _ = _detections_near(series, others, np.zeros(len(others), dtype=np.int64), window_s, min_score)
+    rows, _ = _detections_near(
+        series, others, np.zeros(len(others), dtype=np.int64), window_s, min_score
+    )
     nearby[rows] = True
     return nearby

@@ -1,20 +1,6 @@
-"""Port offset ranges (`1-8`, `1,3-4`) as serve and eval read them.
-"""
+"""Port offset ranges (`1-8`, `1,3-4`) as serve and eval read them."""
 
-import argparse
-import json
 import logging
-import os
-import shlex
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
-from tools.common.fileio import atomic_write_json
-from tools.common.openai_endpoint import port_in_use, wait_ready
 
 log = logging.getLogger("serve")
 

@@ -136,8 +136,12 @@ class Propagation:
         finite = np.isfinite(sims)
         last = np.maximum(finite.sum(axis=1) - 1, 0)
         kth = np.where(finite.any(axis=1), sims[np.arange(self.n), last], 0.0).astype(np.float64)
-        self.fill = kth - params.fill_penalty  # the score of a labelled line beyond the K neighbours
-        self.window_lo = np.searchsorted(inputs.starts, inputs.starts - params.window_s, side="left")
+        self.fill = (
+            kth - params.fill_penalty
+        )  # the score of a labelled line beyond the K neighbours
+        self.window_lo = np.searchsorted(
+            inputs.starts, inputs.starts - params.window_s, side="left"
+        )
         self.window_hi = np.searchsorted(inputs.starts, inputs.ends + params.window_s, side="right")
         self.labels = np.full(self.n, -1, dtype=np.int64)
         self.level = np.full(self.n, np.nan)
@@ -147,9 +151,16 @@ class Propagation:
             self.is_seed[index] = True
         self.n_classes = self.n_known
         nearest = sims[:, 0][inputs.usable & finite[:, 0]] if sims.shape[1] else np.empty(0)
-        self.offset = float(np.median(nearest)) - params.reference_similarity if len(nearest) else 0.0
-        self.stats = {"level_offset": round(self.offset, 4), "passes": 0, "new_roles_found": 0,
-                      "components_joined": 0, "new_roles_merged": 0}
+        self.offset = (
+            float(np.median(nearest)) - params.reference_similarity if len(nearest) else 0.0
+        )
+        self.stats = {
+            "level_offset": round(self.offset, 4),
+            "passes": 0,
+            "new_roles_found": 0,
+            "components_joined": 0,
+            "new_roles_merged": 0,
+        }
 
     # -- scoring ------------------------------------------------------------------------
 
@@ -173,8 +184,9 @@ class Propagation:
         hi = np.searchsorted(keys, classes * self.n + self.window_hi[rows], side="left")
         return face | (hi > lo)
 
-    def voice_scores(self, rows: np.ndarray, with_unheard: bool = False,
-                     decide: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def voice_scores(
+        self, rows: np.ndarray, with_unheard: bool = False, decide: bool = False
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
         without one, at the fill value; `decide` counts never-seen characters present (see
@@ -247,12 +259,17 @@ class Propagation:
         a_parts, b_parts = [], []
         for offset in range(1, self.p.new_role_reach + 1):
             a = np.arange(m - offset)
-            linked = cosine_pairs(self.x.units, rows[a], rows[a + offset]) >= level + self.p.new_role_margin
+            linked = (
+                cosine_pairs(self.x.units, rows[a], rows[a + offset])
+                >= level + self.p.new_role_margin
+            )
             a_parts.append(a[linked])
             b_parts.append(a[linked] + offset)
         a, b = np.concatenate(a_parts), np.concatenate(b_parts)
         root = np.arange(m)
-        while True:  # min-label propagation with pointer jumping: every line ends at its group's first
+        while (
+            True
+        ):  # min-label propagation with pointer jumping: every line ends at its group's first
             new = root.copy()
             np.minimum.at(new, a, root[b])
             np.minimum.at(new, b, root[a])
@@ -263,7 +280,9 @@ class Propagation:
         sizes = np.bincount(root, minlength=m)
         return [rows[root == g] for g in np.flatnonzero(sizes >= self.p.new_role_min_lines)]
 
-    def _class_means(self, groups: list[np.ndarray], known_only: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _class_means(
+        self, groups: list[np.ndarray], known_only: bool
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per group of lines: (best class, its mean voice score over the group's lines), a
         line without a score for the class counting 0; class -1 where nothing scores."""
         members = np.concatenate(groups)
@@ -272,8 +291,13 @@ class Propagation:
         if known_only:
             keep = c < self.n_known
             r, c, s = r[keep], c[keep], s[keep]
-        totals = np.bincount(owner[r] * self.n_classes + c, weights=s, minlength=len(groups) * self.n_classes)
-        means = totals.reshape(len(groups), self.n_classes) / np.array([len(g) for g in groups])[:, None]
+        totals = np.bincount(
+            owner[r] * self.n_classes + c, weights=s, minlength=len(groups) * self.n_classes
+        )
+        means = (
+            totals.reshape(len(groups), self.n_classes)
+            / np.array([len(g) for g in groups])[:, None]
+        )
         best = means.argmax(axis=1)
         value = means[np.arange(len(groups)), best]
         return np.where(value > 0, best, -1), np.maximum(value, 0.0)
@@ -315,7 +339,10 @@ class Propagation:
     def run(self, progress: bool = False) -> Result:
         """Sweep the levels, then build every line's candidate list."""
         steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
-        levels = [round(self.p.level_high + self.offset - i * self.p.level_step, 6) for i in range(steps + 1)]
+        levels = [
+            round(self.p.level_high + self.offset - i * self.p.level_step, 6)
+            for i in range(steps + 1)
+        ]
         for level in tqdm(levels, desc="propagation levels", unit="level", disable=not progress):
             while True:
                 self.stats["passes"] += 1
@@ -330,8 +357,10 @@ class Propagation:
     # -- output -------------------------------------------------------------------------
 
     def _result(self) -> Result:
-        roles = sorted({int(g) for g in self.labels[self.labels >= self.n_known]},
-                       key=lambda g: int(np.flatnonzero(self.labels == g)[0]))
+        roles = sorted(
+            {int(g) for g in self.labels[self.labels >= self.n_known]},
+            key=lambda g: int(np.flatnonzero(self.labels == g)[0]),
+        )
         renumbered = self.labels.copy()
         for new, old in enumerate(roles, start=self.n_known):
             renumbered[self.labels == old] = new
@@ -349,8 +378,15 @@ class Propagation:
                 source.append("new_role")
             else:
                 source.append("propagated" if self.labels[i] >= 0 else "other")
-        return Result(classes, self.n_known, self.labels.copy(), source, self.level.copy(),
-                      self._candidates(), dict(self.stats))
+        return Result(
+            classes,
+            self.n_known,
+            self.labels.copy(),
+            source,
+            self.level.copy(),
+            self._candidates(),
+            dict(self.stats),
+        )
 
     def _candidates(self) -> list[list[tuple[int, float]]]:
         rows = np.flatnonzero(self.x.usable)
@@ -358,7 +394,9 @@ class Propagation:
         bounds = np.searchsorted(r, np.arange(len(rows) + 1))
         out: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
         for j, line in enumerate(rows):
-            pairs = list(zip(c[bounds[j]:bounds[j + 1]].tolist(), s[bounds[j]:bounds[j + 1]].tolist()))
+            pairs = list(
+                zip(c[bounds[j] : bounds[j + 1]].tolist(), s[bounds[j] : bounds[j + 1]].tolist())
+            )
             own = int(self.labels[line])
             if own >= 0 and all(cls != own for cls, _ in pairs):
                 pairs.append((own, float(self.fill[line])))

@@ -44,8 +44,7 @@ from plugins.speaker_rec.labelfile import SAMPLE_TYPES
 from plugins.speaker_rec.labels import is_other
 from plugins.speaker_rec.series import SERIES_NAME
 from tools.common.fileio import atomic_write_text, read_jsonl
-from tools.common.tiny_model_files import DEFAULT_OUT as TINY_MODEL_DIR
-from tools.common.tiny_model_files import is_tiny_model, read_stamp
+from tools.common.tiny_model_files import is_tiny_model
 
 log = logging.getLogger("report")
 
@@ -59,8 +58,10 @@ DEFAULT_EDGES = (1.0, 2.0, 4.0, 8.0)
 HYBRID_GRID = tuple(round(i / 10, 1) for i in range(11))
 REST = "(rest)"
 NO_ANSWER = "(no answer)"
-TINY_WARNING = ("the model is the tiny random demo model: these figures prove the plumbing "
-                "only and say nothing about speaker recognition.")
+TINY_WARNING = (
+    "the model is the tiny random demo model: these figures prove the plumbing "
+    "only and say nothing about speaker recognition."
+)
 
 
 class InputError(ValueError):
@@ -98,6 +99,7 @@ class Line:
 
 # ---- reading ------------------------------------------------------------------------------
 
+
 def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -119,7 +121,9 @@ def read_labels_for_report(path: Path) -> Labels:
     if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):
         raise InputError(f"{path}: the header lacks 'other' or 'lines'")
     known = data.get("published_known")
-    if known is not None and not (isinstance(known, list) and all(isinstance(name, str) for name in known)):
+    if known is not None and not (
+        isinstance(known, list) and all(isinstance(name, str) for name in known)
+    ):
         raise InputError(f"{path}: 'published_known' is not a list of names ({known!r})")
     checks = {
         "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
@@ -147,8 +151,13 @@ def read_labels_for_report(path: Path) -> Labels:
         if "overlap" in record and not isinstance(record["overlap"], bool):
             raise InputError(f"{where}: invalid 'overlap' ({record['overlap']!r})")
         lines[record["index"]] = record
-    return Labels(str(data.get("series")), str(data.get("language")), data["other"], lines,
-                  None if known is None else frozenset(known))
+    return Labels(
+        str(data.get("series")),
+        str(data.get("language")),
+        data["other"],
+        lines,
+        None if known is None else frozenset(known),
+    )
 
 
 RESULT_CHECKS = {
@@ -162,7 +171,9 @@ RESULT_CHECKS = {
     "invalid_turns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "duplicates": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "tool_calls": lambda v: isinstance(v, list) and all(isinstance(name, str) for name in v),
-    "timing": lambda v: isinstance(v, dict) and _is_number(v.get("seconds")) and isinstance(v.get("requests"), int),
+    "timing": lambda v: (
+        isinstance(v, dict) and _is_number(v.get("seconds")) and isinstance(v.get("requests"), int)
+    ),
     "latency_s": lambda v: isinstance(v, list) and all(_is_number(x) and x >= 0 for x in v),
     "port": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "attempts": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
@@ -187,7 +198,9 @@ def read_results(path: Path, labels: Labels, labels_path: Path) -> list[Line]:
                 raise InputError(f"{where}: missing or invalid {key!r} ({result.get(key)!r})")
         index = result["line"]
         if "series" in result and result["series"] != labels.series:
-            raise InputError(f"{where}: series {result['series']!r}, but {labels_path} is for {labels.series!r}")
+            raise InputError(
+                f"{where}: series {result['series']!r}, but {labels_path} is for {labels.series!r}"
+            )
         if index not in labels.lines:
             raise InputError(f"{where}: line {index} is not in {labels_path}")
         if index in seen:
@@ -195,12 +208,19 @@ def read_results(path: Path, labels: Labels, labels_path: Path) -> list[Line]:
         label = labels.lines[index]
         for ours, theirs in (("episode", "episode"), ("sample_type", "sample")):
             if result[ours] != label[theirs]:
-                raise InputError(f"{where}: {ours} {result[ours]!r} disagrees with {labels_path} "
-                                 f"({label[theirs]!r}); were they written by different runs?")
+                raise InputError(
+                    f"{where}: {ours} {result[ours]!r} disagrees with {labels_path} "
+                    f"({label[theirs]!r}); were they written by different runs?"
+                )
         seen[index] = record.line_no
-        judged_by_published = None if labels.published_known is None else {
-            "model": published(result["answer"], label["truth"], labels.published_known),
-            "prepare": published(label["label"], label["truth"], labels.published_known)}
+        judged_by_published = (
+            None
+            if labels.published_known is None
+            else {
+                "model": published(result["answer"], label["truth"], labels.published_known),
+                "prepare": published(label["label"], label["truth"], labels.published_known),
+            }
+        )
         joined.append(Line(result, label, judged_by_published))
     if not joined:
         raise InputError(f"{path}: no result records")
@@ -229,13 +249,20 @@ def parse_edges(spec: str) -> tuple[float, ...]:
     try:
         edges = tuple(float(x) for x in spec.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a comma-separated list of seconds: {spec!r}") from None
-    if not all(math.isfinite(e) and e > 0 for e in edges) or any(b <= a for a, b in itertools.pairwise(edges)):
-        raise argparse.ArgumentTypeError(f"edges must be positive and strictly increasing: {spec!r}")
+        raise argparse.ArgumentTypeError(
+            f"not a comma-separated list of seconds: {spec!r}"
+        ) from None
+    if not all(math.isfinite(e) and e > 0 for e in edges) or any(
+        b <= a for a, b in itertools.pairwise(edges)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"edges must be positive and strictly increasing: {spec!r}"
+        )
     return edges
 
 
 # ---- figures ------------------------------------------------------------------------------
+
 
 def percent(part: int, whole: int) -> float | None:
     """100·part/whole rounded to 2 decimals (None for an empty group)."""
@@ -261,7 +288,11 @@ def accuracy_row(lines: list[Line], rules: tuple[str, ...] = RULES) -> dict:
 def duration_buckets(edges: tuple[float, ...]) -> list[tuple[str, float, float]]:
     """(name, from, to) for each bucket: <e0, e0-e1, ..., >=eN."""
     bounds = (0.0, *edges, math.inf)
-    names = [f"<{edges[0]:g}s"] + [f"{a:g}-{b:g}s" for a, b in itertools.pairwise(edges)] + [f">={edges[-1]:g}s"]
+    names = (
+        [f"<{edges[0]:g}s"]
+        + [f"{a:g}-{b:g}s" for a, b in itertools.pairwise(edges)]
+        + [f">={edges[-1]:g}s"]
+    )
     return list(zip(names, bounds, bounds[1:]))
 
 
@@ -276,8 +307,10 @@ def overlap_rows(lines: list[Line], rules: tuple[str, ...]) -> list[dict] | None
     has no overlap flags: written before prepare kept them)."""
     if not all("overlap" in line.label for line in lines):
         return None
-    return [{"speech": name, **accuracy_row([x for x in lines if x.label["overlap"] == flag], rules)}
-            for name, flag in (("overlapped", True), ("clean", False))]
+    return [
+        {"speech": name, **accuracy_row([x for x in lines if x.label["overlap"] == flag], rules)}
+        for name, flag in (("overlapped", True), ("clean", False))
+    ]
 
 
 def line_cuts(lines: list[Line], edges: tuple[float, ...]) -> dict:
@@ -286,12 +319,22 @@ def line_cuts(lines: list[Line], edges: tuple[float, ...]) -> dict:
     rules = rules_of(lines)
     return {
         "overall": accuracy_row(lines, rules),
-        "by_duration": [{"bucket": name, "from_s": lo, "to_s": None if hi == math.inf else hi,
-                         **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi], rules)}
-                        for name, lo, hi in duration_buckets(edges)],
-        "by_sample_type": [{"sample_type": kind,
-                            **accuracy_row([x for x in lines if x.label["sample"] == kind], rules)}
-                           for kind in SAMPLE_TYPES],
+        "by_duration": [
+            {
+                "bucket": name,
+                "from_s": lo,
+                "to_s": None if hi == math.inf else hi,
+                **accuracy_row([x for x in lines if lo <= x.label["duration"] < hi], rules),
+            }
+            for name, lo, hi in duration_buckets(edges)
+        ],
+        "by_sample_type": [
+            {
+                "sample_type": kind,
+                **accuracy_row([x for x in lines if x.label["sample"] == kind], rules),
+            }
+            for kind in SAMPLE_TYPES
+        ],
         "by_overlap": overlap_rows(lines, rules),
     }
 
@@ -301,16 +344,25 @@ def accuracy_tables(lines: list[Line], edges: tuple[float, ...], top: list[str])
     and overlapped vs clean speech."""
     rules = rules_of(lines)
     episodes = sorted({line.label["episode"] for line in lines})
-    by_character = [{"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name], rules)}
-                    for name in top]
+    by_character = [
+        {"character": name, **accuracy_row([x for x in lines if x.label["truth"] == name], rules)}
+        for name in top
+    ]
     rest = [x for x in lines if x.label["truth"] not in top]
     if rest:
-        by_character.append({"character": REST, "characters": len({x.label["truth"] for x in rest}),
-                             **accuracy_row(rest, rules)})
+        by_character.append(
+            {
+                "character": REST,
+                "characters": len({x.label["truth"] for x in rest}),
+                **accuracy_row(rest, rules),
+            }
+        )
     return {
         **line_cuts(lines, edges),
-        "by_episode": [{"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e], rules)}
-                       for e in episodes],
+        "by_episode": [
+            {"episode": e, **accuracy_row([x for x in lines if x.label["episode"] == e], rules)}
+            for e in episodes
+        ],
         "by_character": by_character,
     }
 
@@ -325,26 +377,38 @@ def hybrid_curve(lines: list[Line]) -> dict:
     correct = {rule: sum(line.correct("prepare", rule) for line in ordered) for rule in RULES}
 
     def point(t, below: int) -> dict:
-        return {"t": t, "prepare_coverage": percent(n - below, n),
-                **{rule: percent(correct[rule], n) for rule in RULES}}
+        return {
+            "t": t,
+            "prepare_coverage": percent(n - below, n),
+            **{rule: percent(correct[rule], n) for rule in RULES},
+        }
 
     prepare_only = point("-inf", 0)
     points, below = [], 0
     for t in sorted({line.label["margin"] for line in ordered} | set(HYBRID_GRID)):
         while below < n and ordered[below].label["margin"] < t:
             for rule in RULES:
-                correct[rule] += ordered[below].correct("model", rule) - ordered[below].correct("prepare", rule)
+                correct[rule] += ordered[below].correct("model", rule) - ordered[below].correct(
+                    "prepare", rule
+                )
             below += 1
         points.append(point(t, below))
     while below < n:
         for rule in RULES:
-            correct[rule] += ordered[below].correct("model", rule) - ordered[below].correct("prepare", rule)
+            correct[rule] += ordered[below].correct("model", rule) - ordered[below].correct(
+                "prepare", rule
+            )
         below += 1
     model_only = point("inf", n)
     candidates = [prepare_only, *points, model_only]
     best = max(candidates, key=lambda p: (p["strict"], p["candidate_aware"], p["prepare_coverage"]))
-    return {"points": points, "best": best, "model_only": model_only, "prepare_only": prepare_only,
-            "best_by": "strict accuracy, then candidate-aware, then the larger prepare coverage"}
+    return {
+        "points": points,
+        "best": best,
+        "model_only": model_only,
+        "prepare_only": prepare_only,
+        "best_by": "strict accuracy, then candidate-aware, then the larger prepare coverage",
+    }
 
 
 def confusion(lines: list[Line], top: list[str], other: str) -> dict:
@@ -378,9 +442,14 @@ def percentiles(values: list[float]) -> dict:
         high = min(low + 1, len(ordered) - 1)
         return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
-    return {"count": len(ordered), "mean": round(sum(ordered) / len(ordered), 3),
-            "p50": round(at(0.5), 3), "p90": round(at(0.9), 3), "p99": round(at(0.99), 3),
-            "max": round(ordered[-1], 3)}
+    return {
+        "count": len(ordered),
+        "mean": round(sum(ordered) / len(ordered), 3),
+        "p50": round(at(0.5), 3),
+        "p90": round(at(0.9), 3),
+        "p99": round(at(0.99), 3),
+        "max": round(ordered[-1], 3),
+    }
 
 
 def behaviour(lines: list[Line]) -> dict:
@@ -391,16 +460,28 @@ def behaviour(lines: list[Line]) -> dict:
     using = collections.Counter(name for r in results for name in set(r["tool_calls"]))
     turns = collections.Counter(r["turns"] for r in results)
     return {
-        "tool_calls": {name: {"calls": calls[name], "lines": using[name],
-                              "share": percent(using[name], len(results))} for name in sorted(calls)},
+        "tool_calls": {
+            name: {
+                "calls": calls[name],
+                "lines": using[name],
+                "share": percent(using[name], len(results)),
+            }
+            for name in sorted(calls)
+        },
         "calls_total": sum(calls.values()),
-        "turns": {"mean": round(sum(r["turns"] for r in results) / len(results), 3),
-                  "distribution": [{"turns": t, "lines": turns[t]} for t in sorted(turns)]},
+        "turns": {
+            "mean": round(sum(r["turns"] for r in results) / len(results), 3),
+            "distribution": [{"turns": t, "lines": turns[t]} for t in sorted(turns)],
+        },
         "incomplete_lines": sum(not r["complete"] for r in results),
-        "invalid_turns": {"total": sum(r["invalid_turns"] for r in results),
-                          "lines": sum(r["invalid_turns"] > 0 for r in results)},
-        "duplicates": {"total": sum(r["duplicates"] for r in results),
-                       "lines": sum(r["duplicates"] > 0 for r in results)},
+        "invalid_turns": {
+            "total": sum(r["invalid_turns"] for r in results),
+            "lines": sum(r["invalid_turns"] > 0 for r in results),
+        },
+        "duplicates": {
+            "total": sum(r["duplicates"] for r in results),
+            "lines": sum(r["duplicates"] > 0 for r in results),
+        },
     }
 
 
@@ -418,28 +499,51 @@ def ports(lines: list[Line]) -> list[dict]:
 def line_counts(lines: list[Line], judged: list[Line], judged_in_labels: int) -> dict:
     """Result records, judged lines evaluated and in labels.json, and why the others are not judged."""
     not_judged = collections.Counter(
-        "no ground truth" if line.label["correct"] is None else "seed line" for line in lines if not line.judged)
-    return {"records": len(lines), "evaluated": len(judged), "judged_in_labels": judged_in_labels,
-            "not_judged": dict(sorted(not_judged.items())),
-            "judged_means": "a ground truth and not a seed line (as prepare counts them)"}
+        "no ground truth" if line.label["correct"] is None else "seed line"
+        for line in lines
+        if not line.judged
+    )
+    return {
+        "records": len(lines),
+        "evaluated": len(judged),
+        "judged_in_labels": judged_in_labels,
+        "not_judged": dict(sorted(not_judged.items())),
+        "judged_means": "a ground truth and not a seed line (as prepare counts them)",
+    }
 
 
 def serving(lines: list[Line]) -> dict:
     """Tool use, latency and per-port load of the evaluated lines (judged or not)."""
-    return {"behaviour": behaviour(lines),
-            "latency_s": {"request": percentiles([x for line in lines for x in line.result["latency_s"]]),
-                          "line": percentiles([line.result["timing"]["seconds"] for line in lines])},
-            "ports": ports(lines)}
+    return {
+        "behaviour": behaviour(lines),
+        "latency_s": {
+            "request": percentiles([x for line in lines for x in line.result["latency_s"]]),
+            "line": percentiles([line.result["timing"]["seconds"] for line in lines]),
+        },
+        "ports": ports(lines),
+    }
 
 
-def build_report(lines: list[Line], labels: Labels, *, top_n: int, edges: tuple[float, ...],
-                 inputs: dict, model: str | None, tiny: bool) -> dict:
+def build_report(
+    lines: list[Line],
+    labels: Labels,
+    *,
+    top_n: int,
+    edges: tuple[float, ...],
+    inputs: dict,
+    model: str | None,
+    tiny: bool,
+) -> dict:
     """The whole report.json content (plots are named, not drawn, here)."""
     judged = [line for line in lines if line.judged]
-    judged_in_labels = sum(r["correct"] is not None and r["source"] != "seed" for r in labels.lines.values())
+    judged_in_labels = sum(
+        r["correct"] is not None and r["source"] != "seed" for r in labels.lines.values()
+    )
     if not judged:
-        raise InputError(f"{inputs['results']}: none of the {len(lines)} records is a judged line "
-                         "(all are seed lines or have no ground truth)")
+        raise InputError(
+            f"{inputs['results']}: none of the {len(lines)} records is a judged line "
+            "(all are seed lines or have no ground truth)"
+        )
     top = top_characters(judged, top_n)
     return {
         "format": FORMAT,
@@ -471,9 +575,16 @@ def drama_averaged(rows: list[dict]) -> dict:
     out = {"series_count": len(rows), "lines": sum(row["lines"] for row in rows)}
     rules = [rule for rule in (*RULES, PUBLISHED) if all(rule in row["model"] for row in rows)]
     for source in SOURCES:
-        out[source] = {rule: {"accuracy": round(sum(100.0 * row[source][rule]["correct"] / row["lines"]
-                                                    for row in rows) / len(rows), 2)}
-                       for rule in rules}
+        out[source] = {
+            rule: {
+                "accuracy": round(
+                    sum(100.0 * row[source][rule]["correct"] / row["lines"] for row in rows)
+                    / len(rows),
+                    2,
+                )
+            }
+            for rule in rules
+        }
     return out
 
 
@@ -487,18 +598,28 @@ def build_series_report(runs: list[SeriesRun], *, edges: tuple[float, ...]) -> d
     tiny = any(run.report["model"]["tiny"] for run in runs)
     warnings = [TINY_WARNING] if tiny else []
     if len(set(models.values())) > 1:
-        warnings.append("the series were not all evaluated with the same model: "
-                        + ", ".join(f"{s}: {m or 'not named'}" for s, m in models.items()))
+        warnings.append(
+            "the series were not all evaluated with the same model: "
+            + ", ".join(f"{s}: {m or 'not named'}" for s, m in models.items())
+        )
     rows = [{"series": run.report["series"], **run.report["accuracy"]["overall"]} for run in runs]
     cuts = line_cuts(judged, edges)
     return {
         "format": SERIES_FORMAT,
         "series": names,
-        "inputs": [{"series": run.report["series"], "report": f"{run.report['series']}/report.json",
-                    **run.report["inputs"]} for run in runs],
+        "inputs": [
+            {
+                "series": run.report["series"],
+                "report": f"{run.report['series']}/report.json",
+                **run.report["inputs"],
+            }
+            for run in runs
+        ],
         "model": {"names": models, "tiny": tiny},
         "warnings": warnings,
-        "lines": line_counts(lines, judged, sum(run.report["lines"]["judged_in_labels"] for run in runs)),
+        "lines": line_counts(
+            lines, judged, sum(run.report["lines"]["judged_in_labels"] for run in runs)
+        ),
         "settings": {"buckets_s": list(edges)},
         "by_series": rows,
         "overall": {"lines_weighted": cuts["overall"], "drama_averaged": drama_averaged(rows)},
@@ -510,6 +631,7 @@ def build_series_report(runs: list[SeriesRun], *, edges: tuple[float, ...]) -> d
 
 # ---- markdown -----------------------------------------------------------------------------
 
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
@@ -517,7 +639,9 @@ def _pct(value: float | None) -> str:
 def _table(header: list[str], rows: list[list]) -> list[str]:
     """A markdown table: the first column left-aligned, the others right-aligned."""
     lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
-    lines += ["| " + " | ".join("–" if cell is None else str(cell) for cell in row) + " |" for row in rows]
+    lines += [
+        "| " + " | ".join("–" if cell is None else str(cell) for cell in row) + " |" for row in rows
+    ]
     return [*lines, ""]
 
 
@@ -527,25 +651,49 @@ RULE_NAMES = {"strict": "strict", "candidate_aware": "cand.-aware", PUBLISHED: "
 def _accuracy_table(first: str, rows: list[dict], key: str) -> list[str]:
     """Per row: lines, then model and prepare under our rules and (where known) the published one."""
     rules = [rule for rule in (*RULES, PUBLISHED) if any(rule in row["model"] for row in rows)]
-    header = [first, "lines", *[f"{source} {RULE_NAMES[rule]}" for source in SOURCES for rule in rules]]
-    return _table(header, [
-        [f"(rest: {row['characters']} characters)" if "characters" in row else row[key], row["lines"],
-         *[_pct(row[source].get(rule, {}).get("accuracy")) for source in SOURCES for rule in rules]]
-        for row in rows])
+    header = [
+        first,
+        "lines",
+        *[f"{source} {RULE_NAMES[rule]}" for source in SOURCES for rule in rules],
+    ]
+    return _table(
+        header,
+        [
+            [
+                f"(rest: {row['characters']} characters)" if "characters" in row else row[key],
+                row["lines"],
+                *[
+                    _pct(row[source].get(rule, {}).get("accuracy"))
+                    for source in SOURCES
+                    for rule in rules
+                ],
+            ]
+            for row in rows
+        ],
+    )
 
 
 def _published_sentence(overall: dict) -> list[str]:
     """The headline's figures by the published code's rule, when the report has them."""
     if PUBLISHED not in overall["model"]:
         return []
-    return [(f"By the published code's judging rule: model {_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
-             f"prepare {_pct(overall['prepare'][PUBLISHED]['accuracy'])} %."), ""]
+    return [
+        (
+            f"By the published code's judging rule: model {_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
+            f"prepare {_pct(overall['prepare'][PUBLISHED]['accuracy'])} %."
+        ),
+        "",
+    ]
 
 
 def _overlap_section(rows: list[dict] | None) -> list[str]:
     if rows is None:
-        return ["### Overlapped vs clean speech", "",
-                "labels.json has no overlap flags (written before prepare kept them): rerun prepare.", ""]
+        return [
+            "### Overlapped vs clean speech",
+            "",
+            "labels.json has no overlap flags (written before prepare kept them): rerun prepare.",
+            "",
+        ]
     return ["### Overlapped vs clean speech", "", *_accuracy_table("speech", rows, "speech")]
 
 
@@ -557,24 +705,43 @@ def _headline(report: dict) -> list[str]:
     skipped = f"; not judged: {skipped}" if skipped else ""
     return [
         *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
-        (f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of the series "
-         f"({lines['records']} result records{skipped})."),
-        f"Model: {report['model']['name'] or 'not named (no eval_config.json)'}.", "",
-        (f"**Model accuracy: strict {model['strict']} %, candidate-aware {model['candidate_aware']} %** "
-         f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware {prepare['candidate_aware']} %)."),
-        "", *_published_sentence(overall),
+        (
+            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of the series "
+            f"({lines['records']} result records{skipped})."
+        ),
+        f"Model: {report['model']['name'] or 'not named (no eval_config.json)'}.",
+        "",
+        (
+            f"**Model accuracy: strict {model['strict']} %, candidate-aware {model['candidate_aware']} %** "
+            f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware {prepare['candidate_aware']} %)."
+        ),
+        "",
+        *_published_sentence(overall),
     ]
 
 
 def _hybrid_section(hybrid: dict) -> list[str]:
     best = hybrid["best"]
-    shown = [hybrid["prepare_only"], *[p for p in hybrid["points"] if p["t"] in HYBRID_GRID], hybrid["model_only"]]
+    shown = [
+        hybrid["prepare_only"],
+        *[p for p in hybrid["points"] if p["t"] in HYBRID_GRID],
+        hybrid["model_only"],
+    ]
     return [
-        "## Hybrid: prepare's label where its margin ≥ t, the model elsewhere", "",
-        (f"Best t = {best['t']}: strict {_pct(best['strict'])} %, candidate-aware {_pct(best['candidate_aware'])} %, "
-         f"prepare labels {_pct(best['prepare_coverage'])} % of the lines (chosen by {hybrid['best_by']})."), "",
-        *_table(["t", "prepare coverage %", "strict", "cand.-aware"],
-                [[p["t"], _pct(p["prepare_coverage"]), _pct(p["strict"]), _pct(p["candidate_aware"])] for p in shown]),
+        "## Hybrid: prepare's label where its margin ≥ t, the model elsewhere",
+        "",
+        (
+            f"Best t = {best['t']}: strict {_pct(best['strict'])} %, candidate-aware {_pct(best['candidate_aware'])} %, "
+            f"prepare labels {_pct(best['prepare_coverage'])} % of the lines (chosen by {hybrid['best_by']})."
+        ),
+        "",
+        *_table(
+            ["t", "prepare coverage %", "strict", "cand.-aware"],
+            [
+                [p["t"], _pct(p["prepare_coverage"]), _pct(p["strict"]), _pct(p["candidate_aware"])]
+                for p in shown
+            ],
+        ),
     ]
 
 
@@ -584,34 +751,63 @@ def _behaviour_section(report: dict) -> list[str]:
     invalid, duplicates = use["invalid_turns"], use["duplicates"]
     percentile_keys = ("count", "mean", "p50", "p90", "p99", "max")
     return [
-        "## Tool use and format", "",
-        *_table(["tool", "calls", "lines using it", "share %"],
-                [[name, t["calls"], t["lines"], _pct(t["share"])] for name, t in use["tool_calls"].items()]),
+        "## Tool use and format",
+        "",
+        *_table(
+            ["tool", "calls", "lines using it", "share %"],
+            [
+                [name, t["calls"], t["lines"], _pct(t["share"])]
+                for name, t in use["tool_calls"].items()
+            ],
+        ),
         f"Turns per line: mean {use['turns']['mean']}; {turns}.",
-        (f"Incomplete lines (no answer): {use['incomplete_lines']}. Invalid-format turns: {invalid['total']} on "
-         f"{invalid['lines']} lines. Repeated tool calls: {duplicates['total']} on {duplicates['lines']} lines."), "",
-        "## Latency (seconds) and serving ports", "",
-        *_table(["per", *percentile_keys], [[name, *[p[k] for k in percentile_keys]]
-                                            for name, p in report["latency_s"].items()]),
-        *_table(["port", "lines", "requests", "retried"],
-                [[p["port"], p["lines"], p["requests"], p["retries"]] for p in report["ports"]]),
+        (
+            f"Incomplete lines (no answer): {use['incomplete_lines']}. Invalid-format turns: {invalid['total']} on "
+            f"{invalid['lines']} lines. Repeated tool calls: {duplicates['total']} on {duplicates['lines']} lines."
+        ),
+        "",
+        "## Latency (seconds) and serving ports",
+        "",
+        *_table(
+            ["per", *percentile_keys],
+            [[name, *[p[k] for k in percentile_keys]] for name, p in report["latency_s"].items()],
+        ),
+        *_table(
+            ["port", "lines", "requests", "retried"],
+            [[p["port"], p["lines"], p["requests"], p["retries"]] for p in report["ports"]],
+        ),
     ]
 
 
 def render_markdown(report: dict, plots: dict[str, str], legend: dict[str, str]) -> str:
     """report.md: the headline, the tables, and links to the plots."""
     acc = report["accuracy"]
-    out = [f"# Speaker recognition report: {report['series']}", "", *_headline(report), "## Accuracy (%)", "",
-           *_accuracy_table("set", [{"set": "all judged lines", **acc["overall"]}], "set"),
-           "### Per episode", "", *_accuracy_table("episode", acc["by_episode"], "episode"),
-           "### Per duration", "", *_accuracy_table("duration", acc["by_duration"], "bucket"),
-           "### Per sample type (prepare's line selection)", "",
-           *_accuracy_table("sample type", acc["by_sample_type"], "sample_type"),
-           *_overlap_section(acc["by_overlap"]),
-           f"### Per character (ground truth, top {report['settings']['top_n']})", "",
-           *_accuracy_table("character", acc["by_character"], "character"),
-           *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
-           "## Plots", "", *[f"![{name}]({file})" for name, file in plots.items()]]
+    out = [
+        f"# Speaker recognition report: {report['series']}",
+        "",
+        *_headline(report),
+        "## Accuracy (%)",
+        "",
+        *_accuracy_table("set", [{"set": "all judged lines", **acc["overall"]}], "set"),
+        "### Per episode",
+        "",
+        *_accuracy_table("episode", acc["by_episode"], "episode"),
+        "### Per duration",
+        "",
+        *_accuracy_table("duration", acc["by_duration"], "bucket"),
+        "### Per sample type (prepare's line selection)",
+        "",
+        *_accuracy_table("sample type", acc["by_sample_type"], "sample_type"),
+        *_overlap_section(acc["by_overlap"]),
+        f"### Per character (ground truth, top {report['settings']['top_n']})",
+        "",
+        *_accuracy_table("character", acc["by_character"], "character"),
+        *_hybrid_section(report["hybrid"]),
+        *_behaviour_section(report),
+        "## Plots",
+        "",
+        *[f"![{name}]({file})" for name, file in plots.items()],
+    ]
     if legend:
         out += ["", "Character codes in the plots (no installed font has their glyphs):", ""]
         out += [f"- {code}: {name}" for code, name in legend.items()]
@@ -623,47 +819,84 @@ def render_series_markdown(report: dict, plots: dict[str, str]) -> str:
     the pooled cuts, and links to each series' own report."""
     lines, overall = report["lines"], report["overall"]
     weighted, averaged = overall["lines_weighted"], overall["drama_averaged"]
-    rows = [*report["by_series"],
-            {"series": "all, lines-weighted", **weighted},
-            {"series": f"all, drama-averaged ({averaged['series_count']} series)", **averaged}]
-    models = ", ".join(f"{series}: {name or 'not named'}" for series, name in report["model"]["names"].items())
-    out = [f"# Speaker recognition report: {len(report['series'])} series", "",
-           *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
-           (f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of "
-            f"{len(report['series'])} series ({lines['records']} result records). Models: {models}."), "",
-           (f"**Model accuracy, lines-weighted: strict {_pct(weighted['model']['strict']['accuracy'])} %, "
+    rows = [
+        *report["by_series"],
+        {"series": "all, lines-weighted", **weighted},
+        {"series": f"all, drama-averaged ({averaged['series_count']} series)", **averaged},
+    ]
+    models = ", ".join(
+        f"{series}: {name or 'not named'}" for series, name in report["model"]["names"].items()
+    )
+    out = [
+        f"# Speaker recognition report: {len(report['series'])} series",
+        "",
+        *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
+        (
+            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of "
+            f"{len(report['series'])} series ({lines['records']} result records). Models: {models}."
+        ),
+        "",
+        (
+            f"**Model accuracy, lines-weighted: strict {_pct(weighted['model']['strict']['accuracy'])} %, "
             f"candidate-aware {_pct(weighted['model']['candidate_aware']['accuracy'])} %; drama-averaged: "
             f"strict {_pct(averaged['model']['strict']['accuracy'])} %, candidate-aware "
             f"{_pct(averaged['model']['candidate_aware']['accuracy'])} %** (prepare on the same lines, "
             f"lines-weighted: strict {_pct(weighted['prepare']['strict']['accuracy'])} %, candidate-aware "
-            f"{_pct(weighted['prepare']['candidate_aware']['accuracy'])} %)."), "",
-           *_published_sentence(weighted),
-           "## Accuracy per series (%)", "",
-           "Lines-weighted counts every judged line once; drama-averaged is the mean of the series' figures.", "",
-           *_accuracy_table("series", rows, "series"),
-           "## All series' lines together", "",
-           "### Per duration", "", *_accuracy_table("duration", report["accuracy"]["by_duration"], "bucket"),
-           "### Per sample type (prepare's line selection)", "",
-           *_accuracy_table("sample type", report["accuracy"]["by_sample_type"], "sample_type"),
-           *_overlap_section(report["accuracy"]["by_overlap"]),
-           *_hybrid_section(report["hybrid"]), *_behaviour_section(report),
-           "## Each series' own report", "",
-           *[f"- [{entry['series']}]({entry['series']}/report.md)" for entry in report["inputs"]], "",
-           "## Plots", "", *[f"![{name}]({file})" for name, file in plots.items()]]
+            f"{_pct(weighted['prepare']['candidate_aware']['accuracy'])} %)."
+        ),
+        "",
+        *_published_sentence(weighted),
+        "## Accuracy per series (%)",
+        "",
+        "Lines-weighted counts every judged line once; drama-averaged is the mean of the series' figures.",
+        "",
+        *_accuracy_table("series", rows, "series"),
+        "## All series' lines together",
+        "",
+        "### Per duration",
+        "",
+        *_accuracy_table("duration", report["accuracy"]["by_duration"], "bucket"),
+        "### Per sample type (prepare's line selection)",
+        "",
+        *_accuracy_table("sample type", report["accuracy"]["by_sample_type"], "sample_type"),
+        *_overlap_section(report["accuracy"]["by_overlap"]),
+        *_hybrid_section(report["hybrid"]),
+        *_behaviour_section(report),
+        "## Each series' own report",
+        "",
+        *[f"- [{entry['series']}]({entry['series']}/report.md)" for entry in report["inputs"]],
+        "",
+        "## Plots",
+        "",
+        *[f"![{name}]({file})" for name, file in plots.items()],
+    ]
     return "\n".join(out) + "\n"
 
 
 # ---- command ------------------------------------------------------------------------------
 
-def read_series_run(results: Path, labels_path: Path, *, top_n: int, edges: tuple[float, ...]) -> SeriesRun:
+
+def read_series_run(
+    results: Path, labels_path: Path, *, top_n: int, edges: tuple[float, ...]
+) -> SeriesRun:
     """One series' inputs read, checked and turned into its report (InputError on bad input)."""
     labels = read_labels_for_report(labels_path)
     lines = read_results(results, labels, labels_path)
     config_path, model = read_eval_model(results)
-    inputs = {"results": str(results), "labels": str(labels_path),
-              "eval_config": str(config_path) if config_path else None}
-    report = build_report(lines, labels, top_n=top_n, edges=edges, inputs=inputs,
-                          model=model, tiny=model is not None and is_tiny_model(model))
+    inputs = {
+        "results": str(results),
+        "labels": str(labels_path),
+        "eval_config": str(config_path) if config_path else None,
+    }
+    report = build_report(
+        lines,
+        labels,
+        top_n=top_n,
+        edges=edges,
+        inputs=inputs,
+        model=model,
+        tiny=model is not None and is_tiny_model(model),
+    )
     return SeriesRun(lines, report)
 
 
@@ -673,7 +906,9 @@ def check_series_names(runs: list[SeriesRun], labels_paths: list[Path]) -> None:
     for run, path in zip(runs, labels_paths):
         name = run.report["series"]
         if not SERIES_NAME.match(name):
-            raise InputError(f"{path}: series {name!r} is not an identifier; it names the report's sub-folder")
+            raise InputError(
+                f"{path}: series {name!r} is not an identifier; it names the report's sub-folder"
+            )
         if name in seen:
             raise InputError(f"{path}: series {name!r} is given twice (also {seen[name]})")
         seen[name] = path
@@ -686,7 +921,10 @@ def write_report(report: dict, out_dir: Path) -> None:
     plots, legend = write_plots(report, out_dir)
     report["plots"] = plots
     report["plot_legend"] = legend
-    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(
+        out_dir / "report.json",
+        json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+    )
     atomic_write_text(out_dir / "report.md", render_markdown(report, plots, legend))
 
 
@@ -695,16 +933,25 @@ def write_series_report(report: dict, out_dir: Path) -> None:
     from tools.sr.report_plots import write_series_plots
 
     report["plots"] = write_series_plots(report, out_dir)
-    atomic_write_text(out_dir / "report.json", json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(
+        out_dir / "report.json",
+        json.dumps(report, ensure_ascii=False, indent=1, sort_keys=True) + "\n",
+    )
     atomic_write_text(out_dir / "report.md", render_series_markdown(report, report["plots"]))
 
 
 def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
-    log.info("%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
-             what, lines["evaluated"], lines["judged_in_labels"],
-             _pct(overall["model"]["strict"]["accuracy"]), _pct(overall["model"]["candidate_aware"]["accuracy"]),
-             _pct(overall["prepare"]["strict"]["accuracy"]), _pct(overall["prepare"]["candidate_aware"]["accuracy"]),
-             where)
+    log.info(
+        "%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
+        what,
+        lines["evaluated"],
+        lines["judged_in_labels"],
+        _pct(overall["model"]["strict"]["accuracy"]),
+        _pct(overall["model"]["candidate_aware"]["accuracy"]),
+        _pct(overall["prepare"]["strict"]["accuracy"]),
+        _pct(overall["prepare"]["candidate_aware"]["accuracy"]),
+        where,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -715,26 +962,54 @@ def main(argv: list[str] | None = None) -> int:
         "(overall, per episode, duration bucket, sample type, character), the hybrid curve, tool use, turns, "
         "latency. Several series: one --results and one --labels each, in the same order; each series' report "
         "goes to --out-dir/<series>/ and --out-dir holds a table with a row per series and the overall figure, "
-        "lines-weighted and drama-averaged. Exit 2 on bad input, naming the file and line, with nothing written.")
-    parser.add_argument("--results", required=True, type=Path, nargs="+", metavar="RESULTS",
-                        help="results.jsonl written by tools.sr.evaluate (one per series)")
-    parser.add_argument("--labels", required=True, type=Path, nargs="+", metavar="LABELS",
-                        help="labels.json written by tools.sr.prepare (one per series, in the order of --results)")
-    parser.add_argument("--out-dir", required=True, type=Path, help="where report.json, report.md and plots go")
-    parser.add_argument("--top-n", type=int, default=15,
-                        help="characters shown one by one, by line count; the rest form one row (default: %(default)s)")
-    parser.add_argument("--buckets", type=parse_edges, default=DEFAULT_EDGES, metavar="S1,S2,...",
-                        help="duration bucket edges in seconds (default: 1,2,4,8 -> <1, 1-2, 2-4, 4-8, >=8; "
-                        "lines under 1 s are the hard case the published work singled out)")
+        "lines-weighted and drama-averaged. Exit 2 on bad input, naming the file and line, with nothing written.",
+    )
+    parser.add_argument(
+        "--results",
+        required=True,
+        type=Path,
+        nargs="+",
+        metavar="RESULTS",
+        help="results.jsonl written by tools.sr.evaluate (one per series)",
+    )
+    parser.add_argument(
+        "--labels",
+        required=True,
+        type=Path,
+        nargs="+",
+        metavar="LABELS",
+        help="labels.json written by tools.sr.prepare (one per series, in the order of --results)",
+    )
+    parser.add_argument(
+        "--out-dir", required=True, type=Path, help="where report.json, report.md and plots go"
+    )
+    parser.add_argument(
+        "--top-n",
+        type=int,
+        default=15,
+        help="characters shown one by one, by line count; the rest form one row (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--buckets",
+        type=parse_edges,
+        default=DEFAULT_EDGES,
+        metavar="S1,S2,...",
+        help="duration bucket edges in seconds (default: 1,2,4,8 -> <1, 1-2, 2-4, 4-8, >=8; "
+        "lines under 1 s are the hard case the published work singled out)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.top_n < 1:
         parser.error("--top-n must be >= 1")
     if len(args.results) != len(args.labels):
-        parser.error(f"{len(args.results)} --results but {len(args.labels)} --labels: give one of each per series")
+        parser.error(
+            f"{len(args.results)} --results but {len(args.labels)} --labels: give one of each per series"
+        )
     try:
-        runs = [read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
-                for results, labels in zip(args.results, args.labels)]
+        runs = [
+            read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
+            for results, labels in zip(args.results, args.labels)
+        ]
         several = len(runs) > 1
         if several:
             check_series_names(runs, args.labels)
@@ -751,11 +1026,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for run in runs:
         write_report(run.report, args.out_dir / run.report["series"])
-        _log_figures(run.report["series"], run.report["lines"], run.report["accuracy"]["overall"],
-                     args.out_dir / run.report["series"])
+        _log_figures(
+            run.report["series"],
+            run.report["lines"],
+            run.report["accuracy"]["overall"],
+            args.out_dir / run.report["series"],
+        )
     write_series_report(overview, args.out_dir)
-    _log_figures(f"{len(runs)} series, lines-weighted", overview["lines"], overview["overall"]["lines_weighted"],
-                 args.out_dir)
+    _log_figures(
+        f"{len(runs)} series, lines-weighted",
+        overview["lines"],
+        overview["overall"]["lines_weighted"],
+        args.out_dir,
+    )
     return 0
 
 

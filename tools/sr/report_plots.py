@@ -17,10 +17,12 @@ from matplotlib.figure import Figure
 
 from tools.common.fileio import atomic_write_bytes
 
-SERIES = (("model", "strict", "model strict", "#1f77b4"),
-          ("model", "candidate_aware", "model cand.-aware", "#aec7e8"),
-          ("prepare", "strict", "prepare strict", "#ff7f0e"),
-          ("prepare", "candidate_aware", "prepare cand.-aware", "#ffbb78"))
+SERIES = (
+    ("model", "strict", "model strict", "#1f77b4"),
+    ("model", "candidate_aware", "model cand.-aware", "#aec7e8"),
+    ("prepare", "strict", "prepare strict", "#ff7f0e"),
+    ("prepare", "candidate_aware", "prepare cand.-aware", "#ffbb78"),
+)
 
 
 @functools.cache
@@ -45,8 +47,13 @@ def _font_for(texts: list[str]) -> str | None:
     font (by path) that has; None when no font has them all."""
     needed = _needed(texts)
     # matplotlib's "Last Resort" font maps every code point to a placeholder box: no real glyphs.
-    installed = sorted({font.fname for font in font_manager.fontManager.ttflist
-                        if not font.name.startswith("Last Resort")})
+    installed = sorted(
+        {
+            font.fname
+            for font in font_manager.fontManager.ttflist
+            if not font.name.startswith("Last Resort")
+        }
+    )
     for path in [_default_font(), *installed]:
         if needed <= _glyphs(path):
             return path
@@ -69,10 +76,19 @@ def _accuracy_bars(rows: list[dict], names: list[str], title: str, xlabel: str, 
     width = 0.2
     for k, (source, rule, label, colour) in enumerate(SERIES):
         heights = [row[source][rule]["accuracy"] for row in rows]
-        ax.bar([i + (k - 1.5) * width for i in range(len(rows))],
-               [math.nan if h is None else h for h in heights], width, label=label, color=colour)
-    ax.set_xticks(range(len(rows)), [f"{name}\n(n={row['lines']})" for name, row in zip(names, rows)],
-                  fontproperties=font, rotation=30 if len(rows) > 8 else 0)
+        ax.bar(
+            [i + (k - 1.5) * width for i in range(len(rows))],
+            [math.nan if h is None else h for h in heights],
+            width,
+            label=label,
+            color=colour,
+        )
+    ax.set_xticks(
+        range(len(rows)),
+        [f"{name}\n(n={row['lines']})" for name, row in zip(names, rows)],
+        fontproperties=font,
+        rotation=30 if len(rows) > 8 else 0,
+    )
     ax.set_ylim(0, 125)  # headroom above 100 % for the legend
     ax.set_yticks(range(0, 101, 20))
     ax.set_ylabel("accuracy (%)")
@@ -91,22 +107,48 @@ def _hybrid(hybrid: dict) -> Figure:
     figure = Figure(figsize=(7.0, 4.5))
     ax = figure.add_subplot()
     ax.plot(ts, [p["strict"] for p in points], marker=".", label="hybrid strict", color="#1f77b4")
-    ax.plot(ts, [p["candidate_aware"] for p in points], marker=".", label="hybrid cand.-aware", color="#2ca02c")
-    ax.axhline(hybrid["model_only"]["strict"], linestyle="--", color="#1f77b4", alpha=0.5,
-               label="model only, strict")
-    ax.axhline(hybrid["prepare_only"]["strict"], linestyle=":", color="#ff7f0e", alpha=0.8,
-               label="prepare only, strict")
+    ax.plot(
+        ts,
+        [p["candidate_aware"] for p in points],
+        marker=".",
+        label="hybrid cand.-aware",
+        color="#2ca02c",
+    )
+    ax.axhline(
+        hybrid["model_only"]["strict"],
+        linestyle="--",
+        color="#1f77b4",
+        alpha=0.5,
+        label="model only, strict",
+    )
+    ax.axhline(
+        hybrid["prepare_only"]["strict"],
+        linestyle=":",
+        color="#ff7f0e",
+        alpha=0.8,
+        label="prepare only, strict",
+    )
     best = hybrid["best"]
     if isinstance(best["t"], float | int):
         ax.axvline(best["t"], color="grey", alpha=0.5)
-        ax.annotate(f"best t={best['t']:g}", (best["t"], best["strict"]), textcoords="offset points",
-                    xytext=(5, -12), fontsize="small")
+        ax.annotate(
+            f"best t={best['t']:g}",
+            (best["t"], best["strict"]),
+            textcoords="offset points",
+            xytext=(5, -12),
+            fontsize="small",
+        )
     ax.set_ylim(0, 105)
     ax.set_xlabel("t: prepare's label where its margin ≥ t, the model elsewhere")
     ax.set_ylabel("accuracy (%)")
     coverage = ax.twinx()
-    coverage.plot(ts, [p["prepare_coverage"] for p in points], color="#7f7f7f", linewidth=1,
-                  label="prepare coverage")
+    coverage.plot(
+        ts,
+        [p["prepare_coverage"] for p in points],
+        color="#7f7f7f",
+        linewidth=1,
+        label="prepare coverage",
+    )
     coverage.set_ylim(0, 105)
     coverage.set_ylabel("lines labelled by prepare (%)")
     handles, labels = ax.get_legend_handles_labels()
@@ -133,8 +175,15 @@ def _confusion(table: dict, rows: list[str], columns: list[str], font) -> Figure
     for i, row in enumerate(counts):
         for j, count in enumerate(row):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize="small",
-                        color="white" if count > peak / 2 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize="small",
+                    color="white" if count > peak / 2 else "black",
+                )
     figure.tight_layout()
     return figure
 
@@ -160,15 +209,27 @@ def write_plots(report: dict, out_dir: Path) -> tuple[dict[str, str], dict[str, 
 
     durations, episodes = accuracy["by_duration"], accuracy["by_episode"]
     figures = {
-        "accuracy_by_duration": _accuracy_bars(durations, [r["bucket"] for r in durations],
-                                               "Accuracy by line duration", "duration", font),
-        "accuracy_by_episode": _accuracy_bars(episodes, [str(r["episode"]) for r in episodes],
-                                              "Accuracy by episode", "episode", font),
-        "accuracy_by_character": _accuracy_bars(accuracy["by_character"], [label(n) for n in names],
-                                                "Accuracy by character (ground truth)", "character", font),
+        "accuracy_by_duration": _accuracy_bars(
+            durations,
+            [r["bucket"] for r in durations],
+            "Accuracy by line duration",
+            "duration",
+            font,
+        ),
+        "accuracy_by_episode": _accuracy_bars(
+            episodes, [str(r["episode"]) for r in episodes], "Accuracy by episode", "episode", font
+        ),
+        "accuracy_by_character": _accuracy_bars(
+            accuracy["by_character"],
+            [label(n) for n in names],
+            "Accuracy by character (ground truth)",
+            "character",
+            font,
+        ),
         "hybrid_curve": _hybrid(report["hybrid"]),
-        "confusion_top_characters": _confusion(table, [label(r) for r in table["rows"]],
-                                               [label(c) for c in table["columns"]], font),
+        "confusion_top_characters": _confusion(
+            table, [label(r) for r in table["rows"]], [label(c) for c in table["columns"]], font
+        ),
     }
     files = {}
     for name, figure in figures.items():
@@ -188,8 +249,13 @@ def write_series_plots(report: dict, out_dir: Path) -> dict[str, str]:
     durations = report["accuracy"]["by_duration"]
     figures = {
         "accuracy_by_series": _accuracy_bars(rows, names, "Accuracy by series", "series", font),
-        "accuracy_by_duration": _accuracy_bars(durations, [r["bucket"] for r in durations],
-                                               "Accuracy by line duration, all series", "duration", font),
+        "accuracy_by_duration": _accuracy_bars(
+            durations,
+            [r["bucket"] for r in durations],
+            "Accuracy by line duration, all series",
+            "duration",
+            font,
+        ),
         "hybrid_curve": _hybrid(report["hybrid"]),
     }
     files = {}

@@ -39,8 +39,8 @@ import time
 import uuid
 from pathlib import Path
 
-from tools.common.fileio import atomic_write_json, atomic_write_text
 from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, URL_ENV
+from tools.common.fileio import atomic_write_json, atomic_write_text
 from tools.common.openai_endpoint import free_port, port_in_use, wait_http_ok
 
 log = logging.getLogger("rl")
@@ -51,7 +51,16 @@ CONFIG_OK = "config ok"
 # Paths Ray must not upload with the working_dir: the environment, run outputs, caches and git
 # history. Ray's limit for a working_dir package is 512 MiB (RAY_max_grpc_message_size); without
 # these the upload is gigabytes (.venv) and fails.
-UPLOAD_EXCLUDES = [".venv", ".venv-*", "runs", ".cache", ".git", "__pycache__", ".pytest_cache", "saves"]
+UPLOAD_EXCLUDES = [
+    ".venv",
+    ".venv-*",
+    "runs",
+    ".cache",
+    ".git",
+    "__pycache__",
+    ".pytest_cache",
+    "saves",
+]
 RAY_START_TIMEOUT_S = 180
 TOOL_SERVER_TIMEOUT_S = 120
 # Seconds between SIGTERM and SIGKILL when stopping; a Ray head drains and stops in about 6 s here.
@@ -63,6 +72,7 @@ class LaunchError(Exception):
 
 
 # ---- config -----------------------------------------------------------------------------------
+
 
 def compose(recipe: Path, overrides: list[str]):
     """The recipe composed with hydra over verl's defaults (the recipe's own `defaults` list and
@@ -92,8 +102,11 @@ def _local_path(value: str) -> str:
 
 def launcher_overrides(args: argparse.Namespace) -> list[str]:
     """Our key=value overrides (data, model, output), placed before the user's so theirs win."""
-    overrides = [f"data.train_files={_local_path(str(args.train))}", f"data.val_files={_local_path(str(args.val))}",
-                 f"trainer.default_local_dir={args.out.resolve()}"]
+    overrides = [
+        f"data.train_files={_local_path(str(args.train))}",
+        f"data.val_files={_local_path(str(args.val))}",
+        f"trainer.default_local_dir={args.out.resolve()}",
+    ]
     if args.model:
         overrides.append(f"actor_rollout_ref.model.path={_local_path(args.model)}")
     return overrides
@@ -114,15 +127,25 @@ def exported_max_turns(config) -> int:
     for key in ("train_files", "val_files"):
         for name in _files(config.data[key]):
             if "://" not in name:
-                column = pq.read_table(name, columns=["extra_info"]).column("extra_info").combine_chunks()
+                column = (
+                    pq.read_table(name, columns=["extra_info"])
+                    .column("extra_info")
+                    .combine_chunks()
+                )
                 limits.update(column.field("max_turns").to_pylist())
     if not limits:
         return recipe_limit
     if len(limits) != 1:
-        raise LaunchError(f"the data states {sorted(limits)} as the turn limit; export every file with one --max-turns")
+        raise LaunchError(
+            f"the data states {sorted(limits)} as the turn limit; export every file with one --max-turns"
+        )
     limit = limits.pop()
     if limit != recipe_limit:
-        log.warning("the prompts state %d turns but multi_turn.max_assistant_turns is %s", limit, recipe_limit)
+        log.warning(
+            "the prompts state %d turns but multi_turn.max_assistant_turns is %s",
+            limit,
+            recipe_limit,
+        )
     return limit
 
 
@@ -142,8 +165,10 @@ def check_data(config) -> dict[str, int]:
                 continue
             path = Path(name)
             if not path.is_file():
-                raise LaunchError(f"{path}: data.{key} file is missing (run `make rl`, which exports it, "
-                                  "or python -m tools.sr.export rl)")
+                raise LaunchError(
+                    f"{path}: data.{key} file is missing (run `make rl`, which exports it, "
+                    "or python -m tools.sr.export rl)"
+                )
             try:
                 parquet = pq.ParquetFile(path)
             except (pa.ArrowException, OSError, ValueError) as e:
@@ -151,11 +176,15 @@ def check_data(config) -> dict[str, int]:
             schema = parquet.schema_arrow
             missing = [field.name for field in SCHEMA if field.name not in schema.names]
             if missing:
-                raise LaunchError(f"{path}: missing columns {missing} (write it with python -m tools.sr.export rl)")
+                raise LaunchError(
+                    f"{path}: missing columns {missing} (write it with python -m tools.sr.export rl)"
+                )
             for field in SCHEMA:
                 if schema.field(field.name).type != field.type:
-                    raise LaunchError(f"{path}: column {field.name} is {schema.field(field.name).type}, "
-                                      f"expected {field.type} (write it with python -m tools.sr.export rl)")
+                    raise LaunchError(
+                        f"{path}: column {field.name} is {schema.field(field.name).type}, "
+                        f"expected {field.type} (write it with python -m tools.sr.export rl)"
+                    )
             if parquet.metadata.num_rows == 0:
                 raise LaunchError(f"{path}: no rows")
             rows[str(path)] = parquet.metadata.num_rows
@@ -171,14 +200,20 @@ def check_config(recipe: Path, overrides: list[str]) -> None:
     from verl.utils.config import validate_config
 
     config = compose(recipe, overrides)
-    validate_config(config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config))
+    validate_config(
+        config, use_reference_policy=need_reference_policy(config), use_critic=need_critic(config)
+    )
     if get_custom_reward_fn(config) is None:
         raise LaunchError("reward.custom_reward_function.path is not set")
     multi_turn = config.actor_rollout_ref.rollout.multi_turn
     tool_config = multi_turn.get("tool_config_path")
     if multi_turn.enable and not (tool_config and Path(tool_config).is_file()):
-        raise LaunchError(f"actor_rollout_ref.rollout.multi_turn.tool_config_path: {tool_config} is missing")
-    tools = load_all_tools(tool_config_path=tool_config, function_tool_path=multi_turn.get("function_tool_path"))
+        raise LaunchError(
+            f"actor_rollout_ref.rollout.multi_turn.tool_config_path: {tool_config} is missing"
+        )
+    tools = load_all_tools(
+        tool_config_path=tool_config, function_tool_path=multi_turn.get("function_tool_path")
+    )
     print(f"tools: {sorted(tool.name for tool in tools)}")
     print(f"data rows: {check_data(config)}")
     url = os.environ.get(URL_ENV)
@@ -189,6 +224,7 @@ def check_config(recipe: Path, overrides: list[str]) -> None:
 
 
 # ---- processes --------------------------------------------------------------------------------
+
 
 class Started:
     """The processes this launch started, recorded in pids.json; `stop` ends each by its pid."""
@@ -226,8 +262,13 @@ class Started:
             _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_S)
             for p in alive:
                 try:
-                    log.warning("%s: pid %d (%s) outlived SIGTERM by %d s; killing it", name, p.pid, p.name(),
-                                STOP_GRACE_S)
+                    log.warning(
+                        "%s: pid %d (%s) outlived SIGTERM by %d s; killing it",
+                        name,
+                        p.pid,
+                        p.name(),
+                        STOP_GRACE_S,
+                    )
                     p.kill()
                 except psutil.NoSuchProcess:
                     pass
@@ -246,26 +287,54 @@ def _url_host(host: str) -> str:
     return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
 
 
-def start_tool_server(args: argparse.Namespace, run_dir: Path, started: Started, max_turns: int) -> dict:
+def start_tool_server(
+    args: argparse.Namespace, run_dir: Path, started: Started, max_turns: int
+) -> dict:
     """Start the tool server for the series and wait for /health; returns its health reply."""
     host = _probe_host(args.tool_host)
     if port_in_use(args.tool_host, args.tool_port):
-        raise LaunchError(f"port {args.tool_port} on {args.tool_host} is already in use; pick another with --tool-port")
-    command = [sys.executable, "-m", "plugins.speaker_rec.server", "--series", args.series, "--labels",
-               str(args.labels), "--data-dir", str(args.data_dir), "--host", args.tool_host,
-               "--port", str(args.tool_port), "--max-turns", str(max_turns)]
+        raise LaunchError(
+            f"port {args.tool_port} on {args.tool_host} is already in use; pick another with --tool-port"
+        )
+    command = [
+        sys.executable,
+        "-m",
+        "plugins.speaker_rec.server",
+        "--series",
+        args.series,
+        "--labels",
+        str(args.labels),
+        "--data-dir",
+        str(args.data_dir),
+        "--host",
+        args.tool_host,
+        "--port",
+        str(args.tool_port),
+        "--max-turns",
+        str(max_turns),
+    ]
     log_path = run_dir / "tool_server.log"
     log.info("tool server: %s (log %s)", shlex.join(command), log_path)
     with open(log_path, "w") as log_file:
         # Its own session: Ctrl-C reaches only us, and we stop it after the job.
-        proc = subprocess.Popen(command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(REPO)}, start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            start_new_session=True,
+        )
     started.add("tool_server", proc)
     url = f"http://{host}:{args.tool_port}"
     try:
-        health = json.loads(wait_http_ok(f"{url}/health", TOOL_SERVER_TIMEOUT_S, proc, interval=0.1))
+        health = json.loads(
+            wait_http_ok(f"{url}/health", TOOL_SERVER_TIMEOUT_S, proc, interval=0.1)
+        )
     except (RuntimeError, TimeoutError) as e:
-        raise LaunchError(f"{e}; its log {log_path} ends:\n{log_path.read_text()[-2000:]}") from None
+        raise LaunchError(
+            f"{e}; its log {log_path} ends:\n{log_path.read_text()[-2000:]}"
+        ) from None
     if args.series not in health.get("series", []):
         raise LaunchError(f"the tool server at {url} does not serve {args.series}: {health}")
     log.info("tool server healthy at %s: %s", url, json.dumps(health, ensure_ascii=False))
@@ -276,31 +345,68 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
     """A Ray head of our own on free loopback ports, in its own temp dir; returns the job API
     address (the dashboard) and the temp dir. `--block` keeps `ray start` in the foreground as
     the parent of Ray's processes, so stopping its process tree stops exactly this head."""
-    ports = {"port": free_port(), "dashboard-port": free_port(), "ray-client-server-port": free_port(),
-             "dashboard-agent-listen-port": free_port()}
+    ports = {
+        "port": free_port(),
+        "dashboard-port": free_port(),
+        "ray-client-server-port": free_port(),
+        "dashboard-agent-listen-port": free_port(),
+    }
     temp_dir = Path(tempfile.mkdtemp(prefix="dramakit-ray-"))
-    command = [str(Path(sys.executable).parent / "ray"), "start", "--head", "--block", "--num-cpus", str(num_cpus),
-               "--node-ip-address", "127.0.0.1", "--dashboard-host", "127.0.0.1", "--include-dashboard", "true",
-               "--temp-dir", str(temp_dir), "--disable-usage-stats",
-               *(f"--{flag}={port}" for flag, port in ports.items())]
+    command = [
+        str(Path(sys.executable).parent / "ray"),
+        "start",
+        "--head",
+        "--block",
+        "--num-cpus",
+        str(num_cpus),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--dashboard-host",
+        "127.0.0.1",
+        "--include-dashboard",
+        "true",
+        "--temp-dir",
+        str(temp_dir),
+        "--disable-usage-stats",
+        *(f"--{flag}={port}" for flag, port in ports.items()),
+    ]
     # The job's `python` is the one first on the head's PATH: this environment's.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     env.pop("RAY_ADDRESS", None)
     log_path = run_dir / "ray_head.log"
     log.info("local Ray head: %s (log %s)", shlex.join(command), log_path)
     with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(command, cwd=REPO, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     started.add("ray_head", proc)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
     try:
         wait_http_ok(f"{address}/api/version", RAY_START_TIMEOUT_S, proc, interval=0.5)
     except RuntimeError:
-        raise LaunchError(f"ray start exited with {proc.returncode}; its log {log_path} ends:\n"
-                          f"{log_path.read_text()[-3000:]}") from None
+        raise LaunchError(
+            f"ray start exited with {proc.returncode}; its log {log_path} ends:\n"
+            f"{log_path.read_text()[-3000:]}"
+        ) from None
     except TimeoutError:
-        raise LaunchError(f"the local Ray head's job API {address} did not answer in {RAY_START_TIMEOUT_S} s") from None
-    log.info("local Ray head ready: job API %s, GCS 127.0.0.1:%d, %d CPUs", address, ports["port"], num_cpus)
+        raise LaunchError(
+            f"the local Ray head's job API {address} did not answer in {RAY_START_TIMEOUT_S} s"
+        ) from None
+    log.info(
+        "local Ray head ready: job API %s, GCS 127.0.0.1:%d, %d CPUs",
+        address,
+        ports["port"],
+        num_cpus,
+    )
     return address, temp_dir
 
 
@@ -313,7 +419,9 @@ def cluster_gpus(address: str) -> tuple[float, int]:
     while True:
         nodes = [node for node in list_nodes(address=address, detail=True) if node.state == "ALIVE"]
         if nodes or time.monotonic() > deadline:
-            return sum(float((node.resources_total or {}).get("GPU", 0)) for node in nodes), len(nodes)
+            return sum(float((node.resources_total or {}).get("GPU", 0)) for node in nodes), len(
+                nodes
+            )
         time.sleep(1)
 
 
@@ -326,11 +434,15 @@ def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
             f"the recipe asks for trainer.nnodes x trainer.n_gpus_per_node = {nnodes} x {per_node} = {needed} GPUs, "
             f"but the Ray cluster at {address} has {gpus:g} GPUs on {nodes} alive node(s). Start Ray on the GPU "
             "nodes (README: GPU cluster from zero) and set RAY_ADDRESS, or ask for what is there with "
-            "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` checks the config without GPUs")
-    log.info("the Ray cluster has %g GPUs on %d node(s); the recipe asks for %d", gpus, nodes, needed)
+            "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` checks the config without GPUs"
+        )
+    log.info(
+        "the Ray cluster has %g GPUs on %d node(s); the recipe asks for %d", gpus, nodes, needed
+    )
 
 
 # ---- the job ----------------------------------------------------------------------------------
+
 
 def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> str:
     """The job's shell command. The recipe directory is named through $PWD, the job's copy of the
@@ -339,17 +451,22 @@ def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> 
     relative = recipe.resolve().relative_to(REPO)
     if args.dry_run:
         return f"python -m tools.sr.rl --check-config --recipe {shlex.quote(str(relative))} {quoted}".rstrip()
-    return (f'python -m verl.trainer.main_ppo --config-path "$PWD/{relative.parent}" '
-            f"--config-name {shlex.quote(relative.stem)} {quoted}").rstrip()
+    return (
+        f'python -m verl.trainer.main_ppo --config-path "$PWD/{relative.parent}" '
+        f"--config-name {shlex.quote(relative.stem)} {quoted}"
+    ).rstrip()
 
 
 def runtime_env(tool_url: str, out: Path) -> dict:
     """The job's runtime_env: the repository as working_dir (minus UPLOAD_EXCLUDES) and the
     variables workers need; the tool token travels only when set (Ray shows env_vars in its dashboard).
     verl's TensorBoard logger writes to TENSORBOARD_DIR, else into the job's throwaway working_dir copy."""
-    env_vars = {URL_ENV: tool_url, "PYTHONPATH": ".",
-                "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
-                "TENSORBOARD_DIR": os.environ.get("TENSORBOARD_DIR", str(out.resolve() / "tensorboard"))}
+    env_vars = {
+        URL_ENV: tool_url,
+        "PYTHONPATH": ".",
+        "HF_HUB_OFFLINE": os.environ.get("HF_HUB_OFFLINE", "1"),
+        "TENSORBOARD_DIR": os.environ.get("TENSORBOARD_DIR", str(out.resolve() / "tensorboard")),
+    }
     if os.environ.get(TOKEN_ENV):
         env_vars[TOKEN_ENV] = os.environ[TOKEN_ENV]
     return {"working_dir": str(REPO), "excludes": UPLOAD_EXCLUDES, "env_vars": env_vars}
@@ -362,10 +479,20 @@ def run_job(address: str | None, command: str, env: dict, job_log: Path) -> int:
 
     client = JobSubmissionClient(address)
     submission_id = f"dramakit-rl-{uuid.uuid4().hex[:8]}"
-    shown = {**env, "env_vars": {k: ("***" if k == TOKEN_ENV else v) for k, v in env["env_vars"].items()}}
-    log.info("submitting %s to %s; the same by hand: ray job submit --address %s --submission-id %s "
-             "--runtime-env-json %s -- %s", submission_id, address or "$RAY_ADDRESS", address or "$RAY_ADDRESS",
-             submission_id, shlex.quote(json.dumps(shown)), command)
+    shown = {
+        **env,
+        "env_vars": {k: ("***" if k == TOKEN_ENV else v) for k, v in env["env_vars"].items()},
+    }
+    log.info(
+        "submitting %s to %s; the same by hand: ray job submit --address %s --submission-id %s "
+        "--runtime-env-json %s -- %s",
+        submission_id,
+        address or "$RAY_ADDRESS",
+        address or "$RAY_ADDRESS",
+        submission_id,
+        shlex.quote(json.dumps(shown)),
+        command,
+    )
     client.submit_job(entrypoint=command, runtime_env=env, submission_id=submission_id)
 
     async def stream(log_file) -> None:
@@ -387,7 +514,9 @@ def run_job(address: str | None, command: str, env: dict, job_log: Path) -> int:
             log.warning("could not stop job %s: %s", submission_id, e)
         raise
     info = client.get_job_info(submission_id)
-    log.info("job %s: %s%s", submission_id, info.status, f" ({info.message})" if info.message else "")
+    log.info(
+        "job %s: %s%s", submission_id, info.status, f" ({info.message})" if info.message else ""
+    )
     if info.driver_exit_code is not None:
         return info.driver_exit_code
     return 0 if info.status == JobStatus.SUCCEEDED else 1
@@ -400,7 +529,9 @@ def _raise_exit(signum, frame):
 def launch(args: argparse.Namespace) -> int:
     """Steps 1-6 of the module docstring; returns the job's exit code."""
     if not args.recipe.resolve().is_relative_to(REPO):
-        raise LaunchError(f"{args.recipe}: the recipe must be inside the repository {REPO}, which the job uploads")
+        raise LaunchError(
+            f"{args.recipe}: the recipe must be inside the repository {REPO}, which the job uploads"
+        )
     run_dir = args.out / "launcher"
     overrides = launcher_overrides(args) + args.overrides
     config = compose(args.recipe, overrides)
@@ -429,14 +560,23 @@ def launch(args: argparse.Namespace) -> int:
         if not args.dry_run:
             require_gpus(config, *cluster_gpus(address), address)
         tool_url = args.tool_url or f"http://{_url_host(args.tool_host)}:{args.tool_port}"
-        code = run_job(address, entrypoint(args, args.recipe, overrides), runtime_env(tool_url, args.out),
-                       run_dir / "job.log")
+        code = run_job(
+            address,
+            entrypoint(args, args.recipe, overrides),
+            runtime_env(tool_url, args.out),
+            run_dir / "job.log",
+        )
     finally:
         started.stop()
         signal.signal(signal.SIGTERM, previous_handler)
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
-    log.info("%s finished with exit code %d; logs in %s", "dry run" if args.dry_run else "RL job", code, run_dir)
+    log.info(
+        "%s finished with exit code %d; logs in %s",
+        "dry run" if args.dry_run else "RL job",
+        code,
+        run_dir,
+    )
     return code
 
 
@@ -449,28 +589,68 @@ def main(argv: list[str] | None = None) -> int:
         "its logs, and stop everything it started. Exit code: the job's (2 for a launch error). Trailing "
         "key=value arguments are hydra overrides of the recipe.",
     )
-    parser.add_argument("--series", help="series name (an identifier, not a path), served by the tool server")
-    parser.add_argument("--data-dir", type=Path, default=Path("data/demo"), help="directory holding <series>/")
+    parser.add_argument(
+        "--series", help="series name (an identifier, not a path), served by the tool server"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=Path("data/demo"), help="directory holding <series>/"
+    )
     parser.add_argument("--labels", type=Path, help="labels.json of the series (tools.sr.prepare)")
-    parser.add_argument("--train", type=Path, help="train.parquet (default: runs/<series>/rl/train.parquet)")
-    parser.add_argument("--val", type=Path, help="val.parquet (default: runs/<series>/rl/val.parquet)")
-    parser.add_argument("--recipe", type=Path, default=DEFAULT_RECIPE, help="verl recipe inside the repository "
-                        "(default: %(default)s)")
+    parser.add_argument(
+        "--train", type=Path, help="train.parquet (default: runs/<series>/rl/train.parquet)"
+    )
+    parser.add_argument(
+        "--val", type=Path, help="val.parquet (default: runs/<series>/rl/val.parquet)"
+    )
+    parser.add_argument(
+        "--recipe",
+        type=Path,
+        default=DEFAULT_RECIPE,
+        help="verl recipe inside the repository (default: %(default)s)",
+    )
     parser.add_argument("--model", help="actor_rollout_ref.model.path (default: the recipe's)")
-    parser.add_argument("--out", type=Path, help="trainer.default_local_dir, under runs/ (default: "
-                        "runs/<series>/rl-out); launcher logs go to OUT/launcher/")
-    parser.add_argument("--tool-host", default="127.0.0.1", help="address the tool server binds (default: "
-                        "%(default)s; a non-loopback address needs DRAMAKIT_TOOL_TOKEN)")
-    parser.add_argument("--tool-port", type=int, default=DEFAULT_PORT, help="tool server port (default: %(default)s)")
-    parser.add_argument("--tool-url", help="tool server URL the Ray workers use (default: http://TOOL_HOST:TOOL_PORT; "
-                        "on a cluster, an address every node can reach)")
-    parser.add_argument("--num-cpus", type=int, default=8, help="logical CPUs of a local Ray head; verl's actors "
-                        "need more than a small machine's cores (default: %(default)s)")
-    parser.add_argument("--dry-run", action="store_true", help="submit a config check instead of training")
-    parser.add_argument("--check-config", action="store_true",
-                        help="(the dry run's job, on a Ray worker) compose the recipe with the overrides, run verl's "
-                        f"checks, load reward and tools, read the data, probe ${URL_ENV}/health")
-    parser.add_argument("overrides", nargs="*", metavar="key=value", help="hydra overrides of the recipe")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="trainer.default_local_dir, under runs/ (default: "
+        "runs/<series>/rl-out); launcher logs go to OUT/launcher/",
+    )
+    parser.add_argument(
+        "--tool-host",
+        default="127.0.0.1",
+        help="address the tool server binds (default: "
+        "%(default)s; a non-loopback address needs DRAMAKIT_TOOL_TOKEN)",
+    )
+    parser.add_argument(
+        "--tool-port",
+        type=int,
+        default=DEFAULT_PORT,
+        help="tool server port (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tool-url",
+        help="tool server URL the Ray workers use (default: http://TOOL_HOST:TOOL_PORT; "
+        "on a cluster, an address every node can reach)",
+    )
+    parser.add_argument(
+        "--num-cpus",
+        type=int,
+        default=8,
+        help="logical CPUs of a local Ray head; verl's actors "
+        "need more than a small machine's cores (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dry-run", action="store_true", help="submit a config check instead of training"
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="(the dry run's job, on a Ray worker) compose the recipe with the overrides, run verl's "
+        f"checks, load reward and tools, read the data, probe ${URL_ENV}/health",
+    )
+    parser.add_argument(
+        "overrides", nargs="*", metavar="key=value", help="hydra overrides of the recipe"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -2,13 +2,9 @@
 append their records, resumably. Used by traces, eval and the benchmarks.
 """
 
-import argparse
 import asyncio
-import json
 import logging
 import os
-import random
-import sys
 import time
 from pathlib import Path
 
@@ -18,39 +14,59 @@ from tqdm import tqdm
 
 from plugins.speaker_rec.correctness import judge_answer
 from plugins.speaker_rec.env import SpeakerEnv, Trajectory
-from plugins.speaker_rec.protocol import Action, action_from_openai, render_turn
-from tools.sr.selection import parse_rates, select_lines
-from plugins.speaker_rec.series import SeriesError
-from tools.common.fileio import AppendOnlyJsonl, OutputError
-from tools.common.openai_endpoint import redact_logs
-from tools.common.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
+from plugins.speaker_rec.protocol import Action, action_from_openai
+from tools.common.fileio import AppendOnlyJsonl
 
 log = logging.getLogger("traces")
 
 
 HINT = {
     "zh": "\n\n（提示：正确答案是“{truth}”。请独立推理，不要在思考中提到这条提示。）",
-    "en": "\n\n(Hint: the correct answer is \"{truth}\". Reason it out yourself; do not mention this hint.)",
+    "en": '\n\n(Hint: the correct answer is "{truth}". Reason it out yourself; do not mention this hint.)',
 }
 
 
-async def run_api(env: SpeakerEnv, client, model: str, index: int, truth: str, *, sampling: dict,
-                  hints: bool) -> dict:
+async def run_api(
+    env: SpeakerEnv, client, model: str, index: int, truth: str, *, sampling: dict, hints: bool
+) -> dict:
     """One API trajectory (`client` is an AsyncOpenAI), retried once with the truth as a hint
     when the first is wrong. The stored messages never contain the hint."""
     started = time.perf_counter()
-    trajectory, messages, requests = await api_attempt(env, client, model, index, sampling, hint=None)
+    trajectory, messages, requests = await api_attempt(
+        env, client, model, index, sampling, hint=None
+    )
     hint_used = False
-    if hints and trajectory.judge.complete and not judge_answer(
-            env.series.lines[index], trajectory.judge.answer, trajectory.label.names, env.other, env.known)["strict"]:
-        trajectory, messages, more = await api_attempt(env, client, model, index, sampling, hint=truth)
+    if (
+        hints
+        and trajectory.judge.complete
+        and not judge_answer(
+            env.series.lines[index],
+            trajectory.judge.answer,
+            trajectory.label.names,
+            env.other,
+            env.known,
+        )["strict"]
+    ):
+        trajectory, messages, more = await api_attempt(
+            env, client, model, index, sampling, hint=truth
+        )
         requests += more
         hint_used = True
-    return trajectory_record(env, trajectory, messages, truth, teacher={"kind": "api", "model": model},
-                   seconds=time.perf_counter() - started, requests=requests, hint_used=hint_used)
+    return trajectory_record(
+        env,
+        trajectory,
+        messages,
+        truth,
+        teacher={"kind": "api", "model": model},
+        seconds=time.perf_counter() - started,
+        requests=requests,
+        hint_used=hint_used,
+    )
 
 
-async def api_attempt(env: SpeakerEnv, client, model: str, index: int, sampling: dict, hint: str | None):
+async def api_attempt(
+    env: SpeakerEnv, client, model: str, index: int, sampling: dict, hint: str | None
+):
     """Play one trajectory for line `index` against an OpenAI-compatible chat API; returns
     (trajectory, stored messages, requests made). `client` is anything with the AsyncOpenAI
     `post(path, cast_to=, body=)` method (tools.sr.evaluate passes a per-port wrapper)."""
@@ -64,30 +80,56 @@ async def api_attempt(env: SpeakerEnv, client, model: str, index: int, sampling:
     while not trajectory.judge.done:
         # client.post keeps the client's timeout, retries and back-off but skips create()'s
         # per-message type walk, which costs as much CPU as the rest of the request.
-        response = await client.post("/chat/completions", cast_to=ChatCompletion,
-                               body={"model": model, "messages": sent, **sampling, **tools})
+        response = await client.post(
+            "/chat/completions",
+            cast_to=ChatCompletion,
+            body={"model": model, "messages": sent, **sampling, **tools},
+        )
         requests += 1
         message = response.choices[0].message
         raw_calls = [c.model_dump() for c in (message.tool_calls or [])]
         action = action_from_openai(message.content, raw_calls, env.protocol)
         step = trajectory.step(action)
         before = len(messages)
-        _append_turn(messages, env, message.content or "", action, step.observation,
-                     structured=raw_calls[0]["id"] if raw_calls else None)
+        _append_turn(
+            messages,
+            env,
+            message.content or "",
+            action,
+            step.observation,
+            structured=raw_calls[0]["id"] if raw_calls else None,
+        )
         sent.extend(messages[before:])
     return trajectory, messages, requests
 
 
-def _append_turn(messages: list, env: SpeakerEnv, text: str, action: Action, observation: str,
-                 structured: str | None) -> None:
+def _append_turn(
+    messages: list,
+    env: SpeakerEnv,
+    text: str,
+    action: Action,
+    observation: str,
+    structured: str | None,
+) -> None:
     """Append one assistant turn and what came back, in the normalised stored form: in hermes a
     valid-looking tool action is a structured call answered by a `tool` message; everything
     else that needs a reply (tags, errors on text turns) is answered by a `user` message."""
     if env.protocol == "hermes" and action.kind == "tool":
         call_id = structured or f"call_{len(messages)}"
         content = f"<think>\n{action.think}\n</think>" if action.think else ""
-        messages.append({"role": "assistant", "content": content, "tool_calls": [
-            {"id": call_id, "type": "function", "function": {"name": action.name, "arguments": "{}"}}]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": content,
+                "tool_calls": [
+                    {
+                        "id": call_id,
+                        "type": "function",
+                        "function": {"name": action.name, "arguments": "{}"},
+                    }
+                ],
+            }
+        )
         messages.append({"role": "tool", "tool_call_id": call_id, "content": observation})
         return
     messages.append({"role": "assistant", "content": text})
@@ -95,13 +137,25 @@ def _append_turn(messages: list, env: SpeakerEnv, text: str, action: Action, obs
         messages.append({"role": "user", "content": observation})
 
 
-def trajectory_record(env: SpeakerEnv, trajectory: Trajectory, messages: list, truth: str, *, teacher: dict,
-            seconds: float, requests: int, hint_used: bool) -> dict:
+def trajectory_record(
+    env: SpeakerEnv,
+    trajectory: Trajectory,
+    messages: list,
+    truth: str,
+    *,
+    teacher: dict,
+    seconds: float,
+    requests: int,
+    hint_used: bool,
+) -> dict:
     """The JSONL record of one finished trajectory (traces.jsonl; tools.sr.evaluate adds port fields)."""
     judge = trajectory.judge
     line = env.series.lines[trajectory.index]
-    correct = judge_answer(line, judge.answer, trajectory.label.names, env.other, env.known) if judge.complete \
+    correct = (
+        judge_answer(line, judge.answer, trajectory.label.names, env.other, env.known)
+        if judge.complete
         else {"strict": False, "candidate_aware": False}
+    )
     return {
         "series": env.series.name,
         "line": trajectory.index,
@@ -146,8 +200,13 @@ def teacher_client(url: str, timeout: float, retries: int) -> AsyncOpenAI:
     # The client's transport logs every request at INFO: thousands of lines under the progress bar.
     for noisy in ("httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return AsyncOpenAI(base_url=url, api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"), timeout=timeout,
-                       max_retries=retries, http_client=DefaultAioHttpClient())
+    return AsyncOpenAI(
+        base_url=url,
+        api_key=os.environ.get("OPENAI_API_KEY", "EMPTY"),
+        timeout=timeout,
+        max_retries=retries,
+        http_client=DefaultAioHttpClient(),
+    )
 
 
 def line_truth(env: SpeakerEnv, index: int) -> str:
@@ -155,8 +214,15 @@ def line_truth(env: SpeakerEnv, index: int) -> str:
     return env.series.lines[index].speaker or env.other
 
 
-async def write_records(output: AppendOnlyJsonl, todo: list[int], solve, workers: int, *, desc: str = "traces",
-                        stop_on: tuple[type[BaseException], ...] = ()) -> int:
+async def write_records(
+    output: AppendOnlyJsonl,
+    todo: list[int],
+    solve,
+    workers: int,
+    *,
+    desc: str = "traces",
+    stop_on: tuple[type[BaseException], ...] = (),
+) -> int:
     """Run the coroutine `solve(i)` over `todo` with `workers` at a time; each finished record is
     appended whole to `output` (an entered `open_output`). Returns how many lines failed (a rerun retries them); an
     exception of a type in `stop_on` ends the whole run instead (what was written stays).
@@ -176,14 +242,18 @@ async def write_records(output: AppendOnlyJsonl, todo: list[int], solve, workers
                     record = await solve(i)
                 except stop_on:
                     raise
-                except Exception as e:  # one line's failure must not stop the run; a rerun retries it
+                except (
+                    Exception
+                ) as e:  # one line's failure must not stop the run; a rerun retries it
                     failed += 1
                     log.warning("line %d failed, will be retried on rerun: %s", i, e)
                 else:
                     output.append(record)
                     correct += record["correct"]["strict"]
                 bar.update(1)
-                bar.set_postfix(acc=f"{correct / max(1, bar.n - failed):.3f}", failed=failed, refresh=False)
+                bar.set_postfix(
+                    acc=f"{correct / max(1, bar.n - failed):.3f}", failed=failed, refresh=False
+                )
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(todo))))))
     if failed:

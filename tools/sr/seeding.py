@@ -22,13 +22,19 @@ def known_characters(series: Series) -> list[str]:
     return list(series.relations.characters) if series.relations else []
 
 
-def select_seeds(series: Series, fraction: float, seed: int, min_seconds: float = MIN_SECONDS) -> dict[int, str]:
+def select_seeds(
+    series: Series, fraction: float, seed: int, min_seconds: float = MIN_SECONDS
+) -> dict[int, str]:
     """{line index: character} for about `fraction` of each known character's lines."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"seed fraction must be within (0, 1], got {fraction}")
     lines_of: dict[str, list[int]] = {name: [] for name in known_characters(series)}
     for line in series.lines:
-        if line.kind is LabelKind.NAMED and line.speaker in lines_of and series.embedding_ok[line.index]:
+        if (
+            line.kind is LabelKind.NAMED
+            and line.speaker in lines_of
+            and series.embedding_ok[line.index]
+        ):
             lines_of[line.speaker].append(line.index)
     rng = np.random.default_rng(seed)
     seeds = {}

@@ -6,7 +6,7 @@ does not depend on which other lines are considered or in what order.
 """
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 from plugins.speaker_rec.series import Series
 from plugins.speaker_rec.toolset import LineLabel
@@ -44,9 +44,12 @@ def draw(seed: int, index: int) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
-def select_lines(series: Series, labels: Mapping[int, LineLabel], rates: dict[str, float], seed: int) -> list[int]:
+def select_lines(
+    series: Series, labels: Mapping[int, LineLabel], rates: dict[str, float], seed: int
+) -> list[int]:
     """Indices of labelled, non-deleted lines kept by their type's rate, in line order."""
     return [
-        i for i in sorted(labels)
+        i
+        for i in sorted(labels)
         if not series.lines[i].deleted and draw(seed, i) < rates.get(labels[i].sample_type, 0.0)
     ]

@@ -31,8 +31,11 @@ def summarize(series: Series) -> dict:
         "non_finite_embedding_rows": int((~series.embedding_ok).sum()),
         "embedding_dim": int(series.embeddings.shape[1]),
         "median_line_seconds": round(durations[len(durations) // 2], 3),
-        "timeline_hours": round((series.episodes[-1].abs_offset + series.episodes[-1].end
-                                 - series.episodes[-1].start) / 3600, 2),
+        "timeline_hours": round(
+            (series.episodes[-1].abs_offset + series.episodes[-1].end - series.episodes[-1].start)
+            / 3600,
+            2,
+        ),
         "known_characters": len(series.known_characters),
         "overlapped_lines": sum(line.overlap for line in series.lines),
         "lines_with_auxiliary_text": sum(bool(line.auxiliary_text) for line in series.lines),
@@ -45,7 +48,8 @@ def summarize(series: Series) -> dict:
         "face_detections": len(series.faces.names) if series.faces else 0,
         "relations": len(series.relations.edges) if series.relations else 0,
         "captions": {"brief": len(series.captions.brief), "detailed": len(series.captions.detailed)}
-        if series.captions else None,
+        if series.captions
+        else None,
         "seed_files": series.seed_files,
         "warnings": series.warnings,
     }

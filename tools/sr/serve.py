@@ -56,7 +56,11 @@ def gpu_count() -> int:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
     except (OSError, subprocess.TimeoutExpired):
         return 0
-    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines()) if listing.returncode == 0 else 0
+    return (
+        sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+        if listing.returncode == 0
+        else 0
+    )
 
 
 def server_command(backend: str, args: argparse.Namespace, port: int) -> list[str]:
@@ -65,12 +69,36 @@ def server_command(backend: str, args: argparse.Namespace, port: int) -> list[st
     if backend == "vllm":
         # Hermes tool calls over `tools=` need vLLM's tool parser; no reasoning parser, so the
         # `<think>` block stays in `content`, as in training and as tools.sr.evaluate parses it.
-        return [str(bin_dir / "vllm"), "serve", str(args.model), "--host", args.host, "--port", str(port),
-                "--served-model-name", args.served_name, "--max-model-len", str(args.max_model_len),
-                "--gpu-memory-utilization", str(args.gpu_mem_util),
-                "--enable-auto-tool-choice", "--tool-call-parser", "hermes", *shlex.split(args.server_args)]
-    return [str(bin_dir / "llamafactory-cli"), "api", "--model_name_or_path", str(args.model),
-            "--template", args.template, "--infer_backend", "huggingface", *shlex.split(args.server_args)]
+        return [
+            str(bin_dir / "vllm"),
+            "serve",
+            str(args.model),
+            "--host",
+            args.host,
+            "--port",
+            str(port),
+            "--served-model-name",
+            args.served_name,
+            "--max-model-len",
+            str(args.max_model_len),
+            "--gpu-memory-utilization",
+            str(args.gpu_mem_util),
+            "--enable-auto-tool-choice",
+            "--tool-call-parser",
+            "hermes",
+            *shlex.split(args.server_args),
+        ]
+    return [
+        str(bin_dir / "llamafactory-cli"),
+        "api",
+        "--model_name_or_path",
+        str(args.model),
+        "--template",
+        args.template,
+        "--infer_backend",
+        "huggingface",
+        *shlex.split(args.server_args),
+    ]
 
 
 def server_env(backend: str, args: argparse.Namespace, port: int, offset: int) -> dict:
@@ -111,8 +139,10 @@ def start(args: argparse.Namespace) -> int:
         path = pid_file(args.run_dir, port)
         if path.exists():
             if is_ours(read_pid_file(path)):
-                raise ValueError(f"{path}: a server we started is still running on port {port}; "
-                                 "run `python -m tools.sr.serve stop` first")
+                raise ValueError(
+                    f"{path}: a server we started is still running on port {port}; "
+                    "run `python -m tools.sr.serve stop` first"
+                )
             log.warning("%s: stale pid file (its process is gone), removed", path)
             path.unlink()
         if port_in_use(args.host, port):
@@ -123,21 +153,46 @@ def start(args: argparse.Namespace) -> int:
         for offset, port in zip(offsets, ports):
             command = server_command(backend, args, port)
             with open(log_file(args.run_dir, port), "ab") as out:
-                proc = subprocess.Popen(command, env=server_env(backend, args, port, offset), stdout=out,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    command,
+                    env=server_env(backend, args, port, offset),
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             started.append((port, proc))
-            atomic_write_json(pid_file(args.run_dir, port), {
-                "pid": proc.pid, "port": port, "offset": offset, "backend": backend, "command": command,
-                "model": str(args.model), "served_name": args.served_name, "host": args.host,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "start_ticks": process_start_ticks(proc.pid)})
-            log.info("port %d: pid %d, %s (log %s)", port, proc.pid, backend, log_file(args.run_dir, port))
+            atomic_write_json(
+                pid_file(args.run_dir, port),
+                {
+                    "pid": proc.pid,
+                    "port": port,
+                    "offset": offset,
+                    "backend": backend,
+                    "command": command,
+                    "model": str(args.model),
+                    "served_name": args.served_name,
+                    "host": args.host,
+                    "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                    "start_ticks": process_start_ticks(proc.pid),
+                },
+            )
+            log.info(
+                "port %d: pid %d, %s (log %s)",
+                port,
+                proc.pid,
+                backend,
+                log_file(args.run_dir, port),
+            )
         for port, proc in started:
             url = f"http://{args.host}:{port}/v1"
             try:
                 wait_ready(url, args.ready_timeout, proc)
             except (RuntimeError, TimeoutError) as e:
                 tail = log_file(args.run_dir, port).read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"{e}; last lines of {log_file(args.run_dir, port)}:\n{tail}") from None
+                raise RuntimeError(
+                    f"{e}; last lines of {log_file(args.run_dir, port)}:\n{tail}"
+                ) from None
             log.info("ready: %s (served name %s)", url, args.served_name)
     except BaseException:
         for port, _ in started:
@@ -165,7 +220,9 @@ def stop_port(run_dir: Path, port: int, grace: float = STOP_GRACE_S) -> str:
         _reap(pid)
         time.sleep(0.2)
     if is_ours(record):
-        log.warning("port %d: pid %d ignored SIGTERM for %.0f s, killing its group", port, pid, grace)
+        log.warning(
+            "port %d: pid %d ignored SIGTERM for %.0f s, killing its group", port, pid, grace
+        )
         _signal_group(pid, signal.SIGKILL)
         while is_ours(record):
             _reap(pid)
@@ -192,17 +249,29 @@ def _reap(pid: int) -> None:
 
 def pid_files(run_dir: Path, ports: list[int] | None) -> list[int]:
     """Ports that have a pid file in `run_dir` (all, or those in `ports`)."""
-    found = sorted(int(p.stem.split("-", 1)[1]) for p in run_dir.glob("port-*.pid")
-                   if p.stem.split("-", 1)[1].isdigit())
+    found = sorted(
+        int(p.stem.split("-", 1)[1])
+        for p in run_dir.glob("port-*.pid")
+        if p.stem.split("-", 1)[1].isdigit()
+    )
     return [p for p in found if ports is None or p in ports]
 
 
 def stop(args: argparse.Namespace) -> int:
-    ports = [args.base_port + i for i in parse_ranges(args.ports, "--ports")] if args.ports else None
+    ports = (
+        [args.base_port + i for i in parse_ranges(args.ports, "--ports")] if args.ports else None
+    )
     for port in pid_files(args.run_dir, ports):
         outcome = stop_port(args.run_dir, port)
-        log.info("port %d: %s", port, {"stopped": "stopped", "stale": "stale pid file removed (process gone)",
-                                       "absent": "no pid file"}[outcome])
+        log.info(
+            "port %d: %s",
+            port,
+            {
+                "stopped": "stopped",
+                "stale": "stale pid file removed (process gone)",
+                "absent": "no pid file",
+            }[outcome],
+        )
     return 0
 
 
@@ -214,13 +283,25 @@ def status(args: argparse.Namespace) -> int:
         ready = False
         if running:
             try:
-                with urllib.request.urlopen(f"http://{record.get('host', '127.0.0.1')}:{port}/v1/models",
-                                            timeout=2) as reply:
+                with urllib.request.urlopen(
+                    f"http://{record.get('host', '127.0.0.1')}:{port}/v1/models", timeout=2
+                ) as reply:
                     ready = reply.status == 200
             except OSError:
                 pass
-        print(json.dumps({"port": port, "pid": record.get("pid"), "backend": record.get("backend"),
-                          "model": record.get("model"), "running": running, "ready": ready}, ensure_ascii=False))
+        print(
+            json.dumps(
+                {
+                    "port": port,
+                    "pid": record.get("pid"),
+                    "backend": record.get("backend"),
+                    "model": record.get("model"),
+                    "running": running,
+                    "ready": ready,
+                },
+                ensure_ascii=False,
+            )
+        )
     return 0
 
 
@@ -233,28 +314,65 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="action", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--base-port", type=int, default=8000, help="port of offset 0 (default: %(default)s)")
-    common.add_argument("--run-dir", type=Path, default=Path("runs/serve"),
-                        help="pid files and logs (default: %(default)s)")
-    begin = sub.add_parser("start", parents=[common], help="start servers and wait until they answer")
+    common.add_argument(
+        "--base-port", type=int, default=8000, help="port of offset 0 (default: %(default)s)"
+    )
+    common.add_argument(
+        "--run-dir",
+        type=Path,
+        default=Path("runs/serve"),
+        help="pid files and logs (default: %(default)s)",
+    )
+    begin = sub.add_parser(
+        "start", parents=[common], help="start servers and wait until they answer"
+    )
     begin.add_argument("--ports", required=True, help="port offsets, e.g. 1-8 or 1,3")
-    begin.add_argument("--model", required=True, type=Path, help="model directory (a full-SFT output dir works)")
-    begin.add_argument("--backend", choices=BACKENDS, default="auto",
-                       help="auto: vllm when nvidia-smi lists GPUs, else llamafactory (default: %(default)s)")
-    begin.add_argument("--served-name", help="model name clients ask for (default: the model directory's name)")
+    begin.add_argument(
+        "--model", required=True, type=Path, help="model directory (a full-SFT output dir works)"
+    )
+    begin.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="auto: vllm when nvidia-smi lists GPUs, else llamafactory (default: %(default)s)",
+    )
+    begin.add_argument(
+        "--served-name", help="model name clients ask for (default: the model directory's name)"
+    )
     begin.add_argument("--host", default="127.0.0.1", help="bind address (default: %(default)s)")
-    begin.add_argument("--template", default="qwen3_nothink",
-                       help="LLaMA-Factory chat template, as in SFT (llamafactory backend; default: %(default)s)")
-    begin.add_argument("--max-model-len", type=int, default=32768, help="vLLM --max-model-len (default: %(default)s)")
-    begin.add_argument("--gpu-mem-util", type=float, default=0.9,
-                       help="vLLM --gpu-memory-utilization (default: %(default)s)")
-    begin.add_argument("--server-args", default="",
-                       help="more arguments for every server's command line, one shell-quoted string, e.g. "
-                       "\"--chat-template tpl.jinja\" for vLLM")
-    begin.add_argument("--ready-timeout", type=float, default=900.0,
-                       help="seconds to wait for each server's /v1/models (default: %(default)s)")
+    begin.add_argument(
+        "--template",
+        default="qwen3_nothink",
+        help="LLaMA-Factory chat template, as in SFT (llamafactory backend; default: %(default)s)",
+    )
+    begin.add_argument(
+        "--max-model-len",
+        type=int,
+        default=32768,
+        help="vLLM --max-model-len (default: %(default)s)",
+    )
+    begin.add_argument(
+        "--gpu-mem-util",
+        type=float,
+        default=0.9,
+        help="vLLM --gpu-memory-utilization (default: %(default)s)",
+    )
+    begin.add_argument(
+        "--server-args",
+        default="",
+        help="more arguments for every server's command line, one shell-quoted string, e.g. "
+        '"--chat-template tpl.jinja" for vLLM',
+    )
+    begin.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=900.0,
+        help="seconds to wait for each server's /v1/models (default: %(default)s)",
+    )
     end = sub.add_parser("stop", parents=[common], help="stop the servers of the pid files")
-    end.add_argument("--ports", help="only these port offsets (default: every pid file in --run-dir)")
+    end.add_argument(
+        "--ports", help="only these port offsets (default: every pid file in --run-dir)"
+    )
     sub.add_parser("status", parents=[common], help="one JSON line per pid file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -14,7 +14,6 @@ Export reads it back with `read_split`.
 
 import argparse
 import collections
-import json
 import logging
 import random
 import sys
@@ -22,10 +21,10 @@ from pathlib import Path
 
 from plugins.speaker_rec.labelfile import SAMPLE_TYPES
 from plugins.speaker_rec.prompts import CONTEXT_WINDOW
-from tools.sr.selection import parse_named_numbers
 from plugins.speaker_rec.series import SeriesError
 from tools.common.fileio import atomic_write_json
 from tools.common.series_args import add_series_args, load_series_and_labels
+from tools.sr.selection import parse_named_numbers
 from tools.sr.split_manifest import FORMAT, PARTS
 
 log = logging.getLogger("split")
@@ -47,7 +46,10 @@ def parse_ratios(spec: str) -> dict[str, float]:
 def _units(series, kept: list[int], block_lines: int) -> list[list[int]]:
     """Positions (into `kept`) grouped by episode, or in runs of `block_lines`."""
     if block_lines:
-        return [list(range(i, min(i + block_lines, len(kept)))) for i in range(0, len(kept), block_lines)]
+        return [
+            list(range(i, min(i + block_lines, len(kept))))
+            for i in range(0, len(kept), block_lines)
+        ]
     by_episode = collections.defaultdict(list)
     for position, index in enumerate(kept):
         by_episode[series.lines[index].episode].append(position)
@@ -70,8 +72,14 @@ def assign(n_lines_per_unit: list[int], ratios: dict[str, float], seed: int) -> 
     return parts
 
 
-def build_manifest(series, labels, ratios: dict[str, float], seed: int, block_lines: int = 0,
-                   gap: int = CONTEXT_WINDOW) -> dict:
+def build_manifest(
+    series,
+    labels,
+    ratios: dict[str, float],
+    seed: int,
+    block_lines: int = 0,
+    gap: int = CONTEXT_WINDOW,
+) -> dict:
     """The split manifest for `series` and its `labels` (a LabelFile)."""
     kept = [line.index for line in series.lines if not line.deleted and line.index in labels.lines]
     units = _units(series, kept, block_lines)
@@ -85,8 +93,16 @@ def build_manifest(series, labels, ratios: dict[str, float], seed: int, block_li
     for boundary in range(1, len(kept)):
         if part_at[boundary - 1] != part_at[boundary]:
             dropped.update(range(max(0, boundary - gap), min(len(kept), boundary + gap)))
-    parts = {p: {"ratio": ratios[p], "episodes": [], "blocks": [], "lines": 0,
-                 "sample_types": dict.fromkeys(SAMPLE_TYPES, 0)} for p in PARTS}
+    parts = {
+        p: {
+            "ratio": ratios[p],
+            "episodes": [],
+            "blocks": [],
+            "lines": 0,
+            "sample_types": dict.fromkeys(SAMPLE_TYPES, 0),
+        }
+        for p in PARTS
+    }
     gap_counts = dict.fromkeys(SAMPLE_TYPES, 0)
     previous = None  # (part, position) of the last kept line, to extend or start a block
     for position, index in enumerate(kept):
@@ -130,14 +146,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_series_args(parser, labels=True)
     parser.add_argument("--out", required=True, type=Path, help="split manifest to write (JSON)")
-    parser.add_argument("--seed", type=int, default=0, help="seeds the order in which units are assigned")
-    parser.add_argument("--ratios", default=DEFAULT_RATIOS, help="share of lines per part (default: %(default)s)")
-    parser.add_argument("--block-lines", type=int, default=0,
-                        help="split by contiguous blocks of this many lines instead of whole episodes "
-                        "(for series with few episodes); 0 = episodes (default)")
-    parser.add_argument("--gap-lines", type=int, default=CONTEXT_WINDOW,
-                        help="lines dropped on each side of a boundary between parts (default: the prompt's "
-                        "context window, %(default)s; less lets parts share context: for tiny demo series only)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seeds the order in which units are assigned"
+    )
+    parser.add_argument(
+        "--ratios", default=DEFAULT_RATIOS, help="share of lines per part (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--block-lines",
+        type=int,
+        default=0,
+        help="split by contiguous blocks of this many lines instead of whole episodes "
+        "(for series with few episodes); 0 = episodes (default)",
+    )
+    parser.add_argument(
+        "--gap-lines",
+        type=int,
+        default=CONTEXT_WINDOW,
+        help="lines dropped on each side of a boundary between parts (default: the prompt's "
+        "context window, %(default)s; less lets parts share context: for tiny demo series only)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.block_lines < 0 or args.gap_lines < 0:
@@ -150,15 +178,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines, args.gap_lines)
     if args.gap_lines < CONTEXT_WINDOW:
-        log.warning("--gap-lines %d < the context window %d: prompts of different parts share lines",
-                    args.gap_lines, CONTEXT_WINDOW)
+        log.warning(
+            "--gap-lines %d < the context window %d: prompts of different parts share lines",
+            args.gap_lines,
+            CONTEXT_WINDOW,
+        )
     atomic_write_json(args.out, manifest, indent=1)
     for part in PARTS:
         if ratios[part] > 0 and not manifest["parts"][part]["lines"]:
-            log.warning("part %s got no lines: units are too coarse for its ratio (try --block-lines)", part)
+            log.warning(
+                "part %s got no lines: units are too coarse for its ratio (try --block-lines)", part
+            )
     summary = ", ".join(f"{p} {manifest['parts'][p]['lines']}" for p in PARTS)
-    log.info("%s: %s; %d lines dropped in gaps -> %s", args.series, summary,
-             manifest["dropped_in_gaps"]["lines"], args.out)
+    log.info(
+        "%s: %s; %d lines dropped in gaps -> %s",
+        args.series,
+        summary,
+        manifest["dropped_in_gaps"]["lines"],
+        args.out,
+    )
     return 0
 
 

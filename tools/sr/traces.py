@@ -14,27 +14,33 @@ records of one line is refused with the count (`--dedupe` keeps the first of eac
 
 import argparse
 import asyncio
-import json
 import logging
-import os
 import random
 import sys
 import time
 from pathlib import Path
 
-from openai import AsyncOpenAI, DefaultAioHttpClient
-from openai.types.chat import ChatCompletion
-from tqdm import tqdm
-
-from plugins.speaker_rec.correctness import judge_answer
 from plugins.speaker_rec.env import SpeakerEnv, Trajectory
-from plugins.speaker_rec.protocol import Action, action_from_openai, render_turn
-from tools.sr.selection import parse_rates, select_lines
+from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.series import SeriesError
-from tools.common.fileio import AppendOnlyJsonl, OutputError
+from tools.common.fileio import OutputError
 from tools.common.openai_endpoint import redact_logs
-from tools.common.series_args import add_rollout_args, add_series_args, load_series_and_labels, rollout_env
-from tools.sr.rollout import _append_turn, line_truth, open_output, run_api, teacher_client, trajectory_record, write_records
+from tools.common.series_args import (
+    add_rollout_args,
+    add_series_args,
+    load_series_and_labels,
+    rollout_env,
+)
+from tools.sr.rollout import (
+    _append_turn,
+    line_truth,
+    open_output,
+    run_api,
+    teacher_client,
+    trajectory_record,
+    write_records,
+)
+from tools.sr.selection import parse_rates, select_lines
 
 log = logging.getLogger("traces")
 
@@ -52,13 +58,25 @@ class OracleTeacher:
     def plan(self, trajectory: Trajectory, truth: str) -> list[Action]:
         tools = [t for t in trajectory.env.toolset.available if t != "audio_sim"]
         rng = random.Random(f"{self.seed}:{trajectory.index}")
-        chosen = ["audio_sim"] + sorted(rng.sample(tools, rng.randint(0, len(tools))), key=tools.index)
+        chosen = ["audio_sim"] + sorted(
+            rng.sample(tools, rng.randint(0, len(tools))), key=tools.index
+        )
         other = trajectory.env.other
         answer = truth if truth in trajectory.label.names else other
         zh = trajectory.env.language == "zh"
-        actions = [Action("tool", name, f"调用 {name} 获取线索。" if zh else f"Check {name}.") for name in chosen]
-        actions.append(Action("answer", answer, f"综合线索，说话人是{answer}。" if zh
-                              else f"Putting the clues together, the speaker is {answer}."))
+        actions = [
+            Action("tool", name, f"调用 {name} 获取线索。" if zh else f"Check {name}.")
+            for name in chosen
+        ]
+        actions.append(
+            Action(
+                "answer",
+                answer,
+                f"综合线索，说话人是{answer}。"
+                if zh
+                else f"Putting the clues together, the speaker is {answer}.",
+            )
+        )
         return actions
 
 
@@ -69,12 +87,26 @@ def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) 
     messages = env.prompt(index)
     for action in teacher.plan(trajectory, truth):
         step = trajectory.step(action)
-        _append_turn(messages, env, render_turn(action, env.protocol), action, step.observation,
-                     structured=None)
+        _append_turn(
+            messages,
+            env,
+            render_turn(action, env.protocol),
+            action,
+            step.observation,
+            structured=None,
+        )
         if step.done:
             break
-    return trajectory_record(env, trajectory, messages, truth, teacher={"kind": "oracle", "seed": teacher.seed},
-                   seconds=time.perf_counter() - started, requests=0, hint_used=False)
+    return trajectory_record(
+        env,
+        trajectory,
+        messages,
+        truth,
+        teacher={"kind": "oracle", "seed": teacher.seed},
+        seconds=time.perf_counter() - started,
+        requests=0,
+        hint_used=False,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,25 +118,46 @@ def main(argv: list[str] | None = None) -> int:
         "deterministically (for demos and tests; records say so).",
     )
     add_series_args(parser, labels=True)
-    parser.add_argument("--out", required=True, type=Path, help="traces.jsonl (appended to, resumable)")
-    parser.add_argument("--teacher", choices=("api", "oracle"), default=None,
-                        help="default: api when --teacher-url is given, else an error")
-    parser.add_argument("--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="traces.jsonl (appended to, resumable)"
+    )
+    parser.add_argument(
+        "--teacher",
+        choices=("api", "oracle"),
+        default=None,
+        help="default: api when --teacher-url is given, else an error",
+    )
+    parser.add_argument(
+        "--teacher-url", help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1"
+    )
     parser.add_argument("--teacher-model", help="model name at the teacher endpoint")
     add_rollout_args(parser)
-    parser.add_argument("--select", default="wrong=1,low_score=1,close=1,confident=0.1",
-                        help="sampling rate per sample type (default: %(default)s)")
+    parser.add_argument(
+        "--select",
+        default="wrong=1,low_score=1,close=1,confident=0.1",
+        help="sampling rate per sample type (default: %(default)s)",
+    )
     parser.add_argument("--limit", type=int, help="at most this many lines (after selection)")
     parser.add_argument("--seed", type=int, default=0, help="seeds line selection and the oracle")
     parser.add_argument("--workers", type=int, default=8, help="concurrent trajectories")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
-    parser.add_argument("--retries", type=int, default=5, help="retries per request (429, 5xx, timeouts), "
-                        "with exponential back-off")
-    parser.add_argument("--no-hint-retry", action="store_true",
-                        help="do not retry a wrong trajectory with the ground truth as a hint")
-    parser.add_argument("--dedupe", action="store_true",
-                        help="when --out already holds several records of one line, keep the first of each "
-                        "(default: refuse, naming the count)")
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=5,
+        help="retries per request (429, 5xx, timeouts), with exponential back-off",
+    )
+    parser.add_argument(
+        "--no-hint-retry",
+        action="store_true",
+        help="do not retry a wrong trajectory with the ground truth as a hint",
+    )
+    parser.add_argument(
+        "--dedupe",
+        action="store_true",
+        help="when --out already holds several records of one line, keep the first of each "
+        "(default: refuse, naming the count)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     redact_logs()
@@ -132,16 +185,32 @@ def main(argv: list[str] | None = None) -> int:
             return run_oracle(env, oracle, i, line_truth(env, i))
     else:
         client = teacher_client(args.teacher_url, args.timeout, args.retries)
-        sampling = {"temperature": args.temperature, "top_p": args.top_p, "max_tokens": args.max_tokens}
+        sampling = {
+            "temperature": args.temperature,
+            "top_p": args.top_p,
+            "max_tokens": args.max_tokens,
+        }
 
         async def solve(i: int) -> dict:
-            return await run_api(env, client, args.teacher_model, i, line_truth(env, i),
-                                 sampling=sampling, hints=not args.no_hint_retry)
+            return await run_api(
+                env,
+                client,
+                args.teacher_model,
+                i,
+                line_truth(env, i),
+                sampling=sampling,
+                hints=not args.no_hint_retry,
+            )
+
     try:
         with open_output(args.out, args.dedupe) as output:
             todo = [i for i in selected if i not in output.keys]
-            log.info("%d lines selected, %d already done, %d to run", len(selected), len(selected) - len(todo),
-                     len(todo))
+            log.info(
+                "%d lines selected, %d already done, %d to run",
+                len(selected),
+                len(selected) - len(todo),
+                len(todo),
+            )
             failed = asyncio.run(write_records(output, todo, solve, args.workers))
     except OutputError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -21,7 +21,9 @@ def integer_units(embeddings: np.ndarray, usable: np.ndarray) -> np.ndarray:
     """Unit rows scaled to `NORM`, rounded; float32 holding integers. Rows not `usable`
     (non-finite, deleted) become zero and are similar to nothing."""
     if embeddings.shape[1] > 4 * (4096 - NORM) ** 2:
-        raise ValueError(f"embedding dimension {embeddings.shape[1]} is too large for exact integer products")
+        raise ValueError(
+            f"embedding dimension {embeddings.shape[1]} is too large for exact integer products"
+        )
     rows = np.where(usable[:, None], np.nan_to_num(embeddings.astype(np.float64)), 0.0)
     norms = np.linalg.norm(rows, axis=1, keepdims=True)
     rows = np.divide(rows, norms, out=np.zeros_like(rows), where=norms > 0)
@@ -33,8 +35,9 @@ def cosine_pairs(units: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((units[a] * units[b]).sum(axis=1, dtype=np.float64) / SCALE).astype(np.float32)
 
 
-def nearest_neighbours(units: np.ndarray, usable: np.ndarray, k: int,
-                       progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    units: np.ndarray, usable: np.ndarray, k: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """The k most similar usable lines of every line, self excluded: (indices int32 [N, k],
     cosines float32 [N, k]), best first, ties broken by the lower index. Slots beyond the
     usable lines, and every slot of an unusable line, hold index -1 and similarity -inf."""
@@ -47,9 +50,13 @@ def nearest_neighbours(units: np.ndarray, usable: np.ndarray, k: int,
         return index, sims
     targets = units[cols].T.copy()
     rows_todo = np.flatnonzero(usable)
-    for start in tqdm(range(0, len(rows_todo), BLOCK_ROWS), desc="voiceprint neighbours", unit="block",
-                      disable=not progress):
-        rows = rows_todo[start:start + BLOCK_ROWS]
+    for start in tqdm(
+        range(0, len(rows_todo), BLOCK_ROWS),
+        desc="voiceprint neighbours",
+        unit="block",
+        disable=not progress,
+    ):
+        rows = rows_todo[start : start + BLOCK_ROWS]
         block = units[rows] @ targets
         # Rows are usable lines, so each finds itself among the columns.
         block[np.arange(len(rows)), np.searchsorted(cols, rows)] = -np.inf
@@ -74,8 +81,9 @@ def _top_per_row(block: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]
     return c[keep].reshape(len(block), width), values[keep].reshape(len(block), width)
 
 
-def nearest_centroid(units: np.ndarray, usable: np.ndarray,
-                     members: dict[str, list[int]]) -> tuple[list[str], np.ndarray]:
+def nearest_centroid(
+    units: np.ndarray, usable: np.ndarray, members: dict[str, list[int]]
+) -> tuple[list[str], np.ndarray]:
     """Voiceprint-only baseline: each usable line goes to the character whose centroid (mean
     unit voiceprint of its `members` lines) is most similar. Returns (names in centroid order,
     per-line index into names, -1 for unusable lines)."""
@@ -84,7 +92,7 @@ def nearest_centroid(units: np.ndarray, usable: np.ndarray,
     centroid_units = integer_units(centroids, np.ones(len(names), dtype=bool))
     choice = np.full(len(units), -1, dtype=np.int64)
     for start in range(0, len(units), BLOCK_ROWS * 8):
-        block = units[start:start + BLOCK_ROWS * 8] @ centroid_units.T
-        choice[start:start + len(block)] = block.argmax(axis=1)
+        block = units[start : start + BLOCK_ROWS * 8] @ centroid_units.T
+        choice[start : start + len(block)] = block.argmax(axis=1)
     choice[~usable] = -1
     return names, choice

@@ -60,7 +60,9 @@ def cmd_convert(args) -> int:
     )
     _finish_report(report, args.report)
     if not records:
-        print(f"error: {args.input}: no record could be converted; nothing written", file=sys.stderr)
+        print(
+            f"error: {args.input}: no record could be converted; nothing written", file=sys.stderr
+        )
         return 2
     write_records(args.out, records)
     print(f"wrote {args.out}")
@@ -119,61 +121,107 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = _command(commands, "samples", "write the shipped balanced sample set (seeded)")
-    p.add_argument("--out", type=Path, default=Path("data/style/samples.jsonl"), help="(default: %(default)s)")
-    p.add_argument("--per-class", type=int, default=60, help="records per style (default: %(default)s)")
+    p.add_argument(
+        "--out", type=Path, default=Path("data/style/samples.jsonl"), help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--per-class", type=int, default=60, help="records per style (default: %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
     p.set_defaults(run=cmd_samples)
 
-    recipe_help = "take the label set from this recipe's `labels:` (default: the five default styles)"
+    recipe_help = (
+        "take the label set from this recipe's `labels:` (default: the five default styles)"
+    )
     p = _command(
-        commands, "convert", "question/answer JSONL → contract records {input, label, label_english, metadata}"
+        commands,
+        "convert",
+        "question/answer JSONL → contract records {input, label, label_english, metadata}",
     )
     p.add_argument(
-        "--in", dest="input", metavar="FILE", type=Path, required=True, help="JSONL of question/answer pairs"
+        "--in",
+        dest="input",
+        metavar="FILE",
+        type=Path,
+        required=True,
+        help="JSONL of question/answer pairs",
     )
-    p.add_argument("--out", metavar="FILE", type=Path, required=True, help="contract JSONL to write")
-    p.add_argument("--label", help="label every record with this style instead of reading --label-key")
+    p.add_argument(
+        "--out", metavar="FILE", type=Path, required=True, help="contract JSONL to write"
+    )
+    p.add_argument(
+        "--label", help="label every record with this style instead of reading --label-key"
+    )
     p.add_argument("--question-key", default="question", help="(default: %(default)s)")
     p.add_argument("--answer-key", default="answer", help="(default: %(default)s)")
     p.add_argument("--label-key", default="label", help="(default: %(default)s)")
     p.add_argument("--recipe", metavar="YAML", type=Path, help=recipe_help)
-    p.add_argument("--report", metavar="FILE", type=Path, help="also write the counts report as JSON here")
+    p.add_argument(
+        "--report", metavar="FILE", type=Path, help="also write the counts report as JSON here"
+    )
     p.set_defaults(run=cmd_convert)
 
     p = _command(
-        commands, "validate", "report unknown labels, duplicates, bad lines and class counts; exit 1 on problems"
+        commands,
+        "validate",
+        "report unknown labels, duplicates, bad lines and class counts; exit 1 on problems",
     )
-    p.add_argument("--in", dest="input", metavar="FILE", type=Path, required=True, help="contract JSONL")
+    p.add_argument(
+        "--in", dest="input", metavar="FILE", type=Path, required=True, help="contract JSONL"
+    )
     p.add_argument("--recipe", metavar="YAML", type=Path, help=recipe_help)
     p.add_argument("--report", metavar="FILE", type=Path, help="also write the report as JSON here")
     p.set_defaults(run=cmd_validate)
 
     p = _command(commands, "train", "train with the HF Trainer from a YAML recipe")
     p.add_argument("--recipe", type=Path, required=True, help="recipes/style/<name>.yaml")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="override recipe keys, e.g. num_train_epochs=1")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override recipe keys, e.g. num_train_epochs=1",
+    )
     p.set_defaults(run=cmd_train)
 
-    p = _command(commands, "predict", "predict a JSONL file ({input} or {question, answer} per line)")
+    p = _command(
+        commands, "predict", "predict a JSONL file ({input} or {question, answer} per line)"
+    )
     p.add_argument("--model", metavar="DIR", required=True, help="directory written by `train`")
-    p.add_argument("--in", dest="input", metavar="FILE", type=Path, required=True, help="JSONL to score")
     p.add_argument(
-        "--out", metavar="FILE", type=Path, required=True, help="JSONL to write: each record plus `prediction`"
+        "--in", dest="input", metavar="FILE", type=Path, required=True, help="JSONL to score"
+    )
+    p.add_argument(
+        "--out",
+        metavar="FILE",
+        type=Path,
+        required=True,
+        help="JSONL to write: each record plus `prediction`",
     )
     p.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
     p.set_defaults(run=cmd_predict)
 
     p = _command(commands, "serve", "HTTP service: GET /health, POST /predict, POST /predict_batch")
     p.add_argument("--model", metavar="DIR", required=True, help="directory written by `train`")
-    p.add_argument("--host", default="127.0.0.1", help="(default: %(default)s; 0.0.0.0 exposes it to the network)")
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s; 0 picks a free one)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="(default: %(default)s; 0.0.0.0 exposes it to the network)",
+    )
+    p.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help="(default: %(default)s; 0 picks a free one)"
+    )
     p.add_argument(
         "--max-batch",
         type=int,
         default=DEFAULT_MAX_BATCH,
         help="items per /predict_batch request (default: %(default)s)",
     )
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="(default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass (default: %(default)s)")
+    p.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="(default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size", type=int, default=32, help="texts per forward pass (default: %(default)s)"
+    )
     p.set_defaults(run=cmd_serve)
     return parser
 

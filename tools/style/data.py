@@ -18,7 +18,6 @@ from plugins.style.labels import LabelSet, format_input
 from tools.common.fileio import Report, atomic_write_text, json_objects
 
 
-
 @dataclass
 class StyleRecord:
     """One labelled example; `where` ('file:line') names it in errors and is not written out."""
@@ -54,7 +53,9 @@ def exchange_text(value) -> str:
         return text
     question, answer = value.get("question", ""), value.get("answer")
     if not isinstance(question, str) or not isinstance(answer, str) or not answer.strip():
-        raise StyleDataError("needs a non-empty string `input`, or `answer` (and optionally `question`) strings")
+        raise StyleDataError(
+            "needs a non-empty string `input`, or `answer` (and optionally `question`) strings"
+        )
     return format_input(question, answer)
 
 
@@ -94,14 +95,20 @@ def check_records(path: Path | str, labels: LabelSet) -> tuple[list[StyleRecord]
             continue
         earlier = first_seen.get(text)
         if earlier is not None:
-            reason = "duplicate input" if earlier.label == label else "duplicate input with another label"
+            reason = (
+                "duplicate input"
+                if earlier.label == label
+                else "duplicate input with another label"
+            )
             report.drop(reason, f"{where} (same input as {earlier.where})")
             continue
         metadata = value.get("metadata", {})
         if not isinstance(metadata, dict):
             report.drop("metadata is not an object", where)
             continue
-        record = StyleRecord(text, label, labels.styles[labels.id_of(label)].label_english, metadata, where)
+        record = StyleRecord(
+            text, label, labels.styles[labels.id_of(label)].label_english, metadata, where
+        )
         first_seen[text] = record
         records.append(record)
         report.keep()
@@ -129,7 +136,9 @@ def load_records(path: Path | str, labels: LabelSet) -> list[StyleRecord]:
 
 def write_records(path: Path | str, records: list[StyleRecord]) -> None:
     """Write records as contract JSONL, atomically."""
-    atomic_write_text(path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records))
+    atomic_write_text(
+        path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in records)
+    )
 
 
 def convert_pairs(
@@ -159,9 +168,13 @@ def convert_pairs(
         if not isinstance(answer, str) or not answer.strip():
             report.drop(f"missing {answer_key}", where)
             continue
-        reason, label = _label_of({"label": fixed_label if fixed_label is not None else value.get(label_key)}, labels)
+        reason, label = _label_of(
+            {"label": fixed_label if fixed_label is not None else value.get(label_key)}, labels
+        )
         if reason:
-            report.drop(reason, f"{where}: {value.get(label_key) if fixed_label is None else fixed_label!r}")
+            report.drop(
+                reason, f"{where}: {value.get(label_key) if fixed_label is None else fixed_label!r}"
+            )
             continue
         text = format_input(question, answer)
         if text in first_seen:
@@ -170,7 +183,11 @@ def convert_pairs(
         first_seen[text] = where
         metadata = {k: v for k, v in value.items() if k not in used_keys}
         metadata["source_line"] = line_no
-        records.append(StyleRecord(text, label, labels.styles[labels.id_of(label)].label_english, metadata, where))
+        records.append(
+            StyleRecord(
+                text, label, labels.styles[labels.id_of(label)].label_english, metadata, where
+            )
+        )
         report.keep()
     counts = collections.Counter(r.label for r in records)
     report.extra["class_counts"] = {name: counts.get(name, 0) for name in labels.names}

@@ -51,7 +51,12 @@ def classification_metrics(y_true: list[int], y_pred: list[int], labels: LabelSe
         "macro_f1": sum(f1s) / len(f1s),
         "weighted_f1": _safe_div(sum(e["f1"] * e["support"] for e in per_class.values()), total),
         "per_class": per_class,
-        "confusion_matrix": {"labels": labels.names, "rows": "true", "columns": "predicted", "matrix": matrix},
+        "confusion_matrix": {
+            "labels": labels.names,
+            "rows": "true",
+            "columns": "predicted",
+            "matrix": matrix,
+        },
     }
 
 
@@ -59,7 +64,9 @@ def trainer_metrics(y_true: list[int], y_pred: list[int], labels: LabelSet) -> d
     """The flat scalars the HF Trainer logs and selects the best checkpoint by (`macro_f1`)."""
     full = classification_metrics(y_true, y_pred, labels)
     flat = {key: full[key] for key in ("accuracy", "macro_f1", "weighted_f1")}
-    flat.update({f"f1_{entry['label_english']}": entry["f1"] for entry in full["per_class"].values()})
+    flat.update(
+        {f"f1_{entry['label_english']}": entry["f1"] for entry in full["per_class"].values()}
+    )
     return flat
 
 
@@ -68,10 +75,16 @@ def majority_baseline(train_labels: list[int], eval_labels: list[int], labels: L
     counts = [train_labels.count(i) for i in range(len(labels))]
     majority = counts.index(max(counts))
     metrics = classification_metrics(eval_labels, [majority] * len(eval_labels), labels)
-    return {"predicts": labels.names[majority], "accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+    return {
+        "predicts": labels.names[majority],
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+    }
 
 
-def plot_confusion_matrix(matrix: list[list[int]], labels: LabelSet, path: Path | str, title: str) -> None:
+def plot_confusion_matrix(
+    matrix: list[list[int]], labels: LabelSet, path: Path | str, title: str
+) -> None:
     """Save the confusion matrix as a PNG; ticks use English names (the default font has no CJK glyphs)."""
     import matplotlib
 
@@ -90,7 +103,14 @@ def plot_confusion_matrix(matrix: list[list[int]], labels: LabelSet, path: Path 
     peak = max(max(row) for row in matrix) or 1
     for i, row in enumerate(matrix):
         for j, count in enumerate(row):
-            ax.text(j, i, str(count), ha="center", va="center", color="white" if count > peak / 2 else "black")
+            ax.text(
+                j,
+                i,
+                str(count),
+                ha="center",
+                va="center",
+                color="white" if count > peak / 2 else "black",
+            )
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format="png")

@@ -33,7 +33,9 @@ def read_inputs(path: Path | str) -> list[tuple[str, dict, str]]:
     return rows
 
 
-def predict_file(model_dir: Path | str, in_path: Path | str, out_path: Path | str, batch_size: int = 32) -> dict:
+def predict_file(
+    model_dir: Path | str, in_path: Path | str, out_path: Path | str, batch_size: int = 32
+) -> dict:
     """Predict every line of `in_path`, write `out_path` atomically; return a summary with accuracy.
 
     The input is checked completely before the model is loaded."""
@@ -43,7 +45,9 @@ def predict_file(model_dir: Path | str, in_path: Path | str, out_path: Path | st
     for where, record, _ in rows:
         label = record.get("label")
         if label is not None and (not isinstance(label, str) or label not in known):
-            raise StyleDataError(f"{where}: label {label!r} is not one of the model's {labels.names}")
+            raise StyleDataError(
+                f"{where}: label {label!r} is not one of the model's {labels.names}"
+            )
     classifier = StyleClassifier(model_dir, batch_size=batch_size)
     texts = [text for _, _, text in rows]
     step = classifier.batch_size * 8  # progress granularity; the classifier batches inside
@@ -56,7 +60,9 @@ def predict_file(model_dir: Path | str, in_path: Path | str, out_path: Path | st
         prediction = probability_record(classifier.labels, row)
         if record.get("label") is not None:
             labelled += 1
-            correct += classifier.labels.id_of(record["label"]) == classifier.labels.id_of(prediction["label"])
+            correct += classifier.labels.id_of(record["label"]) == classifier.labels.id_of(
+                prediction["label"]
+            )
         lines.append(json.dumps({**record, "prediction": prediction}, ensure_ascii=False) + "\n")
     atomic_write_text(out_path, "".join(lines))
     return {

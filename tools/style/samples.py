@@ -16,7 +16,16 @@ import random
 from plugins.style.labels import DEFAULT_LABELS, format_input
 from tools.style.data import StyleRecord
 
-PRODUCTS = ("扫地机器人", "空气净化器", "蓝牙耳机", "电动牙刷", "智能手表", "电热水壶", "加湿器", "移动电源")
+PRODUCTS = (
+    "扫地机器人",
+    "空气净化器",
+    "蓝牙耳机",
+    "电动牙刷",
+    "智能手表",
+    "电热水壶",
+    "加湿器",
+    "移动电源",
+)
 ASPECTS = ("续航", "降噪", "清洁效果", "静音", "做工")
 QUESTIONS = (
     "{product}的续航怎么样？",
@@ -158,7 +167,9 @@ def generate_samples(per_class: int, seed: int) -> list[StyleRecord]:
             product = rng.choice(PRODUCTS)
             fill = {"product": product, "aspect": rng.choice(ASPECTS), "n": rng.randint(3, 30)}
             question = rng.choice(QUESTIONS).format(**fill)
-            answer = "".join(rng.choice(part).format(**fill) for part in (openings, cores, closings))
+            answer = "".join(
+                rng.choice(part).format(**fill) for part in (openings, cores, closings)
+            )
             text = format_input(question, answer)
             if text in seen:
                 continue

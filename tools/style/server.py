@@ -35,7 +35,11 @@ DEFAULT_MAX_BODY_BYTES = 1 << 20
 # client sees the answer instead of a connection reset; beyond that the connection is just closed.
 DRAIN_FACTOR = 8
 # path -> (method, StyleService method)
-ROUTES = {"/health": ("GET", "health"), "/predict": ("POST", "predict"), "/predict_batch": ("POST", "predict_batch")}
+ROUTES = {
+    "/health": ("GET", "health"),
+    "/predict": ("POST", "predict"),
+    "/predict_batch": ("POST", "predict_batch"),
+}
 
 
 class RequestError(Exception):
@@ -49,7 +53,13 @@ class RequestError(Exception):
 class StyleService:
     """What the endpoints do, apart from HTTP framing."""
 
-    def __init__(self, classifier: StyleClassifier, max_batch: int, max_body_bytes: int, max_wait_s: float = 0.005):
+    def __init__(
+        self,
+        classifier: StyleClassifier,
+        max_batch: int,
+        max_body_bytes: int,
+        max_wait_s: float = 0.005,
+    ):
         self.classifier = classifier
         self.max_batch = max_batch
         self.max_body_bytes = max_body_bytes
@@ -72,7 +82,9 @@ class StyleService:
             try:
                 texts.append(exchange_text(item))
             except StyleDataError as e:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"{prefix}[{i}]: {e}" if prefix else str(e)) from None
+                raise RequestError(
+                    HTTPStatus.BAD_REQUEST, f"{prefix}[{i}]: {e}" if prefix else str(e)
+                ) from None
         return texts
 
     def _score(self, texts: list[str]) -> list[dict]:
@@ -86,7 +98,9 @@ class StyleService:
         if not isinstance(items, list):
             raise RequestError(HTTPStatus.BAD_REQUEST, "body must be an object with a list `items`")
         if len(items) > self.max_batch:
-            raise RequestError(HTTPStatus.BAD_REQUEST, f"{len(items)} items; at most {self.max_batch} per request")
+            raise RequestError(
+                HTTPStatus.BAD_REQUEST, f"{len(items)} items; at most {self.max_batch} per request"
+            )
         return {"predictions": self._score(self._texts(items, "items"))}
 
 
@@ -135,16 +149,23 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
         else:
             length_header = self.headers.get("Content-Length")
             if length_header is None:
-                raise RequestError(HTTPStatus.LENGTH_REQUIRED, "Content-Length (or chunked transfer encoding) required")
+                raise RequestError(
+                    HTTPStatus.LENGTH_REQUIRED,
+                    "Content-Length (or chunked transfer encoding) required",
+                )
             try:
                 length = int(length_header)
                 if length < 0:
                     raise ValueError
             except ValueError:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"bad Content-Length {length_header!r}") from None
+                raise RequestError(
+                    HTTPStatus.BAD_REQUEST, f"bad Content-Length {length_header!r}"
+                ) from None
             if length > limit:
                 self._discard(length)
-                raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes; at most {limit}")
+                raise RequestError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"body of {length} bytes; at most {limit}"
+                )
             body = self.rfile.read(length)
         try:
             return json.loads(body.decode("utf-8"))
@@ -163,13 +184,17 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
                 if size < 0:
                     raise ValueError
             except ValueError:
-                raise RequestError(HTTPStatus.BAD_REQUEST, f"bad chunk size line {size_line[:40]!r}") from None
+                raise RequestError(
+                    HTTPStatus.BAD_REQUEST, f"bad chunk size line {size_line[:40]!r}"
+                ) from None
             if size == 0:
                 break
             if len(body) + size > limit:
                 drained += size
                 if drained > DRAIN_FACTOR * limit:
-                    raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"chunked body over {limit} bytes")
+                    raise RequestError(
+                        HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"chunked body over {limit} bytes"
+                    )
                 self._discard(size)
             else:
                 body += self.rfile.read(size)
@@ -177,7 +202,9 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
         while self.rfile.readline(1024).strip():  # trailer fields, up to the blank line
             pass
         if drained:
-            raise RequestError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"chunked body over {limit} bytes")
+            raise RequestError(
+                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"chunked body over {limit} bytes"
+            )
         return bytes(body)
 
     def _discard(self, length: int) -> None:
@@ -192,11 +219,18 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
         try:
             path = urlsplit(self.path).path
             if path not in ROUTES:
-                raise RequestError(HTTPStatus.NOT_FOUND, f"no endpoint {path}; try /health, /predict, /predict_batch")
+                raise RequestError(
+                    HTTPStatus.NOT_FOUND,
+                    f"no endpoint {path}; try /health, /predict, /predict_batch",
+                )
             method, action = ROUTES[path]
             if self.command != method:
                 self.close_connection = True
-                self._send_json(HTTPStatus.METHOD_NOT_ALLOWED, {"error": f"{path} takes {method}"}, {"Allow": method})
+                self._send_json(
+                    HTTPStatus.METHOD_NOT_ALLOWED,
+                    {"error": f"{path} takes {method}"},
+                    {"Allow": method},
+                )
                 return
             if action == "health":
                 self._send_json(HTTPStatus.OK, self.service.health())
@@ -212,7 +246,9 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
         except Exception:
             logger.exception("internal error on %s %s", self.command, self.path)
             self.close_connection = True
-            self._send_json(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server log"})
+            self._send_json(
+                HTTPStatus.INTERNAL_SERVER_ERROR, {"error": "internal error; see the server log"}
+            )
 
 
 class StyleHTTPServer(ThreadingHTTPServer):
@@ -225,7 +261,9 @@ class StyleHTTPServer(ThreadingHTTPServer):
         self.service = service
 
 
-def serve(model_dir: str, host: str, port: int, max_batch: int, max_body_bytes: int, batch_size: int) -> None:
+def serve(
+    model_dir: str, host: str, port: int, max_batch: int, max_body_bytes: int, batch_size: int
+) -> None:
     """Load the model and serve until SIGINT or SIGTERM."""
     classifier = StyleClassifier(model_dir, batch_size=batch_size)
     server = StyleHTTPServer((host, port), StyleService(classifier, max_batch, max_body_bytes))

@@ -21,7 +21,12 @@ from plugins.style.classifier import load_tokenizer
 from plugins.style.labels import MAPPING_FILE, LabelSet
 from tools.common.fileio import atomic_write_json
 from tools.style.data import StyleRecord, load_records, stratified_split, write_records
-from tools.style.metrics import classification_metrics, majority_baseline, plot_confusion_matrix, trainer_metrics
+from tools.style.metrics import (
+    classification_metrics,
+    majority_baseline,
+    plot_confusion_matrix,
+    trainer_metrics,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +71,9 @@ class StyleArguments:
                 getattr(self, f.name),
                 {"str": str, "float": (int, float), "int": int, "bool": bool}.get(f.type),
             )
-            if kind and (not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))):
+            if kind and (
+                not isinstance(value, kind) or (kind is not bool and isinstance(value, bool))
+            ):
                 raise ValueError(f"{f.name} must be {f.type}, got {value!r}")
         if not 0 < self.eval_fraction < 1:
             raise ValueError(f"eval_fraction must be in (0, 1), got {self.eval_fraction}")
@@ -118,9 +125,13 @@ def load_recipe(path: Path | str, overrides: list[str] = ()):
     theirs = {f.name for f in dataclasses.fields(TrainingArguments) if f.init}
     unknown = sorted(set(config) - ours - theirs)
     if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(ours)} and TrainingArguments fields")
+        raise ValueError(
+            f"{path}: unknown key(s) {unknown}; allowed: {sorted(ours)} and TrainingArguments fields"
+        )
     missing = [
-        f.name for f in dataclasses.fields(StyleArguments) if f.default is dataclasses.MISSING and f.name not in config
+        f.name
+        for f in dataclasses.fields(StyleArguments)
+        if f.default is dataclasses.MISSING and f.name not in config
     ]
     if missing:
         raise ValueError(f"{path}: missing required key(s) {missing}")
@@ -137,7 +148,9 @@ def _encode(tokenizer, records: list[StyleRecord], labels: LabelSet, max_length:
     encoded = tokenizer([r.input for r in records], truncation=True, max_length=max_length)
     return [
         {"input_ids": ids, "attention_mask": mask, "labels": labels.id_of(r.label)}
-        for ids, mask, r in zip(encoded["input_ids"], encoded["attention_mask"], records, strict=True)
+        for ids, mask, r in zip(
+            encoded["input_ids"], encoded["attention_mask"], records, strict=True
+        )
     ]
 
 
@@ -162,7 +175,9 @@ def _weighted_loss_trainer_class():
             labels = inputs.pop("labels")
             outputs = model(**inputs)
             logits = outputs.logits.float()
-            loss = torch.nn.functional.cross_entropy(logits, labels, weight=self.class_weights.to(logits.device))
+            loss = torch.nn.functional.cross_entropy(
+                logits, labels, weight=self.class_weights.to(logits.device)
+            )
             return (loss, outputs) if return_outputs else loss
 
     return WeightedLossTrainer
@@ -183,7 +198,11 @@ def train(style: StyleArguments, args) -> dict:
     write_records(out / "train.jsonl", train_records)
     write_records(out / "eval.jsonl", eval_records)
     logger.info(
-        "%s: %d train / %d eval records (seed %d)", style.train_file, len(train_records), len(eval_records), args.seed
+        "%s: %d train / %d eval records (seed %d)",
+        style.train_file,
+        len(train_records),
+        len(eval_records),
+        args.seed,
     )
 
     tokenizer = load_tokenizer(style.model_name_or_path, style.trust_remote_code)
@@ -203,7 +222,9 @@ def train(style: StyleArguments, args) -> dict:
     eval_ids = [row["labels"] for row in eval_set]
 
     def compute_metrics(prediction):
-        return trainer_metrics(list(prediction.label_ids), list(prediction.predictions.argmax(-1)), labels)
+        return trainer_metrics(
+            list(prediction.label_ids), list(prediction.predictions.argmax(-1)), labels
+        )
 
     common = {
         "model": model,
@@ -215,7 +236,11 @@ def train(style: StyleArguments, args) -> dict:
         "compute_metrics": compute_metrics,
     }
     weights = _balanced_class_weights(train_ids, len(labels)) if style.class_weights else None
-    trainer = _weighted_loss_trainer_class()(**common, class_weights=weights) if weights else Trainer(**common)
+    trainer = (
+        _weighted_loss_trainer_class()(**common, class_weights=weights)
+        if weights
+        else Trainer(**common)
+    )
     trainer.train()
 
     # With load_best_model_at_end the model in memory is now the best checkpoint.
@@ -234,7 +259,9 @@ def train(style: StyleArguments, args) -> dict:
         "seed": args.seed,
         "class_weights": weights,
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_metric": {args.metric_for_best_model: trainer.state.best_metric} if args.metric_for_best_model else None,
+        "best_metric": {args.metric_for_best_model: trainer.state.best_metric}
+        if args.metric_for_best_model
+        else None,
         **metrics,
         "majority_baseline": majority_baseline(train_ids, eval_ids, labels),
     }

@@ -83,19 +83,25 @@ def test_candidate_aware_accepts_other_only_when_the_truth_is_not_offered():
 def test_lines_without_truth_are_never_right():
     for kind in (LabelKind.DELETED, LabelKind.UNLABELLED):
         assert not correctness.is_judged(kind)
-        assert correctness.judge_answer(line("林晚", kind), "林晚", ["林晚"]) == \
-            {"strict": False, "candidate_aware": False}
+        assert correctness.judge_answer(line("林晚", kind), "林晚", ["林晚"]) == {
+            "strict": False,
+            "candidate_aware": False,
+        }
     assert not correctness.strict(None, "林晚", LabelKind.NAMED, KNOWN)
 
 
 def test_judge_answer_applies_both_rules_and_the_inventory():
-    verdict = correctness.judge_answer(line("林晚", LabelKind.NAMED), "其他", ["林朗", "其他"], "其他", KNOWN)
+    verdict = correctness.judge_answer(
+        line("林晚", LabelKind.NAMED), "其他", ["林朗", "其他"], "其他", KNOWN
+    )
     assert verdict == {"strict": False, "candidate_aware": True}
     unseeded = line("茶客", LabelKind.NAMED)
     assert correctness.judge_answer(unseeded, "其他", ["林晚", "其他"], known=KNOWN)["strict"]
     assert not correctness.judge_answer(unseeded, "其他", ["林晚", "其他"])["strict"]
     # a custom "other" label counts as other
-    assert correctness.judge_answer(line("护士-1", LabelKind.UNNAMED), "none", ["none"], "none")["strict"]
+    assert correctness.judge_answer(line("护士-1", LabelKind.UNNAMED), "none", ["none"], "none")[
+        "strict"
+    ]
 
 
 def test_label_helpers():
@@ -155,7 +161,11 @@ def test_labels_carry_what_the_published_rule_needs(demo_labels: Path):
     data = json.loads(demo_labels.read_text(encoding="utf-8"))
     assert data["published_known"] == sorted(series.published_known)
     assert "旁白" in data["published_known"]
-    assert all(record["overlap"] is series.lines[record["index"]].overlap for record in data["lines"])
+    assert all(
+        record["overlap"] is series.lines[record["index"]].overlap for record in data["lines"]
+    )
     judged = [r for r in data["lines"] if r["truth"] is not None and r["source"] != "seed"]
-    right = sum(correctness.published(r["label"], r["truth"], data["published_known"]) for r in judged)
+    right = sum(
+        correctness.published(r["label"], r["truth"], data["published_known"]) for r in judged
+    )
     assert 0 < right < len(judged)

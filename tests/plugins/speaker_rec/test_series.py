@@ -36,7 +36,9 @@ def raw_episode(path: Path) -> list[dict]:
 
 
 def test_demo_series_has_every_part(demo):
-    n_raw = sum(len(raw_episode(p)) for p in sorted((DEMO_DIR / DEMO / "subtitle_data").glob("*.json")))
+    n_raw = sum(
+        len(raw_episode(p)) for p in sorted((DEMO_DIR / DEMO / "subtitle_data").glob("*.json"))
+    )
     assert len(demo) == n_raw == demo.embeddings.shape[0]
     assert [e.number for e in demo.episodes] == list(range(1, len(demo.episodes) + 1))
     assert demo.language == "zh"
@@ -83,8 +85,13 @@ def test_label_kinds_and_name_mapping(demo):
 
 
 def test_speakers_are_mostly_on_screen(demo):
-    named = [l for l in demo.lines if l.kind is LabelKind.NAMED and l.speaker in demo.known_characters]
-    seen = sum(any(n == l.speaker for n, _, _ in demo.faces.between(l.abs_start - 2, l.abs_end + 2)) for l in named)
+    named = [
+        l for l in demo.lines if l.kind is LabelKind.NAMED and l.speaker in demo.known_characters
+    ]
+    seen = sum(
+        any(n == l.speaker for n, _, _ in demo.faces.between(l.abs_start - 2, l.abs_end + 2))
+        for l in named
+    )
     assert 0.5 < seen / len(named) < 1.0
 
 
@@ -104,11 +111,22 @@ def test_captions_lie_inside_their_episode(demo):
 
 def published_known_from_raw_files(root: Path) -> set[str]:
     """role_name_variants keys seen as a top-1 face name, plus truths containing 旁白."""
-    keys = set(json.loads((root / "face_data/face_info.json").read_text(encoding="utf-8"))["role_name_variants"])
-    top1 = {obj["id_list"]["0"]["name"] for path in sorted((root / "face_data").glob("0*.json"))
-            for obj in raw_episode(path)}
-    narration = {obj["character"] for path in sorted((root / "subtitle_data").glob("*.json"))
-                 for obj in raw_episode(path) if "旁白" in obj.get("character", "")}
+    keys = set(
+        json.loads((root / "face_data/face_info.json").read_text(encoding="utf-8"))[
+            "role_name_variants"
+        ]
+    )
+    top1 = {
+        obj["id_list"]["0"]["name"]
+        for path in sorted((root / "face_data").glob("0*.json"))
+        for obj in raw_episode(path)
+    }
+    narration = {
+        obj["character"]
+        for path in sorted((root / "subtitle_data").glob("*.json"))
+        for obj in raw_episode(path)
+        if "旁白" in obj.get("character", "")
+    }
     assert narration and keys & top1
     return (keys & top1) | narration
 
@@ -118,11 +136,21 @@ def test_published_known_from_the_raw_files(demo, demo_copy):
     assert "林晚" in demo.published_known
     # a known character never detected as a top-1 face is not known to the published rule
     for path in sorted((demo_copy / DEMO / "face_data").glob("0*.json")):
-        rewrite_json(path, lambda d: [obj["id_list"]["0"].update(name="0000_cluster")
-                                      for obj in d["object_list"].values() if obj["id_list"]["0"]["name"] == "林晚"])
+        rewrite_json(
+            path,
+            lambda d: [
+                obj["id_list"]["0"].update(name="0000_cluster")
+                for obj in d["object_list"].values()
+                if obj["id_list"]["0"]["name"] == "林晚"
+            ],
+        )
     series = load_series(DEMO, demo_copy)
     assert "林晚" in series.known_characters and "林晚" not in series.published_known
-    assert series.published_known == published_known_from_raw_files(demo_copy / DEMO) == demo.published_known - {"林晚"}
+    assert (
+        series.published_known
+        == published_known_from_raw_files(demo_copy / DEMO)
+        == demo.published_known - {"林晚"}
+    )
 
 
 def test_optional_parts_switch_off(demo_copy):
@@ -133,10 +161,13 @@ def test_optional_parts_switch_off(demo_copy):
     series = load_series(DEMO, demo_copy)
     assert series.captions is None and series.faces is None and series.relations is None
     assert len(series) > 0
-    assert series.published_known == {line.speaker for line in series.lines if "旁白" in (line.speaker or "")}
+    assert series.published_known == {
+        line.speaker for line in series.lines if "旁白" in (line.speaker or "")
+    }
 
 
 # --- validation: each case corrupts a copy and names the file and the reason ----------
+
 
 def rewrite_json(path: Path, change) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
@@ -147,66 +178,127 @@ def rewrite_json(path: Path, change) -> None:
 def set_line_field(field, value):
     def change(data):
         data["object_list"]["3"][field] = value
+
     return change
 
 
 CORRUPTIONS = {
     "missing embedding episode": (
-        lambda r: (r / "sv_embedding/0002.npy").unlink(), "sv_embedding", "missing episode(s) 0002"),
+        lambda r: (r / "sv_embedding/0002.npy").unlink(),
+        "sv_embedding",
+        "missing episode(s) 0002",
+    ),
     "extra embedding episode": (
         lambda r: shutil.copy(r / "sv_embedding/0001.npy", r / "sv_embedding/0009.npy"),
-        "sv_embedding", "extra episode(s) 0009"),
+        "sv_embedding",
+        "extra episode(s) 0009",
+    ),
     "gap in subtitle episodes": (
         lambda r: (r / "subtitle_data/0002.json").rename(r / "subtitle_data/0005.json"),
-        "subtitle_data", "missing 0002"),
+        "subtitle_data",
+        "missing 0002",
+    ),
     "stray file": (
-        lambda r: (r / "subtitle_data/notes.txt").write_text("x"), "notes.txt", "unexpected file"),
+        lambda r: (r / "subtitle_data/notes.txt").write_text("x"),
+        "notes.txt",
+        "unexpected file",
+    ),
     "embedding rows differ from lines": (
         lambda r: np.save(r / "sv_embedding/0001.npy", np.load(r / "sv_embedding/0001.npy")[:-1]),
-        "0001.npy", "embedding rows but"),
+        "0001.npy",
+        "embedding rows but",
+    ),
     "embedding dimension differs": (
-        lambda r: np.save(r / "sv_embedding/0002.npy", np.load(r / "sv_embedding/0002.npy")[:, :64]),
-        "0002.npy", "dimension 64"),
+        lambda r: np.save(
+            r / "sv_embedding/0002.npy", np.load(r / "sv_embedding/0002.npy")[:, :64]
+        ),
+        "0002.npy",
+        "dimension 64",
+    ),
     "malformed JSON": (
-        lambda r: (r / "subtitle_data/0002.json").write_text('{"episode_idx": 1,\n "objects": ', encoding="utf-8"),
-        "0002.json", "malformed JSON"),
+        lambda r: (r / "subtitle_data/0002.json").write_text(
+            '{"episode_idx": 1,\n "objects": ', encoding="utf-8"
+        ),
+        "0002.json",
+        "malformed JSON",
+    ),
     "bad timestamp": (
-        lambda r: rewrite_json(r / "subtitle_data/0001.json", set_line_field("start_time", "0:1:2.5")),
-        "0001.json", "bad timestamp '0:1:2.5'"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0001.json", set_line_field("start_time", "0:1:2.5")
+        ),
+        "0001.json",
+        "bad timestamp '0:1:2.5'",
+    ),
     "end before start": (
-        lambda r: rewrite_json(r / "subtitle_data/0001.json", set_line_field("end_time", "00:00:00.000")),
-        "0001.json", "is before start_time"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0001.json", set_line_field("end_time", "00:00:00.000")
+        ),
+        "0001.json",
+        "is before start_time",
+    ),
     "seconds field over 60": (
-        lambda r: rewrite_json(r / "subtitle_data/0001.json", set_line_field("start_time", "00:01:61.000")),
-        "0001.json", "object_list['3'].start_time: bad timestamp '00:01:61.000'"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0001.json", set_line_field("start_time", "00:01:61.000")
+        ),
+        "0001.json",
+        "object_list['3'].start_time: bad timestamp '00:01:61.000'",
+    ),
     "minutes field over 60": (
-        lambda r: rewrite_json(r / "subtitle_data/0001.json", set_line_field("end_time", "00:61:00.000")),
-        "0001.json", "object_list['3'].end_time: bad timestamp '00:61:00.000'"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0001.json", set_line_field("end_time", "00:61:00.000")
+        ),
+        "0001.json",
+        "object_list['3'].end_time: bad timestamp '00:61:00.000'",
+    ),
     "face timestamp malformed": (
-        lambda r: rewrite_json(r / "face_data/0002.json",
-                               lambda d: d["object_list"]["1"].update(start_time="00:02:7.000")),
-        "face_data/0002.json", "object_list['1'].start_time: bad timestamp '00:02:7.000'"),
+        lambda r: rewrite_json(
+            r / "face_data/0002.json",
+            lambda d: d["object_list"]["1"].update(start_time="00:02:7.000"),
+        ),
+        "face_data/0002.json",
+        "object_list['1'].start_time: bad timestamp '00:02:7.000'",
+    ),
     "face end_time malformed": (
-        lambda r: rewrite_json(r / "face_data/0002.json",
-                               lambda d: d["object_list"]["1"].update(end_time="later")),
-        "face_data/0002.json", "object_list['1'].end_time: bad timestamp 'later'"),
+        lambda r: rewrite_json(
+            r / "face_data/0002.json", lambda d: d["object_list"]["1"].update(end_time="later")
+        ),
+        "face_data/0002.json",
+        "object_list['1'].end_time: bad timestamp 'later'",
+    ),
     "overlap not a boolean": (
         lambda r: rewrite_json(r / "subtitle_data/0002.json", set_line_field("overlap", "yes")),
-        "0002.json", "object_list['3']: overlap must be true or false, got 'yes'"),
+        "0002.json",
+        "object_list['3']: overlap must be true or false, got 'yes'",
+    ),
     "auxiliary_text not a string": (
-        lambda r: rewrite_json(r / "subtitle_data/0002.json", set_line_field("auxiliary_text", ["x"])),
-        "0002.json", "object_list['3']: auxiliary_text must be a string, got list"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0002.json", set_line_field("auxiliary_text", ["x"])
+        ),
+        "0002.json",
+        "object_list['3']: auxiliary_text must be a string, got list",
+    ),
     "wrong episode_idx": (
         lambda r: rewrite_json(r / "subtitle_data/0002.json", lambda d: d.update(episode_idx=5)),
-        "0002.json", "episode_idx is 5, expected 1"),
+        "0002.json",
+        "episode_idx is 5, expected 1",
+    ),
     "objects count mismatch": (
-        lambda r: rewrite_json(r / "subtitle_data/0001.json", lambda d: d.update(objects=d["objects"] + 1)),
-        "0001.json", "object_list has"),
+        lambda r: rewrite_json(
+            r / "subtitle_data/0001.json", lambda d: d.update(objects=d["objects"] + 1)
+        ),
+        "0001.json",
+        "object_list has",
+    ),
     "face file missing": (
-        lambda r: (r / "face_data/0003.json").unlink(), "face_data", "missing episode(s) 0003"),
+        lambda r: (r / "face_data/0003.json").unlink(),
+        "face_data",
+        "missing episode(s) 0003",
+    ),
     "bad caption episode": (
         lambda r: rewrite_json(r / "caption.json", lambda d: d[0].update(episode_idx=99)),
-        "caption.json", "episode_idx must be"),
+        "caption.json",
+        "episode_idx must be",
+    ),
 }
 
 
@@ -222,12 +314,15 @@ def test_malformed_series_names_file_and_reason(demo_copy, case):
 
 # --- what real releases contain: read, kept, and warned about with counts --------------
 
+
 def test_release_fields_are_kept_on_the_line(demo_copy):
     """auxiliary_text and overlap (some dramas of the release carry them) are read, not refused."""
+
     def add(data):
         for key, obj in data["object_list"].items():
             obj["auxiliary_text"] = "（画外音）" if key == "2" else ""
             obj["overlap"] = key in ("1", "4")
+
     rewrite_json(demo_copy / DEMO / "subtitle_data/0002.json", add)
     series = load_series(DEMO, demo_copy)
     assert series.warnings == []
@@ -245,9 +340,11 @@ def test_unknown_field_is_a_warning_naming_file_field_and_count(demo_copy, caplo
         for key in ("0", "3", "5"):
             data["object_list"][key]["speaker_guess"] = "x"
         data["release_note"] = "v2"
+
     rewrite_json(demo_copy / DEMO / "subtitle_data/0002.json", add)
-    rewrite_json(demo_copy / DEMO / "face_data/0001.json",
-                 lambda d: d["object_list"]["0"].update(blur=0.5))
+    rewrite_json(
+        demo_copy / DEMO / "face_data/0001.json", lambda d: d["object_list"]["0"].update(blur=0.5)
+    )
     series = load_series(DEMO, demo_copy)
     sub, faces = demo_copy / DEMO / "subtitle_data", demo_copy / DEMO / "face_data"
     assert series.warnings == [
@@ -261,24 +358,32 @@ def test_unknown_field_is_a_warning_naming_file_field_and_count(demo_copy, caplo
 
 def test_minutes_or_seconds_of_60_roll_over_and_are_counted(demo_copy):
     """Read as the published code reads them: 00:25:60.000 is 00:26:00.000."""
+
     def subtitles_60(d):
         d["object_list"]["0"]["start_time"] = "00:00:60.000"  # was 00:01:09.476
         d["object_list"]["3"]["end_time"] = "00:01:60.000"  # was 00:01:27.685
+
     rewrite_json(demo_copy / DEMO / "subtitle_data/0001.json", subtitles_60)
-    rewrite_json(demo_copy / DEMO / "face_data/0002.json",
-                 lambda d: d["object_list"]["0"].update(start_time="00:60:60.000", end_time="00:60:60.000"))
+    rewrite_json(
+        demo_copy / DEMO / "face_data/0002.json",
+        lambda d: d["object_list"]["0"].update(start_time="00:60:60.000", end_time="00:60:60.000"),
+    )
     series = load_series(DEMO, demo_copy)
     assert series.lines[0].start == 60.0 and series.lines[3].end == 120.0
     assert series.lines[3].start == pytest.approx(86.233)
     assert series.episodes[1].to_abs(3660.0) in series.faces.abs_time  # 00:60:60 = 01:01:00
     sub, faces = demo_copy / DEMO / "subtitle_data", demo_copy / DEMO / "face_data"
     assert series.warnings == [
-        (f"{faces}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-         "(00:25:60.000 = 00:26:00.000) in 0002.json (2); first: 0002.json object_list['0'].start_time "
-         "'00:60:60.000'"),
-        (f"{sub}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-         "(00:25:60.000 = 00:26:00.000) in 0001.json (2); first: 0001.json object_list['0'].start_time "
-         "'00:00:60.000'"),
+        (
+            f"{faces}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
+            "(00:25:60.000 = 00:26:00.000) in 0002.json (2); first: 0002.json object_list['0'].start_time "
+            "'00:60:60.000'"
+        ),
+        (
+            f"{sub}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
+            "(00:25:60.000 = 00:26:00.000) in 0001.json (2); first: 0001.json object_list['0'].start_time "
+            "'00:00:60.000'"
+        ),
     ]
 
 
@@ -307,7 +412,15 @@ def test_unknown_series_lists_available():
 
 
 def test_cli_exit_codes(demo_copy):
-    cmd = [sys.executable, "-m", "tools.sr.series_info", "--data-dir", str(demo_copy), "--series", DEMO]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.sr.series_info",
+        "--data-dir",
+        str(demo_copy),
+        "--series",
+        DEMO,
+    ]
     ok = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT)
     assert ok.returncode == 0, ok.stderr
     summary = json.loads(ok.stdout)
@@ -333,21 +446,29 @@ REAL = {
 REAL_WARNINGS = {
     "zhan_chang_sha": [],
     "ren_shi_jian": [],
-    "da_qin_di_guo_zhi_zong_heng": [(
-        "subtitle_data: 1 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-        "(00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json object_list['135'].start_time "
-        "'00:08:60.000'")],
-    "shan_hai_qing": [(
-        "face_data: 12 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-        "(00:25:60.000 = 00:26:00.000) in 0015.json (12); first: 0015.json object_list['2619'].start_time "
-        "'00:25:60.000'")],
+    "da_qin_di_guo_zhi_zong_heng": [
+        (
+            "subtitle_data: 1 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
+            "(00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json object_list['135'].start_time "
+            "'00:08:60.000'"
+        )
+    ],
+    "shan_hai_qing": [
+        (
+            "face_data: 12 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
+            "(00:25:60.000 = 00:26:00.000) in 0015.json (12); first: 0015.json object_list['2619'].start_time "
+            "'00:25:60.000'"
+        )
+    ],
 }
 
 
 @pytest.mark.parametrize("name", sorted(REAL))
 def test_real_series(name):
     if not (SHARED_DRAMAS / name).is_dir():
-        pytest.skip(f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)")
+        pytest.skip(
+            f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)"
+        )
     series = load_series(name, SHARED_DRAMAS)
     episodes, lines, deleted, non_finite, published_known = REAL[name]
     assert (len(series.episodes), len(series)) == (episodes, lines)
@@ -358,7 +479,9 @@ def test_real_series(name):
     seeds = series.seeds()
     raw = json.loads((series.root / "init_seeds_1pct.json").read_text(encoding="utf-8"))
     assert len(seeds) == sum(u["code"] >= 0 for u in raw["utterance_label"])
-    assert all(series.lines[i].speaker == seed for i, seed in seeds.items()), "seed lines are ground truth"
+    assert all(series.lines[i].speaker == seed for i, seed in seeds.items()), (
+        "seed lines are ground truth"
+    )
     starts = [line.abs_start for line in series.lines]
     assert starts == sorted(starts)
     assert series.warnings == [f"{series.root}/{w}" for w in REAL_WARNINGS[name]]
@@ -380,24 +503,53 @@ def real_release_fields_and_rollover(series):
 def test_cli_tolerated_cases_exit_0_with_warnings(demo_copy):
     rewrite_json(demo_copy / DEMO / "subtitle_data/0002.json", set_line_field("speaker_guess", "x"))
     rewrite_json(demo_copy / DEMO / "subtitle_data/0002.json", set_line_field("overlap", True))
-    rewrite_json(demo_copy / DEMO / "face_data/0003.json",
-                 lambda d: d["object_list"]["2"].update(end_time="00:02:60.000"))
-    cmd = [sys.executable, "-m", "tools.sr.series_info", "--data-dir", str(demo_copy), "--series", DEMO]
+    rewrite_json(
+        demo_copy / DEMO / "face_data/0003.json",
+        lambda d: d["object_list"]["2"].update(end_time="00:02:60.000"),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.sr.series_info",
+        "--data-dir",
+        str(demo_copy),
+        "--series",
+        DEMO,
+    ]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["overlapped_lines"] == 1 and len(summary["warnings"]) == 2
-    assert "unknown field 'speaker_guess' ignored in 1 record(s) of 1 file(s): 0002.json (1)" in done.stderr
+    assert (
+        "unknown field 'speaker_guess' ignored in 1 record(s) of 1 file(s): 0002.json (1)"
+        in done.stderr
+    )
     assert "1 timestamp(s) with a minutes or seconds field of 60" in done.stderr
-    assert "face_data: " in done.stderr and "0003.json object_list['2'].end_time '00:02:60.000'" in done.stderr
+    assert (
+        "face_data: " in done.stderr
+        and "0003.json object_list['2'].end_time '00:02:60.000'" in done.stderr
+    )
 
 
 def test_cli_on_a_real_drama_with_rollovers():
     name = "shan_hai_qing"
     if not (SHARED_DRAMAS / name).is_dir():
-        pytest.skip(f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)")
-    cmd = [sys.executable, "-m", "tools.sr.series_info", "--data-dir", str(SHARED_DRAMAS), "--series", name]
+        pytest.skip(
+            f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)"
+        )
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.sr.series_info",
+        "--data-dir",
+        str(SHARED_DRAMAS),
+        "--series",
+        name,
+    ]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["lines"] == REAL[name][1]
-    assert "WARNING" in done.stderr and "12 timestamp(s) with a minutes or seconds field of 60" in done.stderr
+    assert (
+        "WARNING" in done.stderr
+        and "12 timestamp(s) with a minutes or seconds field of 60" in done.stderr
+    )

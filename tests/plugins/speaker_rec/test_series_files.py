@@ -28,8 +28,19 @@ def data_dir(tmp_path) -> Path:
 
 
 def series_info(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "tools.sr.series_info", "--data-dir", str(data_dir), "--series", DEMO, *extra]
-    return subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.sr.series_info",
+        "--data-dir",
+        str(data_dir),
+        "--series",
+        DEMO,
+        *extra,
+    ]
+    return subprocess.run(
+        cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=120
+    )
 
 
 def refused(data_dir: Path, *extra: str) -> str:
@@ -85,107 +96,208 @@ def text_field(path: Path, raw: str) -> None:
     data = json.loads(text)
     marker = "@@TEXT@@"
     data["object_list"]["2"]["text"] = marker
-    path.write_text(json.dumps(data, ensure_ascii=False).replace(json.dumps(marker), raw), encoding="utf-8")
+    path.write_text(
+        json.dumps(data, ensure_ascii=False).replace(json.dumps(marker), raw), encoding="utf-8"
+    )
 
 
 # case: (corruption of the series root, file named in the message, reason in the message)
 REFUSED = {
     "directory named like an episode file": (
         lambda r: replace_with_dir(r / "subtitle_data/0002.json"),
-        "subtitle_data/0002.json", "a directory, not a regular file"),
+        "subtitle_data/0002.json",
+        "a directory, not a regular file",
+    ),
     "directory named like an embedding file": (
         lambda r: replace_with_dir(r / "sv_embedding/0001.npy"),
-        "sv_embedding/0001.npy", "a directory, not a regular file"),
+        "sv_embedding/0001.npy",
+        "a directory, not a regular file",
+    ),
     "directory named like relation.json": (
-        lambda r: replace_with_dir(r / "relation.json"), "relation.json", "a directory, not a regular file"),
+        lambda r: replace_with_dir(r / "relation.json"),
+        "relation.json",
+        "a directory, not a regular file",
+    ),
     "FIFO in an episode file's place": (
-        lambda r: ((r / "subtitle_data/0003.json").unlink(), os.mkfifo(r / "subtitle_data/0003.json")),
-        "subtitle_data/0003.json", "a FIFO, not a regular file"),
+        lambda r: (
+            (r / "subtitle_data/0003.json").unlink(),
+            os.mkfifo(r / "subtitle_data/0003.json"),
+        ),
+        "subtitle_data/0003.json",
+        "a FIFO, not a regular file",
+    ),
     "FIFO as face_info.json": (
-        lambda r: ((r / "face_data/face_info.json").unlink(), os.mkfifo(r / "face_data/face_info.json")),
-        "face_data/face_info.json", "a FIFO, not a regular file"),
+        lambda r: (
+            (r / "face_data/face_info.json").unlink(),
+            os.mkfifo(r / "face_data/face_info.json"),
+        ),
+        "face_data/face_info.json",
+        "a FIFO, not a regular file",
+    ),
     "deep nesting in a record": (
         lambda r: text_field(r / "subtitle_data/0001.json", nested(100_000)),
-        "subtitle_data/0001.json", "malformed JSON: nested too deeply to read"),
+        "subtitle_data/0001.json",
+        "malformed JSON: nested too deeply to read",
+    ),
     "deep nesting in a face record": (
-        lambda r: rewrite_json(r / "face_data/0001.json", lambda d: d["object_list"]["0"].update(geometry=None))
-        or (r / "face_data/0001.json").write_text(
-            (r / "face_data/0001.json").read_text(encoding="utf-8").replace('"geometry": null', '"geometry": '
-                                                                              + nested(50_000), 1), encoding="utf-8"),
-        "face_data/0001.json", "nested too deeply"),
+        lambda r: (
+            rewrite_json(
+                r / "face_data/0001.json", lambda d: d["object_list"]["0"].update(geometry=None)
+            )
+            or (r / "face_data/0001.json").write_text(
+                (r / "face_data/0001.json")
+                .read_text(encoding="utf-8")
+                .replace('"geometry": null', '"geometry": ' + nested(50_000), 1),
+                encoding="utf-8",
+            )
+        ),
+        "face_data/0001.json",
+        "nested too deeply",
+    ),
     "non-numeric face score": (
-        lambda r: rewrite_json(r / "face_data/0002.json", lambda d: d["object_list"]["4"]["id_list"]["0"]
-                               .update(score="high")),
-        "face_data/0002.json", "object_list['4'].id_list['0'].score: score must be a number, got 'high'"),
+        lambda r: rewrite_json(
+            r / "face_data/0002.json",
+            lambda d: d["object_list"]["4"]["id_list"]["0"].update(score="high"),
+        ),
+        "face_data/0002.json",
+        "object_list['4'].id_list['0'].score: score must be a number, got 'high'",
+    ),
     "NaN face score": (
         lambda r: (r / "face_data/0002.json").write_text(
-            (r / "face_data/0002.json").read_text(encoding="utf-8").replace('"score": ', '"score": NaN, "x": ', 1),
-            encoding="utf-8"),
-        "face_data/0002.json", "score must be a number, got nan"),
+            (r / "face_data/0002.json")
+            .read_text(encoding="utf-8")
+            .replace('"score": ', '"score": NaN, "x": ', 1),
+            encoding="utf-8",
+        ),
+        "face_data/0002.json",
+        "score must be a number, got nan",
+    ),
     "boolean face score": (
-        lambda r: rewrite_json(r / "face_data/0001.json", lambda d: d["object_list"]["1"]["id_list"]["0"]
-                               .update(score=True)),
-        "face_data/0001.json", "score must be a number, got True"),
+        lambda r: rewrite_json(
+            r / "face_data/0001.json",
+            lambda d: d["object_list"]["1"]["id_list"]["0"].update(score=True),
+        ),
+        "face_data/0001.json",
+        "score must be a number, got True",
+    ),
     "truncated npy": (
-        lambda r: truncated_npy(r / "sv_embedding/0002.npy"), "sv_embedding/0002.npy", "truncated or padded"),
+        lambda r: truncated_npy(r / "sv_embedding/0002.npy"),
+        "sv_embedding/0002.npy",
+        "truncated or padded",
+    ),
     "garbage npy": (
         lambda r: (r / "sv_embedding/0001.npy").write_bytes(b"\x00garbage" * 50),
-        "sv_embedding/0001.npy", "not a readable .npy array"),
+        "sv_embedding/0001.npy",
+        "not a readable .npy array",
+    ),
     "empty npy": (
-        lambda r: (r / "sv_embedding/0001.npy").write_bytes(b""), "sv_embedding/0001.npy", "not a readable .npy"),
+        lambda r: (r / "sv_embedding/0001.npy").write_bytes(b""),
+        "sv_embedding/0001.npy",
+        "not a readable .npy",
+    ),
     "npz in an npy's place": (
-        lambda r: npz_in_npy_place(r / "sv_embedding/0003.npy"), "sv_embedding/0003.npy", "not a readable .npy"),
+        lambda r: npz_in_npy_place(r / "sv_embedding/0003.npy"),
+        "sv_embedding/0003.npy",
+        "not a readable .npy",
+    ),
     "pickled objects in an npy": (
-        lambda r: object_npy(r / "sv_embedding/0002.npy"), "sv_embedding/0002.npy", "expected a 2-D float array"),
+        lambda r: object_npy(r / "sv_embedding/0002.npy"),
+        "sv_embedding/0002.npy",
+        "expected a 2-D float array",
+    ),
     "npy without columns": (
-        lambda r: np.save(r / "sv_embedding/0002.npy", np.zeros((np.load(r / "sv_embedding/0002.npy").shape[0], 0),
-                                                               np.float32)),
-        "sv_embedding/0002.npy", "expected a 2-D float array, got shape ("),
+        lambda r: np.save(
+            r / "sv_embedding/0002.npy",
+            np.zeros((np.load(r / "sv_embedding/0002.npy").shape[0], 0), np.float32),
+        ),
+        "sv_embedding/0002.npy",
+        "expected a 2-D float array, got shape (",
+    ),
     "npy header promising 10^9 rows": (
-        lambda r: header_lies(r / "sv_embedding/0001.npy"), "sv_embedding/0001.npy", "truncated or padded"),
+        lambda r: header_lies(r / "sv_embedding/0001.npy"),
+        "sv_embedding/0001.npy",
+        "truncated or padded",
+    ),
     "not UTF-8": (
-        lambda r: (r / "relation.json").write_bytes("{\"character_list\": [\"林晚\"]}".encode("gbk")),
-        "relation.json", "not UTF-8"),
+        lambda r: (r / "relation.json").write_bytes('{"character_list": ["林晚"]}'.encode("gbk")),
+        "relation.json",
+        "not UTF-8",
+    ),
     "lone surrogate escape": (
         lambda r: text_field(r / "subtitle_data/0002.json", '"\\ud800 x"'),
-        "subtitle_data/0002.json", "lone surrogate"),
+        "subtitle_data/0002.json",
+        "lone surrogate",
+    ),
     "integer too long to convert": (
         lambda r: text_field(r / "subtitle_data/0002.json", "9" * 5000),
-        "subtitle_data/0002.json", "malformed JSON"),
+        "subtitle_data/0002.json",
+        "malformed JSON",
+    ),
     "text not a string": (
         lambda r: text_field(r / "subtitle_data/0002.json", "12"),
-        "subtitle_data/0002.json", "object_list['2']: text must be a string"),
+        "subtitle_data/0002.json",
+        "object_list['2']: text must be a string",
+    ),
     "mainbody not an object": (
         lambda r: rewrite_json(r / "subtitle_data/0001.json", lambda d: d.update(mainbody=7)),
-        "subtitle_data/0001.json", "mainbody: mainbody must be an object"),
+        "subtitle_data/0001.json",
+        "mainbody: mainbody must be an object",
+    ),
     "role_name not a mapping": (
         lambda r: rewrite_json(r / "face_data/face_info.json", lambda d: d.update(role_name=["a"])),
-        "face_info.json", "role_name must map names to names"),
+        "face_info.json",
+        "role_name must map names to names",
+    ),
     "relation character not a name": (
-        lambda r: rewrite_json(r / "relation.json", lambda d: d["character_list"].append({"name": "x"})),
-        "relation.json", "character_list["),
+        lambda r: rewrite_json(
+            r / "relation.json", lambda d: d["character_list"].append({"name": "x"})
+        ),
+        "relation.json",
+        "character_list[",
+    ),
     "name mapping to a number": (
-        lambda r: rewrite_json(r / "relation.json", lambda d: d.update(character_name_mapping={"护士-1": 3})),
-        "relation.json", "expected a name or null, got 3"),
+        lambda r: rewrite_json(
+            r / "relation.json", lambda d: d.update(character_name_mapping={"护士-1": 3})
+        ),
+        "relation.json",
+        "expected a name or null, got 3",
+    ),
     "relationship_list not a list": (
         lambda r: rewrite_json(r / "relation.json", lambda d: d.update(relationship_list=5)),
-        "relation.json", "relationship_list must be a list"),
+        "relation.json",
+        "relationship_list must be a list",
+    ),
     "detailed captions not a list": (
         lambda r: rewrite_json(r / "caption.json", lambda d: d[0].update(detailed_caption_list=3)),
-        "caption.json", "detailed_caption_list must be a list"),
+        "caption.json",
+        "detailed_caption_list must be a list",
+    ),
     "episode 0000": (
         lambda r: shutil.copy(r / "subtitle_data/0001.json", r / "subtitle_data/0000.json"),
-        "subtitle_data/0000.json", "numbered from 0001"),
+        "subtitle_data/0000.json",
+        "numbered from 0001",
+    ),
     "a huge gap in episode numbers": (
         lambda r: (r / "subtitle_data/0003.json").rename(r / "subtitle_data/9999.json"),
-        "subtitle_data", "missing 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012 and 9986 more"),
+        "subtitle_data",
+        "missing 0003, 0004, 0005, 0006, 0007, 0008, 0009, 0010, 0011, 0012 and 9986 more",
+    ),
     "broken symlink": (
-        lambda r: ((r / "subtitle_data/0002.json").unlink(),
-                   (r / "subtitle_data/0002.json").symlink_to(r / "nowhere.json")),
-        "subtitle_data/0002.json", "file is missing (a broken symlink)"),
+        lambda r: (
+            (r / "subtitle_data/0002.json").unlink(),
+            (r / "subtitle_data/0002.json").symlink_to(r / "nowhere.json"),
+        ),
+        "subtitle_data/0002.json",
+        "file is missing (a broken symlink)",
+    ),
     "symlink loop": (
-        lambda r: ((r / "face_data/0001.json").unlink(), (r / "face_data/0001.json").symlink_to(r / "face_data/0001.json")),
-        "face_data/0001.json", "cannot resolve the path"),
+        lambda r: (
+            (r / "face_data/0001.json").unlink(),
+            (r / "face_data/0001.json").symlink_to(r / "face_data/0001.json"),
+        ),
+        "face_data/0001.json",
+        "cannot resolve the path",
+    ),
 }
 
 
@@ -198,11 +310,18 @@ def test_malformed_file_exits_2_naming_file_and_reason(data_dir, case):
 
 
 def test_file_over_the_size_limit(data_dir):
-    largest = max((p for p in (data_dir / DEMO).rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    largest = max(
+        (p for p in (data_dir / DEMO).rglob("*") if p.is_file()), key=lambda p: p.stat().st_size
+    )
     limit_mb = (largest.stat().st_size - 1) / 2**20
     stderr = refused(data_dir, "--max-file-mb", f"{limit_mb:.10f}")
     assert "larger than the per-file limit" in stderr and "--max-file-mb" in stderr
-    assert series_info(data_dir, "--max-file-mb", f"{(largest.stat().st_size + 1) / 2**20:.10f}").returncode == 0
+    assert (
+        series_info(
+            data_dir, "--max-file-mb", f"{(largest.stat().st_size + 1) / 2**20:.10f}"
+        ).returncode
+        == 0
+    )
     done = series_info(data_dir, "--max-file-mb", "0")
     assert done.returncode == 2 and "must be above 0" in done.stderr
 
@@ -269,15 +388,23 @@ def test_hidden_files_are_ignored_with_a_warning(data_dir):
     assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["lines"] == len(load_series(DEMO, DEMO_DIR))
-    assert f"{root / 'subtitle_data'}: 2 hidden file(s) ignored: .DS_Store, ._0001.json" in summary["warnings"]
+    assert (
+        f"{root / 'subtitle_data'}: 2 hidden file(s) ignored: .DS_Store, ._0001.json"
+        in summary["warnings"]
+    )
     assert f"{root / 'sv_embedding'}: 1 hidden file(s) ignored: .DS_Store" in done.stderr
     assert len(summary["warnings"]) == 3
 
 
 def test_byte_order_mark_is_accepted(data_dir):
     root = data_dir / DEMO
-    files = [*sorted((root / "subtitle_data").glob("*.json")), *sorted((root / "face_data").glob("*.json")),
-             root / "relation.json", root / "caption.json", root / "init_seeds_1pct.json"]
+    files = [
+        *sorted((root / "subtitle_data").glob("*.json")),
+        *sorted((root / "face_data").glob("*.json")),
+        root / "relation.json",
+        root / "caption.json",
+        root / "init_seeds_1pct.json",
+    ]
     for path in files:
         path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
     series, reference = load_series(DEMO, data_dir), load_series(DEMO, DEMO_DIR)
@@ -293,9 +420,21 @@ def test_seed_file_read_by_the_same_rules(data_dir):
     seeds = data_dir / DEMO / "init_seeds_1pct.json"
     seeds.unlink()
     os.mkfifo(seeds)
-    cmd = [sys.executable, "-m", "tools.sr.prepare", "--data-dir", str(data_dir), "--series", DEMO,
-           "--out", str(data_dir / "labels.json"), "--quiet"]
-    done = subprocess.run(cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300)
+    cmd = [
+        sys.executable,
+        "-m",
+        "tools.sr.prepare",
+        "--data-dir",
+        str(data_dir),
+        "--series",
+        DEMO,
+        "--out",
+        str(data_dir / "labels.json"),
+        "--quiet",
+    ]
+    done = subprocess.run(
+        cmd, check=False, capture_output=True, text=True, cwd=REPO_ROOT, timeout=300
+    )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "init_seeds_1pct.json: a FIFO, not a regular file" in done.stderr
     assert not (data_dir / "labels.json").exists()
@@ -303,8 +442,24 @@ def test_seed_file_read_by_the_same_rules(data_dir):
 
 # --- a seeded generator of corruptions: the loader either loads or refuses by name -----------
 
-ODD_VALUES = [None, 0, -1, 2**70, 1.5, float("nan"), True, "", "x", "00:00:01.000", [], [1], {}, {"0": {}},
-              {"name": "x"}, [[["a"]]]]
+ODD_VALUES = [
+    None,
+    0,
+    -1,
+    2**70,
+    1.5,
+    float("nan"),
+    True,
+    "",
+    "x",
+    "00:00:01.000",
+    [],
+    [1],
+    {},
+    {"0": {}},
+    {"name": "x"},
+    [[["a"]]],
+]
 
 
 def value_paths(value, prefix=()):
@@ -324,7 +479,7 @@ def corrupt_one(path: Path, rng) -> str:
         raw = bytearray(path.read_bytes())
         roll = rng.random()
         if roll < 0.3:
-            del raw[rng.randrange(len(raw)):]
+            del raw[rng.randrange(len(raw)) :]
         elif roll < 0.7:
             for _ in range(rng.randint(1, 4)):
                 raw[rng.randrange(len(raw))] = rng.randrange(256)
@@ -351,7 +506,9 @@ def corrupt_one(path: Path, rng) -> str:
 
 def test_random_corruptions_load_or_refuse_by_name(tmp_path):
     rng = random.Random(15)
-    files = sorted(p.relative_to(DEMO_DIR / DEMO) for p in (DEMO_DIR / DEMO).rglob("*") if p.is_file())
+    files = sorted(
+        p.relative_to(DEMO_DIR / DEMO) for p in (DEMO_DIR / DEMO).rglob("*") if p.is_file()
+    )
     outcomes = {"loaded": 0, "refused": 0}
     for trial in range(100):
         data_dir = tmp_path / str(trial)

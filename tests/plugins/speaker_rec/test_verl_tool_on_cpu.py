@@ -34,7 +34,14 @@ def env(repo_root, demo_labels) -> SpeakerEnv:
 
 @pytest.fixture(scope="module")
 def server_url(repo_root, demo_labels):
-    args = ["--series", SERIES, "--labels", str(demo_labels), "--data-dir", str(repo_root / "data" / "demo")]
+    args = [
+        "--series",
+        SERIES,
+        "--labels",
+        str(demo_labels),
+        "--data-dir",
+        str(repo_root / "data" / "demo"),
+    ]
     with running_server(args, port=free_port(), env={TOKEN_ENV: ""}) as (url, _):
         yield url
 
@@ -57,9 +64,16 @@ def agent_data(line: int, request_id: str = "det-0"):
     from verl.experimental.agent_loop.tool_agent_loop import AgentData
 
     create = {"series": SERIES, "line": line, "protocol": "hermes"}
-    return AgentData(messages=[], image_data=None, video_data=None, audio_data=None, mm_processor_kwargs=None,
-                     metrics={}, request_id=request_id,
-                     tools_kwargs={name: {"create_kwargs": create} for name in TOOL_NAMES})
+    return AgentData(
+        messages=[],
+        image_data=None,
+        video_data=None,
+        audio_data=None,
+        mm_processor_kwargs=None,
+        metrics={},
+        request_id=request_id,
+        tools_kwargs={name: {"create_kwargs": create} for name in TOOL_NAMES},
+    )
 
 
 async def call(tool, data) -> str:
@@ -87,10 +101,14 @@ def test_english_tools_yaml_matches_the_english_toolset(repo_root, env, monkeypa
 
     monkeypatch.chdir(repo_root)
     built = initialize_tools_from_config("recipes/rl/tools_en.yaml")
-    english = {entry["function"]["name"]: entry for entry in Toolset(env.series, "en").openai_schema()}
+    english = {
+        entry["function"]["name"]: entry for entry in Toolset(env.series, "en").openai_schema()
+    }
     assert [tool.name for tool in built] == list(TOOL_NAMES)
     for tool in built:
-        assert tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True) == english[tool.name]
+        assert (
+            tool.tool_schema.model_dump(exclude_unset=True, exclude_none=True) == english[tool.name]
+        )
 
 
 def test_a_tool_config_naming_no_known_tool_is_refused():
@@ -108,17 +126,22 @@ def test_calls_return_the_tool_output_and_duplicates_are_refused(tools, env):
     rollout, other_rollout = agent_data(line), agent_data(line)
 
     async def scenario():
-        return [await call(tools["audio_sim"], rollout),
-                await call(tools["char_relation"], rollout),
-                await call(tools["audio_sim"], rollout),
-                await call(tools["audio_sim"], other_rollout)]
+        return [
+            await call(tools["audio_sim"], rollout),
+            await call(tools["char_relation"], rollout),
+            await call(tools["audio_sim"], rollout),
+            await call(tools["audio_sim"], other_rollout),
+        ]
+
     outputs = asyncio.run(scenario())
     assert outputs[0] == env.toolset.run("audio_sim", line, label)
     assert outputs[1] == env.toolset.run("char_relation", line, label)
     assert outputs[2] == env.start(line).judge.message("repeated_call", "audio_sim", env.language)
     assert outputs[3] == outputs[0], "a second rollout of the same line is its own trajectory"
     ids = rollout.extra_fields[EXTRAS_KEY][ID_KEY], other_rollout.extra_fields[EXTRAS_KEY][ID_KEY]
-    assert ids[0] != ids[1] and len(ids[0]) == 32, "a fresh uuid per rollout, not the repeating request_id"
+    assert ids[0] != ids[1] and len(ids[0]) == 32, (
+        "a fresh uuid per rollout, not the repeating request_id"
+    )
     assert set(rollout.extra_fields) == {EXTRAS_KEY}, "no new top-level batch column"
 
 
@@ -129,15 +152,24 @@ def test_through_tool_agent_loops_own_call_tool(tools, env):
 
     line = sorted(env.labels)[20]
     data = agent_data(line)
-    loop_settings = SimpleNamespace(tools=tools, max_tool_response_length=100_000, tool_response_truncate_side="middle")
+    loop_settings = SimpleNamespace(
+        tools=tools, max_tool_response_length=100_000, tool_response_truncate_side="middle"
+    )
 
     async def scenario():
-        calls = [FunctionCall(name="video_cap_brief", arguments=json.dumps({})),
-                 FunctionCall(name="video_cap_brief", arguments=json.dumps({}))]
-        return [await ToolAgentLoop._call_tool(loop_settings, c, data.tools_kwargs, data) for c in calls]
+        calls = [
+            FunctionCall(name="video_cap_brief", arguments=json.dumps({})),
+            FunctionCall(name="video_cap_brief", arguments=json.dumps({})),
+        ]
+        return [
+            await ToolAgentLoop._call_tool(loop_settings, c, data.tools_kwargs, data) for c in calls
+        ]
+
     (first, *_), (second, *_) = asyncio.run(scenario())
     assert first.text == env.toolset.run("video_cap_brief", line, env.labels[line])
-    assert second.text == env.start(line).judge.message("repeated_call", "video_cap_brief", env.language)
+    assert second.text == env.start(line).judge.message(
+        "repeated_call", "video_cap_brief", env.language
+    )
 
 
 def test_an_unreachable_server_is_a_clear_error_after_one_retry(tools, env, monkeypatch):

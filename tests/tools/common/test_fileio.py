@@ -5,7 +5,14 @@ import os
 
 import pytest
 
-from tools.common.fileio import Report, atomic_write_bytes, atomic_write_json, atomic_write_text, json_objects, read_jsonl
+from tools.common.fileio import (
+    Report,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    json_objects,
+    read_jsonl,
+)
 
 
 def test_atomic_write_replaces_whole_file(tmp_path):
@@ -34,7 +41,10 @@ def test_read_jsonl_names_broken_lines(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text('{"a": 1}\n\n{"a": \n[1, 2]\n', encoding="utf-8")
     records = list(read_jsonl(path))
-    assert [(r.line_no, r.value) for r in records if r.error is None] == [(1, {"a": 1}), (4, [1, 2])]
+    assert [(r.line_no, r.value) for r in records if r.error is None] == [
+        (1, {"a": 1}),
+        (4, [1, 2]),
+    ]
     broken = [r for r in records if r.error]
     assert len(broken) == 1 and broken[0].line_no == 3 and "broken JSON" in broken[0].error
 
@@ -65,29 +75,49 @@ def test_json_objects_counts_and_drops_what_is_not_an_object(tmp_path):
 
 
 def test_append_only_output_is_locked_resumed_and_deduplicated(tmp_path):
-    from tools.common.fileio import AppendOnlyJsonl, OutputBusy, OutputError, duplicate_keys, lock_path
+    from tools.common.fileio import (
+        AppendOnlyJsonl,
+        OutputBusy,
+        OutputError,
+        duplicate_keys,
+        lock_path,
+    )
 
     out = tmp_path / "r.jsonl"
     key = lambda record: record["id"]  # noqa: E731
     with AppendOnlyJsonl(out, key) as output:
         output.append({"id": 1})
         output.append({"id": 2})
-        with pytest.raises(OutputBusy, match=f"being written by process {os.getpid()}"), AppendOnlyJsonl(out, key):
+        with (
+            pytest.raises(OutputBusy, match=f"being written by process {os.getpid()}"),
+            AppendOnlyJsonl(out, key),
+        ):
             pass
     assert lock_path(out).read_text().strip() == str(os.getpid())
-    out.write_bytes(out.read_bytes() + b'{"id": 1, "again": true}\n{"id": 3')  # a duplicate, a torn line
+    out.write_bytes(
+        out.read_bytes() + b'{"id": 1, "again": true}\n{"id": 3'
+    )  # a duplicate, a torn line
     assert duplicate_keys(out, key) == (1, f"{out}:3")
-    with pytest.raises(OutputError, match=r"1 duplicated records \(first at .*:3\)"), AppendOnlyJsonl(out, key):
+    with (
+        pytest.raises(OutputError, match=r"1 duplicated records \(first at .*:3\)"),
+        AppendOnlyJsonl(out, key),
+    ):
         pass
     with AppendOnlyJsonl(out, key, dedupe=True, keep_records=True) as output:
         assert output.keys == {1, 2} and output.records[1] == {"id": 1}
         output.append({"id": 3})
     assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == [1, 2, 3]
     out.write_text('{"id": 1}\n[1]\n')
-    with pytest.raises(OutputError, match=r"r.jsonl:2: not a record \(not a JSON object\)"), AppendOnlyJsonl(out, key):
+    with (
+        pytest.raises(OutputError, match=r"r.jsonl:2: not a record \(not a JSON object\)"),
+        AppendOnlyJsonl(out, key),
+    ):
         pass
     out.write_text('{"id": 1}\n{"no": 1}\n')
-    with pytest.raises(OutputError, match=r"r.jsonl:2: not a record of this output"), AppendOnlyJsonl(out, key):
+    with (
+        pytest.raises(OutputError, match=r"r.jsonl:2: not a record of this output"),
+        AppendOnlyJsonl(out, key),
+    ):
         pass
 
 
@@ -96,7 +126,11 @@ def test_url_userinfo_is_redacted_in_text_and_logs(caplog):
 
     from tools.common.openai_endpoint import RedactUserinfo, redact
 
-    assert redact("--urls=http://user:k3y@host:8000/v1 https://tok@h/v1 http://h/a@b") == \
-        "--urls=http://***@host:8000/v1 https://***@h/v1 http://h/a@b"
-    record = logging.LogRecord("x", logging.INFO, __file__, 1, "calling %s", ("http://u:k3y@h/v1",), None)
+    assert (
+        redact("--urls=http://user:k3y@host:8000/v1 https://tok@h/v1 http://h/a@b")
+        == "--urls=http://***@host:8000/v1 https://***@h/v1 http://h/a@b"
+    )
+    record = logging.LogRecord(
+        "x", logging.INFO, __file__, 1, "calling %s", ("http://u:k3y@h/v1",), None
+    )
     assert RedactUserinfo().filter(record) and record.getMessage() == "calling http://***@h/v1"

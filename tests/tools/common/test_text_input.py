@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.roleplay import character, dialogue, regress, regress_bank, rolebench
 from tools.common.text_input import NotTextError, decode
+from tools.roleplay import character, dialogue, regress, regress_bank, rolebench
 
 BINARY = bytes(range(256)) * 8
 
@@ -20,10 +20,23 @@ def _jsonl(records: list[dict]) -> str:
     return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
 
 
-ROLEBENCH = [{"role": "孙悟空", "question": f"你喜欢第{i}个桃子吗？", "generated": ["喜欢！"]} for i in range(3)]
-VOICE = [{"source_title": "序章", "speaker": "芙宁娜", "text": f"这是第{i}句台词，好好听着。"} for i in range(3)]
-BANK = [{"id": f"c{i}", "tags": ["t"], "messages": [{"role": "user", "content": f"第{i}个问题是什么呢"}],
-         "checks": {"max_chars": 9}} for i in range(3)]
+ROLEBENCH = [
+    {"role": "孙悟空", "question": f"你喜欢第{i}个桃子吗？", "generated": ["喜欢！"]}
+    for i in range(3)
+]
+VOICE = [
+    {"source_title": "序章", "speaker": "芙宁娜", "text": f"这是第{i}句台词，好好听着。"}
+    for i in range(3)
+]
+BANK = [
+    {
+        "id": f"c{i}",
+        "tags": ["t"],
+        "messages": [{"role": "user", "content": f"第{i}个问题是什么呢"}],
+        "checks": {"max_chars": 9},
+    }
+    for i in range(3)
+]
 TRAIN = [{"instruction": f"别的问题{i}号", "output": "x"} for i in range(3)]
 SCRIPT = "林晚：你来了？\n陈舟：来了，路上有点堵。\n林晚：坐吧，喝口茶。\n陈舟：好，谢谢你。\n"
 
@@ -40,17 +53,45 @@ class Converter:
 
 
 def _rolebench(tmp_path, path, *extra):
-    return rolebench.main(["--inputs", str(path), "--out-dir", str(tmp_path / "out"), "--name", "rb",
-                           "--max-tokens", "0", "--max-source-tokens", "0", *extra])
+    return rolebench.main(
+        [
+            "--inputs",
+            str(path),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--name",
+            "rb",
+            "--max-tokens",
+            "0",
+            "--max-source-tokens",
+            "0",
+            *extra,
+        ]
+    )
 
 
 def _character(tmp_path, path, *extra):
-    return character.main(["--voice-lines", str(path), "--out-dir", str(tmp_path / "out"), "--name", "fu", *extra])
+    return character.main(
+        ["--voice-lines", str(path), "--out-dir", str(tmp_path / "out"), "--name", "fu", *extra]
+    )
 
 
 def _dialogue(tmp_path, path, *extra):
-    return dialogue.main(["--inputs", str(path), "--out-dir", str(tmp_path / "out"), "--name", "dl",
-                          "--assistant", "陈舟", "--user", "林晚", *extra])
+    return dialogue.main(
+        [
+            "--inputs",
+            str(path),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--name",
+            "dl",
+            "--assistant",
+            "陈舟",
+            "--user",
+            "林晚",
+            *extra,
+        ]
+    )
 
 
 def _bank(tmp_path, path, *extra):
@@ -66,8 +107,23 @@ def _leak(tmp_path, path, *extra):
 def _profiles(tmp_path, path, *extra):
     records = tmp_path / "records.jsonl"
     records.write_text(_jsonl(ROLEBENCH), encoding="utf-8")
-    return rolebench.main(["--inputs", str(records), "--profiles", str(path), "--out-dir", str(tmp_path / "out"),
-                           "--name", "rb", "--max-tokens", "0", "--max-source-tokens", "0", *extra])
+    return rolebench.main(
+        [
+            "--inputs",
+            str(records),
+            "--profiles",
+            str(path),
+            "--out-dir",
+            str(tmp_path / "out"),
+            "--name",
+            "rb",
+            "--max-tokens",
+            "0",
+            "--max-source-tokens",
+            "0",
+            *extra,
+        ]
+    )
 
 
 CONVERTERS = [
@@ -76,7 +132,12 @@ CONVERTERS = [
     Converter("dialogue", SCRIPT, ".txt", _dialogue),
     Converter("regress_bank", _jsonl(BANK), ".jsonl", _bank, writes_output=False),
     Converter("regress_leak", _jsonl(TRAIN), ".jsonl", _leak, writes_output=False),
-    Converter("profiles", json.dumps({"孙悟空": "齐天大圣，性子急"}, ensure_ascii=False, indent=1), ".json", _profiles),
+    Converter(
+        "profiles",
+        json.dumps({"孙悟空": "齐天大圣，性子急"}, ensure_ascii=False, indent=1),
+        ".json",
+        _profiles,
+    ),
 ]
 IDS = [c.name for c in CONVERTERS]
 
@@ -116,7 +177,12 @@ def test_binary_is_refused_with_its_byte_offset(converter, tmp_path, capsys):
 
 @pytest.mark.parametrize("converter", CONVERTERS, ids=IDS)
 def test_utf16_is_refused_and_named(converter, tmp_path, capsys):
-    err = _refused(converter, tmp_path, _input(tmp_path, converter, converter.good_text.encode("utf-16")), capsys)
+    err = _refused(
+        converter,
+        tmp_path,
+        _input(tmp_path, converter, converter.good_text.encode("utf-16")),
+        capsys,
+    )
     assert "not UTF-8: byte offset 0 starts a UTF-16 LE (byte-order mark FF FE)" in err
 
 
@@ -151,7 +217,7 @@ def test_a_broken_line_in_the_middle_is_named_and_nothing_is_written(converter, 
         broken = (lines[0] + '{"oops": \n' + "".join(lines[1:])).encode("utf-8")
         where = f"{tmp_path / ('input' + converter.suffix)}:2"
     else:  # text and one-object JSON: an undecodable byte in line 2
-        broken = (lines[0].encode("utf-8") + b"\xff" + "".join(lines[1:]).encode("utf-8"))
+        broken = lines[0].encode("utf-8") + b"\xff" + "".join(lines[1:]).encode("utf-8")
         where = "(line 2, byte 1 of the line)"
     err = _refused(converter, tmp_path, _input(tmp_path, converter, broken), capsys)
     assert where in err
@@ -171,12 +237,16 @@ def test_decode_accepts_a_bom_and_names_the_encodings():
     assert decode(b"\xef\xbb\xbf{}", "f") == "{}"
     with pytest.raises(NotTextError, match="UTF-16 BE"):
         decode("{}".encode("utf-16-be") * 20, "f")
-    with pytest.raises(NotTextError, match=r"f: not UTF-8: invalid byte 0xc4 at byte offset 3 \(line 2"):
+    with pytest.raises(
+        NotTextError, match=r"f: not UTF-8: invalid byte 0xc4 at byte offset 3 \(line 2"
+    ):
         decode(b"ok\n" + "你好".encode("gbk"), "f")
 
 
 def test_regress_bank_help_prints_usage(capsys):
     with pytest.raises(SystemExit) as exit_info:
         regress_bank.main(["--help"])
-    assert exit_info.value.code == 0 and "usage: python -m tools.roleplay.regress_bank" in capsys.readouterr().out
-
+    assert (
+        exit_info.value.code == 0
+        and "usage: python -m tools.roleplay.regress_bank" in capsys.readouterr().out
+    )

@@ -1,39 +1,83 @@
 """bench_prepare: one table of prepare's figures per series, beside the published ones."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from repo_paths import REPO_ROOT
 from tools.dev import bench_prepare
 from tools.sr import prepare
-from repo_paths import REPO_ROOT
 
 DEMO_DIR = REPO_ROOT / "data" / "demo"
 
 
 def test_table_matches_prepare_and_puts_the_reference_beside(tmp_path):
     reference = tmp_path / "reference.json"
-    reference.write_text(json.dumps({"source": "test", "series": {
-        "chun_jiang": {"strict": 50.0, "under_1s": 40.0, "known_truths": 60.0, "other_truths": 30.0}}}))
+    reference.write_text(
+        json.dumps(
+            {
+                "source": "test",
+                "series": {
+                    "chun_jiang": {
+                        "strict": 50.0,
+                        "under_1s": 40.0,
+                        "known_truths": 60.0,
+                        "other_truths": 30.0,
+                    }
+                },
+            }
+        )
+    )
     out = tmp_path / "bench"
-    code = bench_prepare.main([str(DEMO_DIR), str(tmp_path / "absent"), "--out-dir", str(out),
-                               "--reference", str(reference), "--synthetic-lines", "500"])
+    code = bench_prepare.main(
+        [
+            str(DEMO_DIR),
+            str(tmp_path / "absent"),
+            "--out-dir",
+            str(out),
+            "--reference",
+            str(reference),
+            "--synthetic-lines",
+            "500",
+        ]
+    )
     assert code == 0
     rows = json.loads((out / "bench_prepare.json").read_text(encoding="utf-8"))["rows"]
     assert [r["series"] for r in rows] == ["chun_jiang", "synthetic_500 (from chun_jiang, seed 0)"]
     assert rows[1]["lines"] == 500 and "reference" not in rows[1]
 
-    assert prepare.main(["--series", "chun_jiang", "--data-dir", str(DEMO_DIR), "--out", str(tmp_path / "l.json"),
-                         "--quiet"]) == 0
+    assert (
+        prepare.main(
+            [
+                "--series",
+                "chun_jiang",
+                "--data-dir",
+                str(DEMO_DIR),
+                "--out",
+                str(tmp_path / "l.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((tmp_path / "l.json").read_text(encoding="utf-8"))["summary"]
     row = rows[0]
     assert row["strict"] == summary["propagation"]["strict"]["overall"]["accuracy"]
     assert row["published_rule"] == summary["propagation"]["published"]["overall"]["accuracy"]
-    assert row["published_rule_known_truths"] == summary["propagation_splits"]["published"]["known_truths"]["accuracy"]
+    assert (
+        row["published_rule_known_truths"]
+        == summary["propagation_splits"]["published"]["known_truths"]["accuracy"]
+    )
     assert row["median_list_with_other"] == summary["candidates"]["median_named"] + 1
-    assert row["ahead_of_reference"]["published_rule"] == pytest.approx(row["published_rule"] - 50.0, abs=0.01)
-    assert row["peak_mib"] > 0 and row["prepare_s"] > 0 and row["prepare_cpu_s"] > 0 and row["within_target"] is True
+    assert row["ahead_of_reference"]["published_rule"] == pytest.approx(
+        row["published_rule"] - 50.0, abs=0.01
+    )
+    assert (
+        row["peak_mib"] > 0
+        and row["prepare_s"] > 0
+        and row["prepare_cpu_s"] > 0
+        and row["within_target"] is True
+    )
     table = (out / "bench_prepare.md").read_text(encoding="utf-8")
     assert f"| {row['published_rule']:.2f} (50.00) |" in table and "synthetic_500" in table
 
@@ -47,5 +91,10 @@ def test_no_series_is_an_error(tmp_path, capsys):
 def test_committed_reference_names_its_source():
     data = json.loads(bench_prepare.DEFAULT_REFERENCE.read_text(encoding="utf-8"))
     assert "shared/data/README.md" in data["source"]
-    assert data["series"]["zhan_chang_sha"] == {"lines": 20680, "strict": 85.19, "under_1s": 75.22,
-                                                "known_truths": 89.89, "other_truths": 58.67}
+    assert data["series"]["zhan_chang_sha"] == {
+        "lines": 20680,
+        "strict": 85.19,
+        "under_1s": 75.22,
+        "known_truths": 89.89,
+        "other_truths": 58.67,
+    }

@@ -6,11 +6,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+
 from repo_paths import REPO_ROOT
 
 SCRIPT = REPO_ROOT / "data" / "demo" / "script" / "chun_jiang.yaml"
@@ -23,12 +23,20 @@ def run_cli(*args):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
         [sys.executable, "-m", "tools.dev.demo_series", *map(str, args)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def tree(root):
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def seconds(stamp):
@@ -201,7 +209,10 @@ BAD_SCRIPTS = {
         lambda doc: doc["episodes"][1]["scenes"][0]["lines"].append({"王五": "我是谁"}),
         "王五 is not declared",
     ),
-    "empty episode": (lambda doc: doc["episodes"].append({"scenes": []}), "episode 4: has no scenes"),
+    "empty episode": (
+        lambda doc: doc["episodes"].append({"scenes": []}),
+        "episode 4: has no scenes",
+    ),
 }
 
 

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.dev.envspec import STACKS, Requirement, load_stack, lock_disagreements, read_lock
 from repo_paths import REPO_ROOT
-
+from tools.dev.envspec import STACKS, Requirement, load_stack, lock_disagreements, read_lock
 
 
 @pytest.mark.parametrize("name", STACKS)
@@ -27,9 +26,19 @@ def test_lock_agrees_with_its_declaration(name):
 def test_the_stacks_pin_what_the_design_measured():
     """The versions each stack resolves to (DESIGN §3): they conflict, hence three environments."""
     cpu, sft, rl = (read_lock(load_stack(name).lock_path)[0] for name in STACKS)
-    assert (cpu["transformers"], cpu["torch"], cpu["llamafactory"], cpu["verl"]) == ("5.5.4", "2.13.0", "0.9.5", "0.9.1")
+    assert (cpu["transformers"], cpu["torch"], cpu["llamafactory"], cpu["verl"]) == (
+        "5.5.4",
+        "2.13.0",
+        "0.9.5",
+        "0.9.1",
+    )
     assert sft["transformers"] == "5.6.0" and sft["deepspeed"] == "0.16.9" and "bitsandbytes" in sft
-    assert (rl["transformers"], rl["vllm"], rl["torch"], rl["verl"]) == ("5.9.0", "0.24.0", "2.11.0", "0.9.1")
+    assert (rl["transformers"], rl["vllm"], rl["torch"], rl["verl"]) == (
+        "5.9.0",
+        "0.24.0",
+        "2.11.0",
+        "0.9.1",
+    )
     assert "vllm" not in sft and "llamafactory" not in rl
 
 
@@ -42,7 +51,9 @@ def _copy_envs(tmp_path: Path) -> Path:
 def test_a_changed_declaration_or_lock_is_caught(tmp_path):
     envs = _copy_envs(tmp_path)
     declaration = envs / "cuda-rl.toml"
-    declaration.write_text(declaration.read_text().replace('"verl[vllm]==0.9.1"', '"verl[vllm]==0.9.2"'))
+    declaration.write_text(
+        declaration.read_text().replace('"verl[vllm]==0.9.1"', '"verl[vllm]==0.9.2"')
+    )
     problems = lock_disagreements(load_stack("cuda-rl", envs))
     assert any("another declaration" in p for p in problems)
     assert "verl[vllm]==0.9.2: cuda-rl.lock pins 0.9.1" in problems
@@ -50,7 +61,9 @@ def test_a_changed_declaration_or_lock_is_caught(tmp_path):
     envs = _copy_envs(tmp_path / "second")
     lock = envs / "cuda-sft.lock"
     lock.write_text(lock.read_text().replace("llamafactory==0.9.5 ", "llamafactory==0.9.4 "))
-    assert lock_disagreements(load_stack("cuda-sft", envs)) == ["llamafactory==0.9.5: cuda-sft.lock pins 0.9.4"]
+    assert lock_disagreements(load_stack("cuda-sft", envs)) == [
+        "llamafactory==0.9.5: cuda-sft.lock pins 0.9.4"
+    ]
 
 
 def test_a_lock_without_hashes_is_refused(tmp_path):
@@ -67,6 +80,7 @@ def test_requirement_versions_admit_local_builds():
 
 
 # ---- a user's own environment ------------------------------------------------------------------
+
 
 def _fake_env(root: Path, dists: dict[str, str]) -> Path:
     """A bare venv (no pip) holding importable stand-in packages with the given versions."""
@@ -96,12 +110,20 @@ def _snapshot(root: Path) -> dict[str, str]:
 
 
 def _install_env(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tools.dev.install_env", *args], cwd=REPO_ROOT, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)}, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.dev.install_env", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        timeout=300,
+    )
 
 
 def test_a_foreign_env_is_checked_listed_and_left_unchanged(tmp_path):
-    env = _fake_env(tmp_path / "theirs", {"transformers": "4.0.0", "peft": "0.18.1", "datasets": "4.0.0"})
+    env = _fake_env(
+        tmp_path / "theirs", {"transformers": "4.0.0", "peft": "0.18.1", "datasets": "4.0.0"}
+    )
     before = _snapshot(env)
 
     result = _install_env("ensure", "--stack", "cpu", "--venv", str(env))
@@ -116,7 +138,13 @@ def test_a_foreign_env_is_checked_listed_and_left_unchanged(tmp_path):
     assert refused.returncode == 2 and "never installed into" in refused.stderr
 
     # The missing install stamp no longer makes `make install` install into it.
-    made = subprocess.run(["make", "install", f"VENV={env}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        ["make", "install", f"VENV={env}"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode != 0
     assert "llamafactory: not installed" in made.stderr
     assert _snapshot(env) == before
@@ -125,8 +153,15 @@ def test_a_foreign_env_is_checked_listed_and_left_unchanged(tmp_path):
 def test_a_complete_foreign_env_is_used_as_is(tmp_path):
     stack = load_stack("cuda-rl")
     wanted = {r.name: r for r in stack.versions}
-    versions = {"verl": "0.9.1", "vllm": "0.24.0", "ray": "2.60.0", "transformers": "5.9.0", "datasets": "5.2.0",
-                "torch": "2.11.0", "tensordict": "0.10.0"}
+    versions = {
+        "verl": "0.9.1",
+        "vllm": "0.24.0",
+        "ray": "2.60.0",
+        "transformers": "5.9.0",
+        "datasets": "5.2.0",
+        "torch": "2.11.0",
+        "tensordict": "0.10.0",
+    }
     assert all(wanted[name].admits(versions[name]) for name in wanted)
     env = _fake_env(tmp_path / "theirs", versions)
     before = _snapshot(env)
@@ -152,7 +187,10 @@ def test_the_running_cpu_environment_is_what_its_lock_records():
         pytest.skip(f"{sys.prefix} is not a cpu environment built by tools.dev.install_env")
     pins, _ = read_lock(load_stack("cpu").lock_path)
     installed = {canonical(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    off = {name: (version, pins[name]) for name, version in installed.items()
-           if name in pins and version.split("+")[0] != pins[name]}
+    off = {
+        name: (version, pins[name])
+        for name, version in installed.items()
+        if name in pins and version.split("+")[0] != pins[name]
+    }
     assert off == {}, off
     assert installed["torch"].startswith("2.13.0")

@@ -4,8 +4,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tools.dev.tiny_model import TinyModelSettings, build_tiny_model
 from tools.common.tiny_model_files import STAMP_NAME, read_stamp
+from tools.dev.tiny_model import TinyModelSettings, build_tiny_model
 
 # Smaller than the default so the builds in these tests stay cheap; the embedding dominates anyway.
 SMALL = TinyModelSettings(hidden_size=32, intermediate_size=64)
@@ -91,13 +91,19 @@ def test_chat_template_renders_qwen3_conversation_with_think_and_tool_calls(tiny
 
     tool_call = {"name": "audio_sim", "arguments": {}}
     turns = messages + [
-        {"role": "assistant", "content": "<think>\n先听声音。\n</think>\n\n", "tool_calls": [tool_call]},
+        {
+            "role": "assistant",
+            "content": "<think>\n先听声音。\n</think>\n\n",
+            "tool_calls": [tool_call],
+        },
         {"role": "tool", "content": "甲 0.91"},
     ]
     rendered = tokenizer.apply_chat_template(turns, tokenize=False)
     assert '<tool_call>\n{"name": "audio_sim", "arguments": {}}\n</tool_call><|im_end|>' in rendered
     assert "<think>\n先听声音。\n</think>" in rendered
-    assert rendered.endswith("<|im_start|>user\n<tool_response>\n甲 0.91\n</tool_response><|im_end|>\n")
+    assert rendered.endswith(
+        "<|im_start|>user\n<tool_response>\n甲 0.91\n</tool_response><|im_end|>\n"
+    )
 
 
 # qwen3 trains the (empty) reasoning block as part of the answer; qwen3_nothink has none.

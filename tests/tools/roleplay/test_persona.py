@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 
 from tools.roleplay.persona import chat_config_yaml
-from tools.roleplay.persona_prompt import ProfilesError, load_profiles, persona_prompt, role_description
+from tools.roleplay.persona_prompt import (
+    ProfilesError,
+    load_profiles,
+    persona_prompt,
+    role_description,
+)
 
 PROFILES = Path("../shared/data/rolebench-zh/profiles-zh_desc.json")
 ROLEBENCH_ROLES = {"皇帝", "孙悟空", "华妃", "张飞", "李白"}
@@ -19,7 +24,10 @@ ROLEBENCH_ROLES = {"皇帝", "孙悟空", "华妃", "张飞", "李白"}
 @pytest.fixture
 def profiles_file(tmp_path) -> Path:
     path = tmp_path / "profiles.json"
-    path.write_text(json.dumps({"李白": "为人爽朗大方，乐于交友，爱好饮酒作诗"}, ensure_ascii=False), encoding="utf-8")
+    path.write_text(
+        json.dumps({"李白": "为人爽朗大方，乐于交友，爱好饮酒作诗"}, ensure_ascii=False),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -33,7 +41,9 @@ def test_the_chinese_prompt_is_the_rolegpt_text_word_for_word():
 
 def test_the_english_prompt_names_role_and_description_and_bad_arguments_are_refused():
     prompt = persona_prompt("Li Bai", "loves wine and poetry.", language="en")
-    assert prompt.startswith("You are Li Bai, and your character is described as: loves wine and poetry. Now")
+    assert prompt.startswith(
+        "You are Li Bai, and your character is described as: loves wine and poetry. Now"
+    )
     assert "language model" in prompt
     with pytest.raises(ValueError, match="unknown language 'fr'"):
         persona_prompt("李白", "x", language="fr")
@@ -85,7 +95,9 @@ def _run_cli(repo_root: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_cli_prints_the_prompt_refuses_an_unknown_role_and_needs_model_for_a_config(repo_root, profiles_file, tmp_path):
+def test_cli_prints_the_prompt_refuses_an_unknown_role_and_needs_model_for_a_config(
+    repo_root, profiles_file, tmp_path
+):
     proc = _run_cli(repo_root, "--role", "李白", "--profiles", str(profiles_file))
     assert proc.returncode == 0 and proc.stdout.strip() == persona_prompt(
         "李白", "为人爽朗大方，乐于交友，爱好饮酒作诗"
@@ -93,7 +105,15 @@ def test_cli_prints_the_prompt_refuses_an_unknown_role_and_needs_model_for_a_con
     proc = _run_cli(repo_root, "--role", "杜甫", "--profiles", str(profiles_file))
     assert proc.returncode == 2 and "unknown role '杜甫'; known roles: 李白" in proc.stderr
     out = tmp_path / "chat.yaml"
-    proc = _run_cli(repo_root, "--role", "李白", "--profiles", str(profiles_file), "--write-chat-config", str(out))
+    proc = _run_cli(
+        repo_root,
+        "--role",
+        "李白",
+        "--profiles",
+        str(profiles_file),
+        "--write-chat-config",
+        str(out),
+    )
     assert proc.returncode == 2 and "needs --model and --template" in proc.stderr
     assert not out.exists()
 
@@ -129,13 +149,19 @@ def test_the_chat_config_parses_with_llamafactorys_infer_args(
     assert proc.returncode == 0, proc.stderr
     model_args, data_args, finetuning_args, _ = _parse_with_llamafactory(out, monkeypatch)
     assert model_args.model_name_or_path == str(tiny_model)
-    assert model_args.adapter_name_or_path == ([str(tmp_path / "adapter")] if with_adapter else None)
+    assert model_args.adapter_name_or_path == (
+        [str(tmp_path / "adapter")] if with_adapter else None
+    )
     assert finetuning_args.finetuning_type == "lora"
     assert data_args.template == "qwen3_nothink"
-    assert data_args.default_system == persona_prompt("李白", "为人爽朗大方，乐于交友，爱好饮酒作诗")
+    assert data_args.default_system == persona_prompt(
+        "李白", "为人爽朗大方，乐于交友，爱好饮酒作诗"
+    )
 
 
-def test_default_system_reaches_the_prompt_llamafactory_renders(profiles_file, tiny_model, tmp_path, monkeypatch):
+def test_default_system_reaches_the_prompt_llamafactory_renders(
+    profiles_file, tiny_model, tmp_path, monkeypatch
+):
     # chat, webchat and api all render through template.encode_oneturn with system=None unless the
     # user sends one, so the persona prompt must show up in the rendered prompt.
     from llamafactory.data import get_template_and_fix_tokenizer
@@ -144,7 +170,9 @@ def test_default_system_reaches_the_prompt_llamafactory_renders(profiles_file, t
 
     prompt = persona_prompt("李白", load_profiles(profiles_file)["李白"])
     config = tmp_path / "chat.yaml"
-    config.write_text(chat_config_yaml(prompt, str(tiny_model), "qwen3_nothink", None, "李白"), encoding="utf-8")
+    config.write_text(
+        chat_config_yaml(prompt, str(tiny_model), "qwen3_nothink", None, "李白"), encoding="utf-8"
+    )
     _, data_args, _, _ = _parse_with_llamafactory(config, monkeypatch)
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     original = TEMPLATES["qwen3_nothink"].default_system
@@ -156,4 +184,6 @@ def test_default_system_reaches_the_prompt_llamafactory_renders(profiles_file, t
     finally:
         TEMPLATES["qwen3_nothink"].default_system = original
     rendered = tokenizer.decode(ids)
-    assert rendered.startswith(f"<|im_start|>system\n{prompt}<|im_end|>\n<|im_start|>user\n你好<|im_end|>")
+    assert rendered.startswith(
+        f"<|im_start|>system\n{prompt}<|im_end|>\n<|im_start|>user\n你好<|im_end|>"
+    )

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.roleplay import regress
 from tools.common.fileio import AppendOnlyJsonl, OutputBusy, OutputError
 from tools.common.openai_endpoint import free_port
+from tools.roleplay import regress
 from tools.roleplay.regress_bank import load_bank
 
 SHIPPED_BANK = Path("data/regression/孙悟空.jsonl")
@@ -35,7 +35,9 @@ def _record(case_id, passed, tags=("persona",), sample=0):
 
 
 def _write_jsonl(path: Path, records) -> Path:
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8"
+    )
     return path
 
 
@@ -59,7 +61,14 @@ def test_sample_seeds_depend_on_seed_case_and_sample_only():
     seed = regress.sample_seed(7, "c1", 0)
     assert seed == regress.sample_seed(7, "c1", 0)
     assert (
-        len({seed, regress.sample_seed(8, "c1", 0), regress.sample_seed(7, "c2", 0), regress.sample_seed(7, "c1", 1)})
+        len(
+            {
+                seed,
+                regress.sample_seed(8, "c1", 0),
+                regress.sample_seed(7, "c2", 0),
+                regress.sample_seed(7, "c1", 1),
+            }
+        )
         == 4
     )
     assert 0 <= seed < 2**31
@@ -84,7 +93,12 @@ def test_summary_counts_overall_per_tag_and_per_check(tmp_path):
         _record("c2", False, ("persona", "t0"), 0),
     ]
     summary = regress.summarize(cases, records, settings)
-    assert (summary["results"], summary["passed"], summary["failed"], summary["complete"]) == (5, 3, 2, False)
+    assert (summary["results"], summary["passed"], summary["failed"], summary["complete"]) == (
+        5,
+        3,
+        2,
+        False,
+    )
     assert summary["pass_rate"] == 0.6
     assert summary["cases_all_passed"] == 1
     assert summary["by_tag"] == {
@@ -112,7 +126,11 @@ def test_compare_lists_regressions_and_fixes_per_case_and_per_tag():
     result = regress.compare(before, now)
     assert result["regressions"] == [{"id": "a", "tags": ["persona"], "before": 1.0, "now": 0.0}]
     assert result["fixes"] == [{"id": "b", "tags": ["style"], "before": 0.0, "now": 1.0}]
-    assert (result["unchanged"], result["only_before"], result["only_now"]) == (1, ["gone"], ["new"])
+    assert (result["unchanged"], result["only_before"], result["only_now"]) == (
+        1,
+        ["gone"],
+        ["new"],
+    )
     assert result["by_tag"] == {
         "persona": {"before": 1.0, "now": 0.0, "regressions": 1, "fixes": 0},
         "style": {"before": 0.6667, "now": 1.0, "regressions": 0, "fixes": 1},
@@ -122,7 +140,9 @@ def test_compare_lists_regressions_and_fixes_per_case_and_per_tag():
 def test_compare_with_samples_uses_pass_rates():
     before = [_record("a", True, sample=0), _record("a", True, sample=1)]
     now = [_record("a", True, sample=0), _record("a", False, sample=1)]
-    assert regress.compare(before, now)["regressions"] == [{"id": "a", "tags": ["persona"], "before": 1.0, "now": 0.5}]
+    assert regress.compare(before, now)["regressions"] == [
+        {"id": "a", "tags": ["persona"], "before": 1.0, "now": 0.5}
+    ]
 
 
 def test_training_prompts_read_alpaca_and_sharegpt_user_turns_with_locations(tmp_path):
@@ -131,7 +151,12 @@ def test_training_prompts_read_alpaca_and_sharegpt_user_turns_with_locations(tmp
         json.dumps(
             [
                 {"instruction": "你是谁？", "input": "", "output": "俺老孙"},
-                {"instruction": "翻译", "input": "hello", "output": "你好", "history": [["上一问", "上一答"]]},
+                {
+                    "instruction": "翻译",
+                    "input": "hello",
+                    "output": "你好",
+                    "history": [["上一问", "上一答"]],
+                },
             ],
             ensure_ascii=False,
         ),
@@ -139,18 +164,33 @@ def test_training_prompts_read_alpaca_and_sharegpt_user_turns_with_locations(tmp
     )
     prompts = regress.training_prompts(alpaca)
     assert prompts["你是谁？"] == f"{alpaca}[0]"
-    assert prompts["翻译 hello"] == f"{alpaca}[1]"  # instruction + "\n" + input, white space normalized
+    assert (
+        prompts["翻译 hello"] == f"{alpaca}[1]"
+    )  # instruction + "\n" + input, white space normalized
     assert prompts["上一问"] == f"{alpaca}[1]"
     assert "俺老孙" not in prompts and "上一答" not in prompts
 
     sharegpt = _write_jsonl(
         tmp_path / "sharegpt.jsonl",
         [
-            {"conversations": [{"from": "human", "value": "大圣好"}, {"from": "gpt", "value": "好"}]},
-            {"messages": [{"role": "system", "content": "你是孙悟空"}, {"role": "user", "content": "吃桃吗"}]},
+            {
+                "conversations": [
+                    {"from": "human", "value": "大圣好"},
+                    {"from": "gpt", "value": "好"},
+                ]
+            },
+            {
+                "messages": [
+                    {"role": "system", "content": "你是孙悟空"},
+                    {"role": "user", "content": "吃桃吗"},
+                ]
+            },
         ],
     )
-    assert regress.training_prompts(sharegpt) == {"大圣好": f"{sharegpt}:1", "吃桃吗": f"{sharegpt}:2"}
+    assert regress.training_prompts(sharegpt) == {
+        "大圣好": f"{sharegpt}:1",
+        "吃桃吗": f"{sharegpt}:2",
+    }
 
 
 def test_training_files_that_cannot_be_read_name_file_and_line(tmp_path):
@@ -169,11 +209,20 @@ def test_overlap_names_case_turn_and_training_location(tmp_path):
     cases = load_bank(_bank(tmp_path, ["你是谁？", "吃桃吗"]))
     train = _write_jsonl(tmp_path / "train.jsonl", [{"instruction": "  你是谁？ ", "output": "x"}])
     assert regress.find_training_overlap(cases, [str(train)]) == [
-        {"id": "c0", "turn": 0, "train_file": str(train), "where": f"{train}:1", "match": "exact", "similarity": 1.0}
+        {
+            "id": "c0",
+            "turn": 0,
+            "train_file": str(train),
+            "where": f"{train}:1",
+            "match": "exact",
+            "similarity": 1.0,
+        }
     ]
 
 
-def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_longer_prompts(tmp_path, capsys):
+def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_longer_prompts(
+    tmp_path, capsys
+):
     prompts = [
         "孙悟空，你最喜欢什么兵器？",  # the training copy has no address and half-width punctuation
         "讲讲你大闹天宫的\n那一天吧",  # a line break inside CJK text
@@ -182,26 +231,46 @@ def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_long
         "今天天气怎么样？",  # clean
     ]
     bank = _bank(tmp_path, prompts)
-    train = _write_jsonl(tmp_path / "train.jsonl", [
-        {"instruction": "你最喜欢什么兵器?", "output": "金箍棒"},
-        {"conversations": [{"from": "human", "value": "讲讲你大闹天宫的那一天吧！"}, {"from": "gpt", "value": "好"}]},
-        {"instruction": "我问你：你师父是谁？他对你好吗？", "output": "唐僧"},
-        {"instruction": "What do you make of this footprint near the door", "output": "Mud."},
-        {"instruction": "你好", "output": "嗯"},
-    ])
+    train = _write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"instruction": "你最喜欢什么兵器?", "output": "金箍棒"},
+            {
+                "conversations": [
+                    {"from": "human", "value": "讲讲你大闹天宫的那一天吧！"},
+                    {"from": "gpt", "value": "好"},
+                ]
+            },
+            {"instruction": "我问你：你师父是谁？他对你好吗？", "output": "唐僧"},
+            {"instruction": "What do you make of this footprint near the door", "output": "Mud."},
+            {"instruction": "你好", "output": "嗯"},
+        ],
+    )
     code = regress.main(["--check-leak", "--cases", str(bank), "--train", str(train)])
     out = capsys.readouterr().out
     assert code == 1
     assert out.splitlines()[0] == "checked 5 prompts against 5 samples: 4 found"
-    for case, kind, line in (("c0", "exact", 1), ("c1", "exact", 2), ("c2", "contained", 3), ("c3", "exact", 4)):
+    for case, kind, line in (
+        ("c0", "exact", 1),
+        ("c1", "exact", 2),
+        ("c2", "contained", 3),
+        ("c3", "exact", 4),
+    ):
         assert f"case {case} turn 0: {kind} (similarity 1.0) at {train}:{line}" in out
     assert "case c4" not in out
 
-    near = _write_jsonl(tmp_path / "near.jsonl", [
-        {"instruction": "What do ya make of this footprint near the door?", "output": "Mud."}])
+    near = _write_jsonl(
+        tmp_path / "near.jsonl",
+        [{"instruction": "What do ya make of this footprint near the door?", "output": "Mud."}],
+    )
     assert regress.main(["--check-leak", "--cases", str(bank), "--train", str(near)]) == 1
     assert "case c3 turn 0: near (similarity" in capsys.readouterr().out
-    assert regress.main(["--check-leak", "--cases", str(bank), "--train", str(near), "--leak-threshold", "0.9"]) == 0
+    assert (
+        regress.main(
+            ["--check-leak", "--cases", str(bank), "--train", str(near), "--leak-threshold", "0.9"]
+        )
+        == 0
+    )
     assert capsys.readouterr().out == "checked 5 prompts against 1 samples: 0 found\n"
     gbk = tmp_path / "gbk.jsonl"
     gbk.write_bytes('{"instruction": "你好"}\n'.encode("gbk"))
@@ -211,14 +280,18 @@ def test_leak_check_runs_alone_and_sees_through_width_spacing_addresses_and_long
 
 def _resume(out: Path, digest: str, dedupe: bool = False) -> dict:
     """What regress resumes from `out`: its finished records, through the shared locked writer."""
-    with AppendOnlyJsonl(out, regress.result_key(digest), dedupe=dedupe, keep_records=True) as output:
+    with AppendOnlyJsonl(
+        out, regress.result_key(digest), dedupe=dedupe, keep_records=True
+    ) as output:
         return output.records
 
 
 def test_resume_drops_a_torn_last_line_and_keeps_the_rest(tmp_path):
     out = tmp_path / "results.jsonl"
     done = [{**_record("a", True), "config_hash": "h"}, {**_record("b", False), "config_hash": "h"}]
-    out.write_text("".join(json.dumps(r) + "\n" for r in done) + '{"id": "c", "sam', encoding="utf-8")
+    out.write_text(
+        "".join(json.dumps(r) + "\n" for r in done) + '{"id": "c", "sam', encoding="utf-8"
+    )
     assert sorted(_resume(out, "h")) == [("a", 0), ("b", 0)]
     assert out.read_text(encoding="utf-8").endswith("\n")
     assert len(out.read_text(encoding="utf-8").splitlines()) == 2
@@ -234,7 +307,9 @@ def test_resume_refuses_another_config_a_duplicate_or_a_broken_middle_line(tmp_p
         _resume(out, "h")
     assert sorted(_resume(out, "h", dedupe=True)) == [("a", 0)]
     assert len(out.read_text(encoding="utf-8").splitlines()) == 1
-    out.write_text("{oops\n" + json.dumps({**_record("a", True), "config_hash": "h"}) + "\n", encoding="utf-8")
+    out.write_text(
+        "{oops\n" + json.dumps({**_record("a", True), "config_hash": "h"}) + "\n", encoding="utf-8"
+    )
     with pytest.raises(OutputError, match=r"results\.jsonl:1: "):
         _resume(out, "h")
     # A refused file is left as it was, torn last line included.
@@ -309,7 +384,18 @@ def test_an_unreachable_endpoint_exits_1_and_a_rerun_can_resume(repo_root, tmp_p
     bank = _bank(tmp_path, ["你是谁？"])
     closed = f"http://127.0.0.1:{free_port()}/v1"
     out = tmp_path / "out" / "results.jsonl"
-    common = ["--cases", str(bank), "--endpoint", closed, "--max-retries", "0", "--timeout", "5", "--out", str(out)]
+    common = [
+        "--cases",
+        str(bank),
+        "--endpoint",
+        closed,
+        "--max-retries",
+        "0",
+        "--timeout",
+        "5",
+        "--out",
+        str(out),
+    ]
     proc = _run_cli(repo_root, *common)  # the model list is the first request: nothing is written
     assert proc.returncode == 1 and f"{closed}: cannot list models" in proc.stderr
     assert not out.parent.exists()
@@ -325,11 +411,25 @@ def test_an_unreachable_endpoint_exits_1_and_a_rerun_can_resume(repo_root, tmp_p
 
 def _endpoint_run(url: str, bank: Path, out: Path, *extra: str) -> tuple[int, dict, list[dict]]:
     code = regress.main(
-        ["--cases", str(bank), "--endpoint", url, "--max-new-tokens", TINY_TOKENS, "--out", str(out), *extra]
+        [
+            "--cases",
+            str(bank),
+            "--endpoint",
+            url,
+            "--max-new-tokens",
+            TINY_TOKENS,
+            "--out",
+            str(out),
+            *extra,
+        ]
     )
     summary_file = regress.summary_path(out)
     summary = json.loads(summary_file.read_text(encoding="utf-8")) if summary_file.exists() else {}
-    records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()] if out.exists() else []
+    records = (
+        [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+        if out.exists()
+        else []
+    )
     return code, summary, records
 
 
@@ -337,7 +437,10 @@ def _endpoint_run(url: str, bank: Path, out: Path, *extra: str) -> tuple[int, di
 def shipped_runs(api_server, repo_root, tmp_path_factory):
     """The shipped bank run twice, greedy, into two result files."""
     folder = tmp_path_factory.mktemp("regress")
-    return [_endpoint_run(api_server, repo_root / SHIPPED_BANK, folder / name / "results.jsonl") for name in ("a", "b")]
+    return [
+        _endpoint_run(api_server, repo_root / SHIPPED_BANK, folder / name / "results.jsonl")
+        for name in ("a", "b")
+    ]
 
 
 @pytest.mark.slow
@@ -349,14 +452,19 @@ def test_every_case_gets_a_response_and_the_summary_adds_up(shipped_runs, repo_r
     assert all(isinstance(r["response"], str) and r["response"] for r in records)
     # The prompt is the case's own messages, unchanged: checks never add hints.
     assert [r["prompt"] for r in records] == [list(case.messages) for case in cases]
-    assert all(r["model"] == "tiny-qwen3" and r["adapter"] is None and r["seed"] is None for r in records)
+    assert all(
+        r["model"] == "tiny-qwen3" and r["adapter"] is None and r["seed"] is None for r in records
+    )
     assert summary["complete"] and summary["results"] == len(cases) == summary["cases"]
     assert summary["passed"] + summary["failed"] == summary["results"]
     assert summary["passed"] == sum(r["passed"] for r in records)
     assert sum(len(r["failures"]) for r in records) == sum(summary["failures_by_check"].values())
     for tag, entry in summary["by_tag"].items():
         tagged = [r for r in records if tag in r["tags"]]
-        assert (entry["samples"], entry["passed"]) == (len(tagged), sum(r["passed"] for r in tagged))
+        assert (entry["samples"], entry["passed"]) == (
+            len(tagged),
+            sum(r["passed"] for r in tagged),
+        )
     assert all(r["passed"] == (r["failures"] == []) for r in records)
 
 
@@ -369,12 +477,17 @@ def test_config_hash_is_stable_and_greedy_responses_repeat(shipped_runs):
 
 
 @pytest.mark.slow
-def test_a_rerun_resumes_after_a_kill_without_duplicates(shipped_runs, api_server, repo_root, tmp_path, caplog):
+def test_a_rerun_resumes_after_a_kill_without_duplicates(
+    shipped_runs, api_server, repo_root, tmp_path, caplog
+):
     _, _, finished = shipped_runs[0]
     out = tmp_path / "results.jsonl"
     # What a kill leaves: some whole lines, then half of the next one.
     torn = json.dumps(finished[5], ensure_ascii=False)[:40]
-    out.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in finished[:5]) + torn, encoding="utf-8")
+    out.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in finished[:5]) + torn,
+        encoding="utf-8",
+    )
     code, summary, records = _endpoint_run(api_server, repo_root / SHIPPED_BANK, out)
     assert code == 0 and summary["complete"]
     assert [r["id"] for r in records] == [r["id"] for r in finished]
@@ -395,23 +508,39 @@ def test_a_rerun_with_other_settings_is_refused_and_leaves_the_results_alone(
     _write_jsonl(out, shipped_runs[0][2])
     before = out.read_bytes()
     code = regress.main(
-        ["--cases", str(repo_root / SHIPPED_BANK), "--endpoint", api_server, "--max-new-tokens", "3", "--out", str(out)]
+        [
+            "--cases",
+            str(repo_root / SHIPPED_BANK),
+            "--endpoint",
+            api_server,
+            "--max-new-tokens",
+            "3",
+            "--out",
+            str(out),
+        ]
     )
     assert code == 2
     assert out.read_bytes() == before and not regress.summary_path(out).exists()
 
 
 @pytest.mark.slow
-def test_compare_reports_regressions_and_fixes_and_exits_1(shipped_runs, api_server, repo_root, tmp_path):
+def test_compare_reports_regressions_and_fixes_and_exits_1(
+    shipped_runs, api_server, repo_root, tmp_path
+):
     _, _, finished = shipped_runs[0]
     passing = next(r for r in finished if r["passed"])
     failing = next(r for r in finished if not r["passed"])
     # A previous run that disagrees on two cases: one passed then (regression), one failed then (fix).
-    previous = [{**r, "passed": not r["passed"]} if r["id"] in (passing["id"], failing["id"]) else r for r in finished]
+    previous = [
+        {**r, "passed": not r["passed"]} if r["id"] in (passing["id"], failing["id"]) else r
+        for r in finished
+    ]
     previous_file = _write_jsonl(tmp_path / "previous.jsonl", previous)
     # Comparing a finished run is a rerun with --compare: every case is already done.
     now = _write_jsonl(tmp_path / "results.jsonl", finished)
-    code, summary, records = _endpoint_run(api_server, repo_root / SHIPPED_BANK, now, "--compare", str(previous_file))
+    code, summary, records = _endpoint_run(
+        api_server, repo_root / SHIPPED_BANK, now, "--compare", str(previous_file)
+    )
     assert records == finished
     assert code == 1
     comparison = summary["compare"]
@@ -423,21 +552,39 @@ def test_compare_reports_regressions_and_fixes_and_exits_1(shipped_runs, api_ser
 
 
 @pytest.mark.slow
-def test_case_prompts_verbatim_in_training_data_are_warned_and_recorded(api_server, tmp_path, caplog):
+def test_case_prompts_verbatim_in_training_data_are_warned_and_recorded(
+    api_server, tmp_path, caplog
+):
     bank = _bank(tmp_path, ["你是谁？", "吃桃吗", "大圣好"])
     alpaca = tmp_path / "train.json"
     alpaca.write_text(
-        json.dumps([{"instruction": "你是谁？", "output": "俺老孙"}], ensure_ascii=False), encoding="utf-8"
+        json.dumps([{"instruction": "你是谁？", "output": "俺老孙"}], ensure_ascii=False),
+        encoding="utf-8",
     )
-    sharegpt = _write_jsonl(tmp_path / "train.jsonl", [{"conversations": [{"from": "human", "value": "大圣好"}]}])
+    sharegpt = _write_jsonl(
+        tmp_path / "train.jsonl", [{"conversations": [{"from": "human", "value": "大圣好"}]}]
+    )
     code, summary, records = _endpoint_run(
         api_server, bank, tmp_path / "out" / "results.jsonl", "--train", str(alpaca), str(sharegpt)
     )
     assert code == 0 and len(records) == 3
     assert summary["training_overlap"] == [
-        {"id": "c0", "turn": 0, "train_file": str(alpaca), "where": f"{alpaca}[0]", "match": "exact", "similarity": 1.0},
-        {"id": "c2", "turn": 0, "train_file": str(sharegpt), "where": f"{sharegpt}:1", "match": "exact",
-         "similarity": 1.0},
+        {
+            "id": "c0",
+            "turn": 0,
+            "train_file": str(alpaca),
+            "where": f"{alpaca}[0]",
+            "match": "exact",
+            "similarity": 1.0,
+        },
+        {
+            "id": "c2",
+            "turn": 0,
+            "train_file": str(sharegpt),
+            "where": f"{sharegpt}:1",
+            "match": "exact",
+            "similarity": 1.0,
+        },
     ]
     assert "case c0 (turn 0) is in training data (exact)" in caplog.text
 
@@ -451,7 +598,9 @@ def lora_adapter(tiny_model, tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
-    config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    config = LoraConfig(
+        r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
     out = tmp_path_factory.mktemp("lora") / "adapter"
     get_peft_model(model, config).save_pretrained(out)
     return out
@@ -462,12 +611,21 @@ def test_local_mode_renders_like_the_server_and_seeds_its_samples(
     shipped_runs, repo_root, tiny_model, lora_adapter, tmp_path, capsys
 ):
     # In-process: importing LLaMA-Factory once costs more than all these runs together.
-    local = ["--model", str(tiny_model), "--template", "qwen3_nothink", "--max-new-tokens", TINY_TOKENS]
+    local = [
+        "--model",
+        str(tiny_model),
+        "--template",
+        "qwen3_nothink",
+        "--max-new-tokens",
+        TINY_TOKENS,
+    ]
     base = tmp_path / "base" / "results.jsonl"
     assert regress.main(["--cases", str(repo_root / SHIPPED_BANK), *local, "--out", str(base)]) == 0
     served = [r["response"] for r in shipped_runs[0][2]]
     # Same model, template and LLaMA-Factory code: greedy local output equals the served one.
-    assert [json.loads(line)["response"] for line in base.read_text(encoding="utf-8").splitlines()] == served
+    assert [
+        json.loads(line)["response"] for line in base.read_text(encoding="utf-8").splitlines()
+    ] == served
     assert "tiny random model" in capsys.readouterr().out
 
     small_bank = _bank(tmp_path, ["你是谁？", "吃桃吗"])

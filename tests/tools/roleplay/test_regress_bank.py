@@ -28,11 +28,26 @@ def _failures(checks: dict, response: str) -> list[tuple[str, str]]:
             "contains none of ['金箍棒', '定海神针']",
         ),
         ({"must_not_contain": "人工智能"}, "俺是齐天大圣", "我是人工智能", "contains '人工智能'"),
-        ({"must_not_contain_any": ["语言模型", "AI", "助手"]}, "俺老孙", "我是AI助手", "contains ['AI', '助手']"),
+        (
+            {"must_not_contain_any": ["语言模型", "AI", "助手"]},
+            "俺老孙",
+            "我是AI助手",
+            "contains ['AI', '助手']",
+        ),
         ({"min_chars": 5}, "一二三四五", "一二三四", "4 characters < 5"),
         ({"max_chars": 5}, "一二三四五", "一二三四五六", "6 characters > 5"),
-        ({"regex_must": r"一万三千五百斤|13500"}, "重一万三千五百斤", "重得很", "no match for /一万三千五百斤|13500/"),
-        ({"regex_must_not": r"\d+\s*克"}, "少许就够", "放 30 克", "matched '30 克' for /\\d+\\s*克/"),
+        (
+            {"regex_must": r"一万三千五百斤|13500"},
+            "重一万三千五百斤",
+            "重得很",
+            "no match for /一万三千五百斤|13500/",
+        ),
+        (
+            {"regex_must_not": r"\d+\s*克"},
+            "少许就够",
+            "放 30 克",
+            "matched '30 克' for /\\d+\\s*克/",
+        ),
     ],
 )
 def test_each_check_passes_and_fails_on_hand_built_responses(checks, passing, failing, reason):
@@ -74,13 +89,19 @@ def test_a_leading_think_block_and_outer_white_space_are_not_judged():
     assert visible_text(response) == "俺老孙来也"
     assert _failures({"must_not_contain": "语言模型", "max_chars": 5}, response) == []
     # Only a leading block is thoughts; a later one is part of what the persona says.
-    assert _failures({"must_not_contain": "模型"}, "好<think>模型</think>") == [("must_not_contain", "contains '模型'")]
+    assert _failures({"must_not_contain": "模型"}, "好<think>模型</think>") == [
+        ("must_not_contain", "contains '模型'")
+    ]
 
 
 def _write_bank(tmp_path: Path, lines: list) -> Path:
     path = tmp_path / "bank.jsonl"
     path.write_text(
-        "\n".join(line if isinstance(line, str) else json.dumps(line, ensure_ascii=False) for line in lines) + "\n",
+        "\n".join(
+            line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)
+            for line in lines
+        )
+        + "\n",
         encoding="utf-8",
     )
     return path
@@ -99,7 +120,10 @@ def _case(case_id="c1", **fields):
 def test_a_valid_bank_loads_with_its_fields(tmp_path):
     path = _write_bank(tmp_path, [_case(system="你是孙悟空"), "", _case("c2", note="why")])
     cases = load_bank(path)
-    assert [(case.id, case.line_no, case.system) for case in cases] == [("c1", 1, "你是孙悟空"), ("c2", 3, None)]
+    assert [(case.id, case.line_no, case.system) for case in cases] == [
+        ("c1", 1, "你是孙悟空"),
+        ("c2", 3, None),
+    ]
     assert cases[0].messages == ({"role": "user", "content": "你是谁？"},)
 
 
@@ -116,25 +140,39 @@ def test_a_valid_bank_loads_with_its_fields(tmp_path):
         (_case(checks={"must_contian": "俺"}), "unknown check 'must_contian'"),
         (_case(checks={}), "'checks' must be a non-empty object"),
         (_case(checks={"must_contain": ["俺"]}), "check 'must_contain' takes one non-empty string"),
-        (_case(checks={"must_not_contain_any": "AI"}), "check 'must_not_contain_any' takes a non-empty list"),
+        (
+            _case(checks={"must_not_contain_any": "AI"}),
+            "check 'must_not_contain_any' takes a non-empty list",
+        ),
         (_case(checks={"must_contain_any": []}), "check 'must_contain_any' takes a non-empty list"),
         (_case(checks={"min_chars": -1}), "check 'min_chars' takes an integer >= 0, got -1"),
         (_case(checks={"max_chars": True}), "check 'max_chars' takes an integer >= 0, got True"),
         (_case(checks={"max_chars": "10"}), "check 'max_chars' takes an integer >= 0, got '10'"),
         (_case(checks={"min_chars": 9, "max_chars": 3}), "min_chars 9 > max_chars 3"),
         (_case(checks={"regex_must": "(俺"}), "check 'regex_must': bad regex '(俺'"),
-        (_case(checks={"regex_must_not": 3}), "check 'regex_must_not' takes one non-empty regex string"),
-        (_case(messages=[]), "'messages' must be a non-empty list"),
-        (_case(messages=[{"role": "system", "content": "x"}]), "messages[0] has role 'system', expected 'user'"),
         (
-            _case(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]),
+            _case(checks={"regex_must_not": 3}),
+            "check 'regex_must_not' takes one non-empty regex string",
+        ),
+        (_case(messages=[]), "'messages' must be a non-empty list"),
+        (
+            _case(messages=[{"role": "system", "content": "x"}]),
+            "messages[0] has role 'system', expected 'user'",
+        ),
+        (
+            _case(
+                messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}]
+            ),
             "'messages' must end with a user turn",
         ),
         (
             _case(messages=[{"role": "user", "content": "x", "name": "n"}]),
             "messages[0] must be an object with exactly 'role' and 'content'",
         ),
-        (_case(messages=[{"role": "user", "content": " "}]), "messages[0].content must be a non-empty string"),
+        (
+            _case(messages=[{"role": "user", "content": " "}]),
+            "messages[0].content must be a non-empty string",
+        ),
     ],
 )
 def test_a_bad_case_is_refused_naming_file_line_and_reason(tmp_path, line, reason):
@@ -172,7 +210,10 @@ def test_the_shipped_bank_is_valid_and_tags_what_it_promises(repo_root):
     assert {"persona", "style", "safety", "identity"} <= tags
     # The persona must never call itself an AI model: the identity cases forbid it.
     identity = [case for case in cases if "identity" in case.tags]
-    assert all("must_not_contain_any" in case.checks or "regex_must_not" in case.checks for case in identity)
+    assert all(
+        "must_not_contain_any" in case.checks or "regex_must_not" in case.checks
+        for case in identity
+    )
 
 
 def test_the_shipped_bank_prompts_are_not_in_rolebench(repo_root):
@@ -186,6 +227,9 @@ def test_the_shipped_bank_prompts_are_not_in_rolebench(repo_root):
             questions.update(json.loads(line)["question"].strip() for line in f if line.strip())
     assert len(questions) > 1000
     prompts = [
-        m["content"] for case in load_bank(repo_root / SHIPPED_BANK) for m in case.messages if m["role"] == "user"
+        m["content"]
+        for case in load_bank(repo_root / SHIPPED_BANK)
+        for m in case.messages
+        if m["role"] == "user"
     ]
     assert [prompt for prompt in prompts if prompt.strip() in questions] == []

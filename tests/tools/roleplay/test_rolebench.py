@@ -8,12 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tools.roleplay.rolebench import address_pattern, main, strip_address
 from repo_paths import REPO_ROOT
+from tools.roleplay.rolebench import address_pattern, main, strip_address
 
 ASSETS = REPO_ROOT / "tests" / "assets" / "rolebench"
 ROLEBENCH_ZH = REPO_ROOT.parent / "shared" / "data" / "rolebench-zh"
-needs_rolebench = pytest.mark.skipif(not ROLEBENCH_ZH.is_dir(), reason=f"{ROLEBENCH_ZH} is absent (real data)")
+needs_rolebench = pytest.mark.skipif(
+    not ROLEBENCH_ZH.is_dir(), reason=f"{ROLEBENCH_ZH} is absent (real data)"
+)
 
 PUBLISHED_PROMPT_LI_BAI = (
     "你是李白，你的特征描述是：为人爽朗大方，爱好饮酒作诗。现在请你回答我的一些问题，以准确展现你的人格特征！"
@@ -69,7 +71,10 @@ def test_strip_address_zh(role, question, expected):
         ("Mr. Holmes, why the violin?", "Why the violin?"),
         ("Hey Sherlock, got a minute?", "Got a minute?"),
         ("sherlock, are you there?", "Are you there?"),
-        ("Sherlockian fans, unite! Would you join them?", "Sherlockian fans, unite! Would you join them?"),
+        (
+            "Sherlockian fans, unite! Would you join them?",
+            "Sherlockian fans, unite! Would you join them?",
+        ),
         ("What would Sherlock, of all people, say?", "What would Sherlock, of all people, say?"),
         ("Sherlock!", "Sherlock!"),
     ],
@@ -80,19 +85,32 @@ def test_strip_address_en(question, expected):
 
 def test_bad_records_are_counted_and_named_and_good_ones_converted(tmp_path):
     code, report, records = run(
-        tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json",
+        tmp_path,
+        "--inputs",
+        ASSETS / "records_zh.jsonl",
+        "--profiles",
+        ASSETS / "profiles_zh.json",
         "--skip-broken",
     )
     assert code == 0
     assert report["records_in"] == 11 and report["records_out"] == 3 and len(records) == 3
     assert report["dropped"] == {
-        "broken_json": 1, "not_an_object": 1, "missing_field": 1, "wrong_type": 2,
-        "empty_question": 1, "empty_answer": 1, "unknown_role": 1,
+        "broken_json": 1,
+        "not_an_object": 1,
+        "missing_field": 1,
+        "wrong_type": 2,
+        "empty_question": 1,
+        "empty_answer": 1,
+        "unknown_role": 1,
     }
     assert report["dropped_examples"]["wrong_type"] == ["records_zh.jsonl:5", "records_zh.jsonl:6"]
     assert report["dropped_examples"]["empty_answer"] == ["records_zh.jsonl:9"]  # line 8 is blank
     assert report["addresses_stripped"] == 2
-    assert [r["instruction"] for r in records] == ["你最喜欢什么兵器？", "您怎么看月亮？", "你觉得李白，这个名字好听吗？"]
+    assert [r["instruction"] for r in records] == [
+        "你最喜欢什么兵器？",
+        "您怎么看月亮？",
+        "你觉得李白，这个名字好听吗？",
+    ]
     assert records[0]["output"] in ("俺老孙当然最爱金箍棒！", "金箍棒呗，还用问？")
     assert records[1]["system"] == PUBLISHED_PROMPT_LI_BAI
     assert records[1]["output"] == "月亮是我的老朋友。"  # a bare string counts as one reference
@@ -105,15 +123,28 @@ def test_english_records_get_the_english_persona_and_over_long_samples_are_skipp
     from tools.roleplay.rolebench import load_tokenizer
 
     code, report, records = run(
-        tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--profiles", ASSETS / "profiles_en.json",
-        "--lang", "en", "--max-tokens", 180, "--max-source-tokens", 0, "--format", "sharegpt",
+        tmp_path,
+        "--inputs",
+        ASSETS / "records_en.jsonl",
+        "--profiles",
+        ASSETS / "profiles_en.json",
+        "--lang",
+        "en",
+        "--max-tokens",
+        180,
+        "--max-source-tokens",
+        0,
+        "--format",
+        "sharegpt",
     )
     assert code == 0
     # The limit falls between the short samples and the long one, measured with the same tokenizer.
     tokenizer = load_tokenizer(None)
     profile = json.loads((ASSETS / "profiles_en.json").read_text())["Sherlock Holmes"]
     system_tokens = len(tokenizer(persona_prompt("Sherlock Holmes", profile, "en"))["input_ids"])
-    long_answer = json.loads((ASSETS / "records_en.jsonl").read_text().splitlines()[3])["generated"][0]
+    long_answer = json.loads((ASSETS / "records_en.jsonl").read_text().splitlines()[3])[
+        "generated"
+    ][0]
     assert system_tokens + 40 < 180 < system_tokens + len(tokenizer(long_answer)["input_ids"])
     assert report["dropped"] == {"too_long": 1}
     assert report["dropped_examples"]["too_long"] == ["records_en.jsonl:4"]
@@ -122,7 +153,9 @@ def test_english_records_get_the_english_persona_and_over_long_samples_are_skipp
         "Why do you play the violin at night?",
         "Sherlockian clubs meet every month. Would you visit one?",
     ]
-    assert records[0]["system"].startswith("You are Sherlock Holmes, and your character is described as: A consulting")
+    assert records[0]["system"].startswith(
+        "You are Sherlock Holmes, and your character is described as: A consulting"
+    )
     assert [turn["from"] for turn in records[0]["conversations"]] == ["human", "gpt"]
 
 
@@ -133,12 +166,24 @@ def test_source_limit_counts_system_plus_question_and_an_empty_result_writes_not
     tokenizer = load_tokenizer(None)
     profile = json.loads((ASSETS / "profiles_en.json").read_text())["Sherlock Holmes"]
     system_tokens = len(tokenizer(persona_prompt("Sherlock Holmes", profile, "en"))["input_ids"])
-    questions = ["What do you make of this footprint?", "Why do you play the violin at night?",
-                 "Sherlockian clubs meet every month. Would you visit one?", "Describe your morning routine in detail."]
+    questions = [
+        "What do you make of this footprint?",
+        "Why do you play the violin at night?",
+        "Sherlockian clubs meet every month. Would you visit one?",
+        "Describe your morning routine in detail.",
+    ]
     sources = [system_tokens + len(tokenizer(q)["input_ids"]) for q in questions]
     limit = sorted(sources)[1]
-    common = ("--inputs", ASSETS / "records_en.jsonl", "--profiles", ASSETS / "profiles_en.json", "--lang", "en",
-              "--max-tokens", 0)
+    common = (
+        "--inputs",
+        ASSETS / "records_en.jsonl",
+        "--profiles",
+        ASSETS / "profiles_en.json",
+        "--lang",
+        "en",
+        "--max-tokens",
+        0,
+    )
     code, report, records = run(tmp_path, *common, "--max-source-tokens", limit)
     assert code == 0
     assert report["dropped"] == {"too_long_source": sum(source > limit for source in sources)}
@@ -150,8 +195,13 @@ def test_source_limit_counts_system_plus_question_and_an_empty_result_writes_not
 
 def test_unknown_role_in_roles_exits_2_and_writes_nothing(tmp_path, capsys):
     code, report, _ = run(
-        tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json",
-        "--roles", "猪八戒",
+        tmp_path,
+        "--inputs",
+        ASSETS / "records_zh.jsonl",
+        "--profiles",
+        ASSETS / "profiles_zh.json",
+        "--roles",
+        "猪八戒",
     )
     assert code == 2 and not (tmp_path / "out").exists()
     assert "profiles_zh.json: unknown roles ['猪八戒']" in capsys.readouterr().err
@@ -162,15 +212,26 @@ def test_broken_profiles_and_missing_inputs_exit_2_naming_the_file(tmp_path, cap
     broken.write_text('{"李白": "诗人",\n', encoding="utf-8")
     assert run(tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", broken)[0] == 2
     assert "profiles.json: line 2: broken JSON" in capsys.readouterr().err
-    assert run(tmp_path, "--inputs", tmp_path / "nope.jsonl", "--profiles", ASSETS / "profiles_zh.json")[0] == 2
+    assert (
+        run(
+            tmp_path, "--inputs", tmp_path / "nope.jsonl", "--profiles", ASSETS / "profiles_zh.json"
+        )[0]
+        == 2
+    )
     assert "nope.jsonl: input file not found" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_dataset_name_must_be_an_identifier(tmp_path):
     with pytest.raises(SystemExit) as exit_info:
-        run(tmp_path, "--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json",
-            name="../escape")
+        run(
+            tmp_path,
+            "--inputs",
+            ASSETS / "records_zh.jsonl",
+            "--profiles",
+            ASSETS / "profiles_zh.json",
+            name="../escape",
+        )
     assert exit_info.value.code == 2
 
 
@@ -179,8 +240,15 @@ def test_existing_dataset_info_entries_are_kept_and_a_broken_one_stops_the_run(t
     out.mkdir()
     other = {"other": {"file_name": "other.json"}}
     (out / "dataset_info.json").write_text(json.dumps(other), encoding="utf-8")
-    args = ("--inputs", ASSETS / "records_zh.jsonl", "--profiles", ASSETS / "profiles_zh.json", "--max-tokens", 0,
-            "--skip-broken")
+    args = (
+        "--inputs",
+        ASSETS / "records_zh.jsonl",
+        "--profiles",
+        ASSETS / "profiles_zh.json",
+        "--max-tokens",
+        0,
+        "--skip-broken",
+    )
     assert run(tmp_path, *args)[0] == 0
     info = json.loads((out / "dataset_info.json").read_text(encoding="utf-8"))
     assert set(info) == {"other", "rb"} and info["other"] == other["other"]
@@ -197,22 +265,41 @@ def test_role_specific_zh_with_roles_filter_strips_every_direct_address(tmp_path
     raw = [json.loads(line) for line in source.read_text(encoding="utf-8").splitlines()]
     wukong = [r for r in raw if r["role"] == "孙悟空"]
     code, report, records = run(
-        tmp_path, "--inputs", source, "--profiles", ROLEBENCH_ZH / "profiles-zh_desc.json", "--roles", "孙悟空"
+        tmp_path,
+        "--inputs",
+        source,
+        "--profiles",
+        ROLEBENCH_ZH / "profiles-zh_desc.json",
+        "--roles",
+        "孙悟空",
     )
     assert code == 0
     assert report["records_out"] == len(records) == len(wukong)
     assert report["dropped"] == {"role_not_selected": len(raw) - len(wukong)}
-    addressed = [r for r in wukong if r["question"].strip().startswith(("孙悟空，", "孙悟空,", "孙悟空："))]
+    addressed = [
+        r for r in wukong if r["question"].strip().startswith(("孙悟空，", "孙悟空,", "孙悟空："))
+    ]
     assert report["addresses_stripped"] >= len(addressed) > 300
     assert not any(r["instruction"].startswith("孙悟空") for r in records)
     assert all(r["system"].startswith("你是孙悟空，你的特征描述是：生性聪明") for r in records)
-    assert [r["output"] for r in records] == [r["generated"][0] for r in wukong]  # one reference each
+    assert [r["output"] for r in records] == [
+        r["generated"][0] for r in wukong
+    ]  # one reference each
 
 
 @needs_rolebench
 def test_k_references_are_distinct_seeded_and_independent_of_the_role_filter(tmp_path):
     source = ROLEBENCH_ZH / "rolebench-zh_general_test.jsonl"
-    common = ("--inputs", source, "--profiles", ROLEBENCH_ZH / "profiles-zh_desc.json", "--k", 3, "--max-tokens", 0)
+    common = (
+        "--inputs",
+        source,
+        "--profiles",
+        ROLEBENCH_ZH / "profiles-zh_desc.json",
+        "--k",
+        3,
+        "--max-tokens",
+        0,
+    )
     _, report, libai = run(tmp_path / "a", *common, "--roles", "李白")
     _, _, again = run(tmp_path / "b", *common, "--roles", "李白")
     _, _, other_seed = run(tmp_path / "c", *common, "--roles", "李白", "--seed", 1)
@@ -230,41 +317,98 @@ def test_k_references_are_distinct_seeded_and_independent_of_the_role_filter(tmp
 
 
 def test_help_names_the_command():
-    proc = subprocess.run([sys.executable, "-m", "tools.roleplay.rolebench", "--help"], capture_output=True, text=True,
-                          cwd=REPO_ROOT)
-    assert proc.returncode == 0 and proc.stdout.startswith("usage: python -m tools.roleplay.rolebench")
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.roleplay.rolebench", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert proc.returncode == 0 and proc.stdout.startswith(
+        "usage: python -m tools.roleplay.rolebench"
+    )
 
 
 ROLEBENCH_ENG = Path("../shared/data/rolebench-eng/role_specific_test.jsonl")
 
 
-@pytest.mark.skipif(not ROLEBENCH_ENG.is_file(), reason="../shared/data/rolebench-eng is absent (needs ../shared)")
-def test_rolebench_english_converts_without_profiles_in_english_with_name_only_personas(tmp_path, capsys):
-    code, report, records = run(tmp_path, "--inputs", ROLEBENCH_ENG, "--max-tokens", 0, "--max-source-tokens", 0,
-                                "--roles", "Jack Sparrow", "Tom Ripley")
+@pytest.mark.skipif(
+    not ROLEBENCH_ENG.is_file(), reason="../shared/data/rolebench-eng is absent (needs ../shared)"
+)
+def test_rolebench_english_converts_without_profiles_in_english_with_name_only_personas(
+    tmp_path, capsys
+):
+    code, report, records = run(
+        tmp_path,
+        "--inputs",
+        ROLEBENCH_ENG,
+        "--max-tokens",
+        0,
+        "--max-source-tokens",
+        0,
+        "--roles",
+        "Jack Sparrow",
+        "Tom Ripley",
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert report["lang"] == "en" and report["lang_choice"] == "from the data"
-    assert report["persona"] == {"Jack Sparrow": "name only (no description)",
-                                 "Tom Ripley": "name only (no description)"}
+    assert report["persona"] == {
+        "Jack Sparrow": "name only (no description)",
+        "Tom Ripley": "name only (no description)",
+    }
     assert "persona built from the role name alone" in out
     assert len(report["known_roles"]) == 10
-    assert records and all(r["system"].startswith(("You are Jack Sparrow. Now answer", "You are Tom Ripley. Now"))
-                           for r in records)
+    assert records and all(
+        r["system"].startswith(("You are Jack Sparrow. Now answer", "You are Tom Ripley. Now"))
+        for r in records
+    )
     assert not any(r["instruction"].startswith("Jack Sparrow,") for r in records)
     assert report["records_in"] == report["records_out"] + sum(report["dropped"].values())
 
 
 def test_language_follows_the_data_and_a_disagreement_is_warned(tmp_path, caplog):
-    code, report, records = run(tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--profiles",
-                                ASSETS / "profiles_en.json", "--max-tokens", 0, "--max-source-tokens", 0)
-    assert code == 0 and report["lang"] == "en" and records[0]["system"].startswith("You are Sherlock Holmes")
-    code, report, _ = run(tmp_path / "zh", "--inputs", ASSETS / "records_en.jsonl", "--profiles",
-                          ASSETS / "profiles_en.json", "--lang", "zh", "--max-tokens", 0, "--max-source-tokens", 0)
-    assert code == 0 and report["lang"] == "zh" and "warning: the data look en" in report["lang_choice"]
+    code, report, records = run(
+        tmp_path,
+        "--inputs",
+        ASSETS / "records_en.jsonl",
+        "--profiles",
+        ASSETS / "profiles_en.json",
+        "--max-tokens",
+        0,
+        "--max-source-tokens",
+        0,
+    )
+    assert (
+        code == 0
+        and report["lang"] == "en"
+        and records[0]["system"].startswith("You are Sherlock Holmes")
+    )
+    code, report, _ = run(
+        tmp_path / "zh",
+        "--inputs",
+        ASSETS / "records_en.jsonl",
+        "--profiles",
+        ASSETS / "profiles_en.json",
+        "--lang",
+        "zh",
+        "--max-tokens",
+        0,
+        "--max-source-tokens",
+        0,
+    )
+    assert (
+        code == 0
+        and report["lang"] == "zh"
+        and "warning: the data look en" in report["lang_choice"]
+    )
     assert "the data look en but the persona language is zh" in caplog.text
 
 
 def test_unknown_roles_without_profiles_list_the_roles_of_the_data(tmp_path, capsys):
-    code, _, _ = run(tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--roles", "Watson", "--skip-broken")
-    assert code == 2 and "unknown roles ['Watson']; known roles: ['Sherlock Holmes']" in capsys.readouterr().err
+    code, _, _ = run(
+        tmp_path, "--inputs", ASSETS / "records_en.jsonl", "--roles", "Watson", "--skip-broken"
+    )
+    assert (
+        code == 2
+        and "unknown roles ['Watson']; known roles: ['Sherlock Holmes']" in capsys.readouterr().err
+    )

@@ -13,8 +13,8 @@ import pytest
 
 from plugins.speaker_rec.labelfile import SAMPLE_TYPES, read_labels
 from plugins.speaker_rec.series import load_series
-from tools.sr import prepare
 from repo_paths import REPO_ROOT
+from tools.sr import prepare
 
 DEMO_DIR = REPO_ROOT / "data" / "demo"
 DEMO = "chun_jiang"
@@ -25,12 +25,23 @@ def run_cli(*args, threads: int | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     if threads is not None:
         env["OPENBLAS_NUM_THREADS"] = str(threads)
-    return subprocess.run([sys.executable, "-m", "tools.sr.prepare", "--quiet", *args],
-                          capture_output=True, text=True, cwd=REPO_ROOT, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tools.sr.prepare", "--quiet", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+        check=False,
+    )
 
 
 def prepared(data_dir: Path, series: str, out: Path, *extra: str) -> dict:
-    assert prepare.main(["--series", series, "--data-dir", str(data_dir), "--out", str(out), "--quiet", *extra]) == 0
+    assert (
+        prepare.main(
+            ["--series", series, "--data-dir", str(data_dir), "--out", str(out), "--quiet", *extra]
+        )
+        == 0
+    )
     return json.loads(out.read_text(encoding="utf-8"))
 
 
@@ -47,6 +58,7 @@ def records_by_index(labels: dict) -> dict[int, dict]:
 
 # --- the command line ------------------------------------------------------------------
 
+
 def test_help_explains_the_seed_choices():
     done = run_cli("--help")
     assert done.returncode == 0
@@ -55,13 +67,30 @@ def test_help_explains_the_seed_choices():
         assert phrase in text
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--series", "nope", "--data-dir", str(DEMO_DIR)], "unknown series 'nope'"),
-    (["--series", "../chun_jiang", "--data-dir", str(DEMO_DIR)], "not an identifier"),
-    (["--series", DEMO, "--data-dir", str(DEMO_DIR), "--seeds", "init_seeds_5pct.json"], "no such seed file"),
-    (["--series", DEMO, "--data-dir", str(DEMO_DIR), "--seeds", "select", "--seed-fraction", "0"],
-     "seed fraction must be within"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--series", "nope", "--data-dir", str(DEMO_DIR)], "unknown series 'nope'"),
+        (["--series", "../chun_jiang", "--data-dir", str(DEMO_DIR)], "not an identifier"),
+        (
+            ["--series", DEMO, "--data-dir", str(DEMO_DIR), "--seeds", "init_seeds_5pct.json"],
+            "no such seed file",
+        ),
+        (
+            [
+                "--series",
+                DEMO,
+                "--data-dir",
+                str(DEMO_DIR),
+                "--seeds",
+                "select",
+                "--seed-fraction",
+                "0",
+            ],
+            "seed fraction must be within",
+        ),
+    ],
+)
 def test_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     out = tmp_path / "runs" / "labels.json"
     done = run_cli(*args, "--out", str(out))
@@ -94,7 +123,9 @@ def test_same_inputs_give_identical_bytes_whatever_the_blas_threads(tmp_path):
     outs = []
     for threads in (1, 2):
         out = tmp_path / f"labels_{threads}.json"
-        done = run_cli("--series", DEMO, "--data-dir", str(DEMO_DIR), "--out", str(out), threads=threads)
+        done = run_cli(
+            "--series", DEMO, "--data-dir", str(DEMO_DIR), "--out", str(out), threads=threads
+        )
         assert done.returncode == 0, done.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -102,18 +133,23 @@ def test_same_inputs_give_identical_bytes_whatever_the_blas_threads(tmp_path):
 
 def test_selected_seeds_follow_the_seed(tmp_path):
     def seeds(seed: int) -> dict[int, str]:
-        labels = prepared(DEMO_DIR, DEMO, tmp_path / f"s{seed}.json", "--seeds", "select", "--seed", str(seed))
+        labels = prepared(
+            DEMO_DIR, DEMO, tmp_path / f"s{seed}.json", "--seeds", "select", "--seed", str(seed)
+        )
         assert labels["seeds"]["source"] == "select" and labels["seed"] == seed
         return {r["index"]: r["label"] for r in labels["lines"] if r["source"] == "seed"}
 
     first, again, other = seeds(1), seeds(1), seeds(2)
     assert first == again and first != other
     series = load_series(DEMO, DEMO_DIR)
-    assert all(series.lines[i].speaker == name for i, name in first.items()), "select draws ground truth"
+    assert all(series.lines[i].speaker == name for i, name in first.items()), (
+        "select draws ground truth"
+    )
     assert set(first.values()) == set(series.known_characters) & {l.speaker for l in series.lines}
 
 
 # --- the output ------------------------------------------------------------------------
+
 
 def test_every_line_has_a_consistent_record(demo_labels, demo_labels_json):
     path, labels = demo_labels, demo_labels_json
@@ -121,7 +157,9 @@ def test_every_line_has_a_consistent_record(demo_labels, demo_labels_json):
     seeds = series.seeds()
     other = labels["other"]
     assert [r["index"] for r in labels["lines"]] == [l.index for l in series.lines if not l.deleted]
-    assert labels["characters"] == sorted(set(seeds.values()), key=lambda n: (-list(seeds.values()).count(n), n))
+    assert labels["characters"] == sorted(
+        set(seeds.values()), key=lambda n: (-list(seeds.values()).count(n), n)
+    )
     for r in labels["lines"]:
         names = [name for name, _ in r["candidates"]]
         scores = [score for _, score in r["candidates"][:-1]]
@@ -130,7 +168,9 @@ def test_every_line_has_a_consistent_record(demo_labels, demo_labels_json):
         assert r["label"] == other or r["label"] in names
         if None not in scores:
             assert scores == sorted(scores, reverse=True)
-            assert r["margin"] == pytest.approx(scores[0] - (scores[1] if len(scores) > 1 else 0), abs=2e-4)
+            assert r["margin"] == pytest.approx(
+                scores[0] - (scores[1] if len(scores) > 1 else 0), abs=2e-4
+            )
         assert r["sample"] in SAMPLE_TYPES
         if r["index"] in seeds:
             assert (r["source"], r["label"]) == ("seed", seeds[r["index"]])
@@ -148,7 +188,10 @@ def test_summary_reports_both_rules_buckets_and_the_baseline(demo_labels_json):
     assert set(strict["by_duration"]) == {"<1s", "1-2s", "2-3s", ">=3s"}
     assert sum(cell["total"] for cell in strict["by_duration"].values()) == summary["judged_lines"]
     assert sum(cell["total"] for cell in strict["by_episode"].values()) == summary["judged_lines"]
-    assert summary["propagation"]["candidate_aware"]["overall"]["correct"] >= strict["overall"]["correct"]
+    assert (
+        summary["propagation"]["candidate_aware"]["overall"]["correct"]
+        >= strict["overall"]["correct"]
+    )
     assert summary["nearest_centroid"]["strict"]["overall"]["total"] == summary["judged_lines"]
     judged = [r for r in labels["lines"] if r["correct"] is not None and r["source"] != "seed"]
     assert strict["overall"]["correct"] == sum(r["correct"]["strict"] for r in judged)
@@ -161,7 +204,10 @@ def test_summary_gives_the_published_rule_and_its_splits(demo_labels):
     summary = labels["summary"]
     known = set(labels["published_known"])
     judged = [r for r in labels["lines"] if r["correct"] is not None and r["source"] != "seed"]
-    expected = sum(r["label"] == r["truth"] or (r["label"] not in known and r["truth"] not in known) for r in judged)
+    expected = sum(
+        r["label"] == r["truth"] or (r["label"] not in known and r["truth"] not in known)
+        for r in judged
+    )
     assert summary["propagation"]["published"]["overall"]["correct"] == expected
     for rule, splits in summary["propagation_splits"].items():
         overall = summary["propagation"][rule]["overall"]
@@ -175,8 +221,8 @@ def test_summary_gives_the_published_rule_and_its_splits(demo_labels):
 
 # Checked by hand against the demo script: who speaks, how long, and who is on screen.
 HAND_CHECKED = {
-    13: ("林朗", "seed"),        # 一个人硬扛 谁劝都不听 — a seed line keeps its seed label
-    23: ("何桂芳", "seed"),      # 我开的 老林你就放心吧
+    13: ("林朗", "seed"),  # 一个人硬扛 谁劝都不听 — a seed line keeps its seed label
+    23: ("何桂芳", "seed"),  # 我开的 老林你就放心吧
     14: ("林晚", "propagated"),  # 你不是说这个月回家住吗 (2.5 s, at the hospital with 林朗)
     24: ("何桂芳", "propagated"),  # 阿晚 可算把你盼回来了 (2.8 s)
     61: ("赵启明", "propagated"),  # 听说她在上海做建筑设计 (2.8 s)
@@ -197,6 +243,7 @@ def test_hand_checked_demo_lines(demo_labels_json):
 
 # --- bad data: a warning in the output, never a crash ----------------------------------
 
+
 def _rewrite(path: Path, change) -> None:
     data = json.loads(path.read_text(encoding="utf-8"))
     change(data)
@@ -212,10 +259,12 @@ def _nan_rows(root: Path) -> None:
 
 def _hide_face(root: Path, name: str = "许曼") -> None:
     for path in sorted((root / "face_data").glob("000*.json")):
+
         def change(data):
             for obj in data["object_list"].values():
                 if obj["id_list"]["0"]["name"] == name:
                     obj["id_list"]["0"]["name"] = "0009_pro0_id9"
+
         _rewrite(path, change)
 
 
@@ -229,10 +278,15 @@ def _empty_relations(root: Path) -> None:
 
 BAD_DATA = {
     "non-finite voiceprints": (_nan_rows, "lines have no finite voiceprint"),
-    "seeded character never on screen": (_hide_face, "never detected on screen, present everywhere on "
-                                                     + "their voice alone (unseen_penalty below a seen character): 许曼"),
-    "episode without faces": (_blind_episode, "episodes without face detections, where every character "
-                                              + "counts as present: 2"),
+    "seeded character never on screen": (
+        _hide_face,
+        "never detected on screen, present everywhere on "
+        + "their voice alone (unseen_penalty below a seen character): 许曼",
+    ),
+    "episode without faces": (
+        _blind_episode,
+        "episodes without face detections, where every character " + "counts as present: 2",
+    ),
     "empty relations": (_empty_relations, "relation.json lists no characters or no relations"),
     "no face_data": (lambda root: shutil.rmtree(root / "face_data"), "no face detections"),
 }
@@ -245,7 +299,9 @@ def test_bad_data_is_a_warning_not_a_crash(demo_copy, tmp_path, case):
     labels = prepared(demo_copy, DEMO, tmp_path / "labels.json")
     assert any(warning in w for w in labels["warnings"]), labels["warnings"]
     series = load_series(DEMO, demo_copy)
-    assert len(read_labels(tmp_path / "labels.json", series).lines) == sum(not l.deleted for l in series.lines)
+    assert len(read_labels(tmp_path / "labels.json", series).lines) == sum(
+        not l.deleted for l in series.lines
+    )
     if case == "non-finite voiceprints":
         records = records_by_index(labels)
         assert "seed lines have no finite voiceprint" in " ".join(labels["warnings"])
@@ -255,9 +311,12 @@ def test_bad_data_is_a_warning_not_a_crash(demo_copy, tmp_path, case):
 
 # --- the real dramas -------------------------------------------------------------------
 
+
 def shared(name: str) -> Path:
     if not (SHARED_DRAMAS / name).is_dir():
-        pytest.skip(f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)")
+        pytest.skip(
+            f"../shared/data/dramasr/{name} is absent (real data is read in place, never committed)"
+        )
     return SHARED_DRAMAS
 
 
@@ -280,7 +339,15 @@ def test_ren_shi_jian_is_deterministic_and_accurate(tmp_path):
     outs = []
     for threads in (1, 2):
         out = tmp_path / f"labels_{threads}.json"
-        done = run_cli("--series", "ren_shi_jian", "--data-dir", str(data_dir), "--out", str(out), threads=threads)
+        done = run_cli(
+            "--series",
+            "ren_shi_jian",
+            "--data-dir",
+            str(data_dir),
+            "--out",
+            str(out),
+            threads=threads,
+        )
         assert done.returncode == 0, done.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1]
@@ -290,7 +357,9 @@ def test_ren_shi_jian_is_deterministic_and_accurate(tmp_path):
     assert summary["truth_in_candidates_or_open_set"] >= 98.5
 
 
-PUBLISHED = json.loads((REPO_ROOT / "data" / "reference" / "dramasr_published.json").read_text(encoding="utf-8"))["series"]
+PUBLISHED = json.loads(
+    (REPO_ROOT / "data" / "reference" / "dramasr_published.json").read_text(encoding="utf-8")
+)["series"]
 
 
 @pytest.mark.slow
@@ -301,6 +370,9 @@ def test_every_shared_drama_beats_the_published_propagation_by_its_own_rule(tmp_
     published = summary["propagation"]["published"]
     assert published["overall"]["accuracy"] >= PUBLISHED[name]["strict"] + 1.5
     assert published["by_duration"]["<1s"]["accuracy"] > PUBLISHED[name]["under_1s"]
-    assert summary["propagation_splits"]["published"]["other_truths"]["accuracy"] > PUBLISHED[name]["other_truths"]
+    assert (
+        summary["propagation_splits"]["published"]["other_truths"]["accuracy"]
+        > PUBLISHED[name]["other_truths"]
+    )
     assert summary["truth_in_candidates_or_open_set"] >= 98.5
     assert summary["candidates"]["median_named"] + 1 <= 4, "the list with the other label"

@@ -28,7 +28,9 @@ def test_integer_products_are_exact(embeddings):
     usable = np.isfinite(embeddings).all(axis=1)
     units = voiceprint.integer_units(embeddings, usable)
     assert np.array_equal(units, np.rint(units))
-    assert np.abs(np.linalg.norm(units[usable].astype(np.float64), axis=1) - voiceprint.NORM).max() < 8
+    assert (
+        np.abs(np.linalg.norm(units[usable].astype(np.float64), axis=1) - voiceprint.NORM).max() < 8
+    )
     exact = units[:50].astype(np.float64) @ units.astype(np.float64).T
     assert np.array_equal(units[:50] @ units.T, exact.astype(np.float32))
     assert not units[~usable].any()
@@ -55,14 +57,18 @@ def test_fewer_lines_than_neighbours_pads():
     rng = np.random.default_rng(1)
     units = voiceprint.integer_units(rng.standard_normal((4, 8)), np.ones(4, dtype=bool))
     index, sims = voiceprint.nearest_neighbours(units, np.ones(4, dtype=bool), 6)
-    assert (index[:, :3] >= 0).all() and (index[:, 3:] == -1).all() and np.isneginf(sims[:, 3:]).all()
+    assert (
+        (index[:, :3] >= 0).all() and (index[:, 3:] == -1).all() and np.isneginf(sims[:, 3:]).all()
+    )
 
 
 def test_nearest_centroid_picks_the_closest_group():
     rng = np.random.default_rng(2)
     a, b = rng.standard_normal(32), rng.standard_normal(32)
-    rows = np.stack([a + 0.1 * rng.standard_normal(32) for _ in range(5)] +
-                    [b + 0.1 * rng.standard_normal(32) for _ in range(5)])
+    rows = np.stack(
+        [a + 0.1 * rng.standard_normal(32) for _ in range(5)]
+        + [b + 0.1 * rng.standard_normal(32) for _ in range(5)]
+    )
     usable = np.ones(10, dtype=bool)
     usable[9] = False
     units = voiceprint.integer_units(rows, usable)

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.style.__main__ import main as style_cli
 from plugins.style.batching import MicroBatcher
+from plugins.style.labels import DEFAULT_LABELS, LabelSet, read_label_mapping
+from tools.style.__main__ import main as style_cli
 from tools.style.data import (
     StyleDataError,
     StyleRecord,
@@ -33,10 +34,9 @@ from tools.style.data import (
     stratified_split,
     write_records,
 )
-from plugins.style.labels import DEFAULT_LABELS, LabelSet, read_label_mapping
-from tools.style.train import write_label_mapping
 from tools.style.metrics import classification_metrics, majority_baseline
 from tools.style.samples import generate_samples
+from tools.style.train import write_label_mapping
 
 SAMPLES = Path("data/style/samples.jsonl")
 TINY_RECIPE = Path("recipes/style/tiny_cpu.yaml")
@@ -46,7 +46,10 @@ MAX_BATCH = 8
 
 def _write_lines(path: Path, lines: list) -> Path:
     path.write_text(
-        "".join((line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n" for line in lines),
+        "".join(
+            (line if isinstance(line, str) else json.dumps(line, ensure_ascii=False)) + "\n"
+            for line in lines
+        ),
         encoding="utf-8",
     )
     return path
@@ -61,7 +64,13 @@ def _record(answer: str, label: str, question: str = "耳机保修多久？") ->
 
 def test_default_label_ids_follow_the_published_order_and_mapping_round_trips(tmp_path):
     assert DEFAULT_LABELS.names == ["售前", "售后", "诚实", "有帮助", "无伤害"]
-    assert DEFAULT_LABELS.english_names == ["presales", "aftersales", "honest", "helpful", "harmless"]
+    assert DEFAULT_LABELS.english_names == [
+        "presales",
+        "aftersales",
+        "honest",
+        "helpful",
+        "harmless",
+    ]
     assert DEFAULT_LABELS.id_of("有帮助") == DEFAULT_LABELS.id_of("helpful") == 3
     custom = LabelSet.from_spec(
         [{"label": "正式", "label_english": "formal"}, {"label": "随意", "label_english": "casual"}]
@@ -76,9 +85,18 @@ def test_default_label_ids_follow_the_published_order_and_mapping_round_trips(tm
     "spec, message",
     [
         ([{"label": "正式", "label_english": "formal"}], "at least 2"),
-        ([{"label": "正式", "label_english": "formal"}, {"label": "正式", "label_english": "plain"}], "unique"),
         (
-            [{"label": "正式", "label_english": "Formal Style"}, {"label": "随意", "label_english": "casual"}],
+            [
+                {"label": "正式", "label_english": "formal"},
+                {"label": "正式", "label_english": "plain"},
+            ],
+            "unique",
+        ),
+        (
+            [
+                {"label": "正式", "label_english": "Formal Style"},
+                {"label": "随意", "label_english": "casual"},
+            ],
             "label_english",
         ),
         ([{"label": "正式"}, {"label": "随意", "label_english": "casual"}], "exactly the keys"),
@@ -91,7 +109,10 @@ def test_bad_label_sets_are_refused(spec, message):
 
 def test_input_format_and_exchange_forms():
     assert format_input(" 能退吗？ ", "可以。\n") == "用户问题：能退吗？\n回答：可以。"
-    assert exchange_text({"question": "能退吗？", "answer": "可以。"}) == "用户问题：能退吗？\n回答：可以。"
+    assert (
+        exchange_text({"question": "能退吗？", "answer": "可以。"})
+        == "用户问题：能退吗？\n回答：可以。"
+    )
     assert exchange_text({"input": "用户问题：x\n回答：y"}) == "用户问题：x\n回答：y"
     for bad in ({"question": "能退吗？"}, {"answer": 3}, {"input": ""}, ["answer"]):
         with pytest.raises(StyleDataError):
@@ -129,13 +150,21 @@ def test_check_records_names_every_bad_line_and_counts_classes(tmp_path):
     }
     assert report.examples["broken JSON"][0].startswith(f"{path}:2: broken JSON")
     assert report.examples["duplicate input"] == [f"{path}:5 (same input as {path}:1)"]
-    assert report.extra["class_counts"] == {"售前": 1, "售后": 0, "诚实": 1, "有帮助": 0, "无伤害": 1}
+    assert report.extra["class_counts"] == {
+        "售前": 1,
+        "售后": 0,
+        "诚实": 1,
+        "有帮助": 0,
+        "无伤害": 1,
+    }
     with pytest.raises(StyleDataError, match=r"7 bad record\(s\) of 10.*mixed.jsonl:2"):
         load_records(path, DEFAULT_LABELS)
 
 
 def test_validate_command_reports_and_exits_1_on_problems_0_on_clean(tmp_path, capsys):
-    bad = _write_lines(tmp_path / "bad.jsonl", [_record("请勿自行拆卸。", "无伤害"), _record("好的。", "随便")])
+    bad = _write_lines(
+        tmp_path / "bad.jsonl", [_record("请勿自行拆卸。", "无伤害"), _record("好的。", "随便")]
+    )
     report_path = tmp_path / "report.json"
     assert style_cli(["validate", "--in", str(bad), "--report", str(report_path)]) == 1
     out = capsys.readouterr().out
@@ -152,7 +181,8 @@ def test_validate_uses_the_label_set_a_recipe_declares(tmp_path):
         encoding="utf-8",
     )
     data = _write_lines(
-        tmp_path / "two.jsonl", [_record("您好，请问有什么可以帮您？", "正式"), _record("嗨，咋啦？", "casual")]
+        tmp_path / "two.jsonl",
+        [_record("您好，请问有什么可以帮您？", "正式"), _record("嗨，咋啦？", "casual")],
     )
     assert style_cli(["validate", "--in", str(data), "--recipe", str(recipe)]) == 0
     assert style_cli(["validate", "--in", str(data)]) == 1
@@ -214,13 +244,15 @@ def test_convert_turns_pairs_into_contract_records_and_reports_drops(tmp_path, c
         )
         == 0
     )
-    assert Counter(json.loads(line)["label"] for line in fixed.read_text(encoding="utf-8").splitlines()) == {
-        "有帮助": 2
-    }
+    assert Counter(
+        json.loads(line)["label"] for line in fixed.read_text(encoding="utf-8").splitlines()
+    ) == {"有帮助": 2}
 
 
 def test_convert_writes_nothing_and_exits_2_when_no_record_survives(tmp_path, capsys):
-    pairs = _write_lines(tmp_path / "pairs.jsonl", [{"question": "贵吗？", "answer": "不贵。", "label": "推销"}])
+    pairs = _write_lines(
+        tmp_path / "pairs.jsonl", [{"question": "贵吗？", "answer": "不贵。", "label": "推销"}]
+    )
     out = tmp_path / "out.jsonl"
     assert style_cli(["convert", "--in", str(pairs), "--out", str(out)]) == 2
     assert "nothing written" in capsys.readouterr().err
@@ -252,8 +284,12 @@ def test_split_keeps_every_class_in_train_and_eval_even_for_a_class_sorted_file(
         assert len({r.label for r in evaluation[:10]}) > 1, "the split output is not class-sorted"
 
     first = stratified_split(records, DEFAULT_LABELS, 0.2, seed=42)
-    assert [r.input for r in stratified_split(records, DEFAULT_LABELS, 0.2, seed=42)[1]] == [r.input for r in first[1]]
-    assert {r.input for r in stratified_split(records, DEFAULT_LABELS, 0.2, seed=7)[1]} != {r.input for r in first[1]}
+    assert [r.input for r in stratified_split(records, DEFAULT_LABELS, 0.2, seed=42)[1]] == [
+        r.input for r in first[1]
+    ]
+    assert {r.input for r in stratified_split(records, DEFAULT_LABELS, 0.2, seed=7)[1]} != {
+        r.input for r in first[1]
+    }
 
 
 def test_split_keeps_a_two_example_class_on_both_sides():
@@ -293,11 +329,17 @@ def test_metrics_match_hand_computed_values():
     assert metrics["confusion_matrix"]["matrix"] == [[2, 1, 0], [0, 2, 0], [0, 1, 0]]
     assert metrics["accuracy"] == pytest.approx(4 / 6)
     # a: p 1, r 2/3 -> f1 0.8; b: p 0.5, r 1 -> 2/3; c: never predicted -> 0
-    assert [metrics["per_class"][n]["f1"] for n in ("甲", "乙", "丙")] == pytest.approx([0.8, 2 / 3, 0.0])
+    assert [metrics["per_class"][n]["f1"] for n in ("甲", "乙", "丙")] == pytest.approx(
+        [0.8, 2 / 3, 0.0]
+    )
     assert metrics["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 3)
     assert metrics["weighted_f1"] == pytest.approx((0.8 * 3 + 2 / 3 * 2) / 6)
     baseline = majority_baseline([0, 0, 1], y_true, labels)
-    assert baseline == {"predicts": "甲", "accuracy": pytest.approx(0.5), "macro_f1": pytest.approx((2 / 3) / 3)}
+    assert baseline == {
+        "predicts": "甲",
+        "accuracy": pytest.approx(0.5),
+        "macro_f1": pytest.approx((2 / 3) / 3),
+    }
 
 
 # ---- micro-batching -----------------------------------------------------------------------------------
@@ -353,7 +395,8 @@ def test_train_command_refuses_bad_data_before_loading_a_model(tmp_path, capsys)
     assert style_cli(argv) == 2
     assert f"{bad}:2: broken JSON" in capsys.readouterr().err
     small = _write_lines(
-        tmp_path / "small.jsonl", [_record(f"{name}{i}", name) for name in DEFAULT_LABELS.names for i in range(2)][:-1]
+        tmp_path / "small.jsonl",
+        [_record(f"{name}{i}", name) for name in DEFAULT_LABELS.names for i in range(2)][:-1],
     )
     assert (
         style_cli(
@@ -383,12 +426,19 @@ def test_class_weighted_loss_is_weighted_cross_entropy(tiny_model, tmp_path):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_model, num_labels=2)
     args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     trainer = _weighted_loss_trainer_class()(model=model, args=args, class_weights=weights)
-    inputs = {"input_ids": torch.tensor([[11, 12, 13], [21, 22, 23], [31, 32, 33]]), "labels": torch.tensor([0, 1, 1])}
+    inputs = {
+        "input_ids": torch.tensor([[11, 12, 13], [21, 22, 23], [31, 32, 33]]),
+        "labels": torch.tensor([0, 1, 1]),
+    }
     loss = trainer.compute_loss(model, dict(inputs))
     logits = model(input_ids=inputs["input_ids"]).logits
-    expected = torch.nn.functional.cross_entropy(logits, inputs["labels"], weight=torch.tensor(weights))
+    expected = torch.nn.functional.cross_entropy(
+        logits, inputs["labels"], weight=torch.tensor(weights)
+    )
     assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
-    assert loss.item() != pytest.approx(torch.nn.functional.cross_entropy(logits, inputs["labels"]).item(), rel=1e-3)
+    assert loss.item() != pytest.approx(
+        torch.nn.functional.cross_entropy(logits, inputs["labels"]).item(), rel=1e-3
+    )
 
 
 # ---- training, prediction, service (slow) --------------------------------------------------------------
@@ -452,7 +502,9 @@ def test_training_beats_the_majority_baseline_and_writes_consistent_outputs(trai
     assert sum(map(sum, matrix)) == metrics["eval_examples"] == 60
     assert metrics["accuracy"] == pytest.approx(sum(matrix[i][i] for i in range(5)) / 60)
     assert (out / "confusion_matrix.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert metrics["best_checkpoint"] and metrics["best_metric"]["macro_f1"] == pytest.approx(metrics["macro_f1"])
+    assert metrics["best_checkpoint"] and metrics["best_metric"]["macro_f1"] == pytest.approx(
+        metrics["macro_f1"]
+    )
     split = {
         name: [json.loads(line) for line in (out / name).read_text(encoding="utf-8").splitlines()]
         for name in ("train.jsonl", "eval.jsonl")
@@ -461,7 +513,9 @@ def test_training_beats_the_majority_baseline_and_writes_consistent_outputs(trai
 
 
 @pytest.mark.slow
-def test_predict_command_on_the_eval_split_reproduces_the_reported_metrics(trained, tmp_path, capsys):
+def test_predict_command_on_the_eval_split_reproduces_the_reported_metrics(
+    trained, tmp_path, capsys
+):
     out, _ = trained
     predictions = tmp_path / "predictions.jsonl"
     assert (
@@ -488,10 +542,15 @@ def test_predict_command_on_the_eval_split_reproduces_the_reported_metrics(train
     rows = [json.loads(line) for line in predictions.read_text(encoding="utf-8").splitlines()]
     y_true = [DEFAULT_LABELS.id_of(r["label"]) for r in rows]
     y_pred = [DEFAULT_LABELS.id_of(r["prediction"]["label"]) for r in rows]
-    assert classification_metrics(y_true, y_pred, DEFAULT_LABELS)["confusion_matrix"] == metrics["confusion_matrix"]
+    assert (
+        classification_metrics(y_true, y_pred, DEFAULT_LABELS)["confusion_matrix"]
+        == metrics["confusion_matrix"]
+    )
     for row in rows:
         probabilities = row["prediction"]["probabilities"]
-        assert list(probabilities) == DEFAULT_LABELS.names and sum(probabilities.values()) == pytest.approx(1.0)
+        assert list(probabilities) == DEFAULT_LABELS.names and sum(
+            probabilities.values()
+        ) == pytest.approx(1.0)
         assert row["prediction"]["label"] == max(probabilities, key=probabilities.get)
 
 
@@ -501,13 +560,19 @@ def test_predict_command_stops_on_a_bad_line_and_writes_nothing(tmp_path, capsys
     write_label_mapping(model_dir, DEFAULT_LABELS, 32)
     out = tmp_path / "out.jsonl"
     cases = [
-        ([{"question": "贵吗？", "answer": "不贵。"}, {"question": "贵吗？"}], ":2: needs a non-empty"),
+        (
+            [{"question": "贵吗？", "answer": "不贵。"}, {"question": "贵吗？"}],
+            ":2: needs a non-empty",
+        ),
         ([{"answer": "不贵。"}, "{oops"], ":2: broken JSON"),
         ([{"answer": "不贵。", "label": "推销"}], ":1: label '推销' is not one of the model's"),
     ]
     for lines, message in cases:
         data = _write_lines(tmp_path / "in.jsonl", lines)
-        assert style_cli(["predict", "--model", str(model_dir), "--in", str(data), "--out", str(out)]) == 2
+        assert (
+            style_cli(["predict", "--model", str(model_dir), "--in", str(data), "--out", str(out)])
+            == 2
+        )
         assert f"{data}{message}" in capsys.readouterr().err
         assert not out.exists()
 
@@ -581,7 +646,11 @@ def _post_chunked(port: int, path: str, body: bytes) -> tuple[int, dict]:
     try:
         pieces = [body[i : i + 4096] for i in range(0, len(body), 4096)]
         connection.request(
-            "POST", path, body=iter(pieces), headers={"Content-Type": "application/json"}, encode_chunked=True
+            "POST",
+            path,
+            body=iter(pieces),
+            headers={"Content-Type": "application/json"},
+            encode_chunked=True,
         )
         response = connection.getresponse()
         return response.status, json.loads(response.read())
@@ -612,14 +681,19 @@ def test_service_health_single_and_batch_agree_with_the_classifier(service, trai
             "question": "耳机保修多久？",
             "answer": "非常抱歉给您带来不便，麻烦您提供一下订单号，我们马上为您登记售后工单。",
         },
-        {"question": "充电时发烫正常吗？", "answer": "为了您的安全，请立即断电，请勿自行拆卸，存在触电风险。"},
+        {
+            "question": "充电时发烫正常吗？",
+            "answer": "为了您的安全，请立即断电，请勿自行拆卸，存在触电风险。",
+        },
         {"input": format_input("贵吗？", "现在下单立减20元，库存只剩不到5台，赶紧拍下吧！")},
     ]
     status, single = _post(service, "/predict", items[0])
     assert status == 200 and set(single) == {"label", "label_english", "probabilities"}
     status, batch = _post(service, "/predict_batch", {"items": items})
     assert status == 200 and len(batch["predictions"]) == 3
-    assert batch["predictions"][0]["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)
+    assert batch["predictions"][0]["probabilities"] == pytest.approx(
+        single["probabilities"], abs=1e-5
+    )
 
     expected = StyleClassifier(trained[0]).predict([exchange_text(item) for item in items])
     for got, want in zip(batch["predictions"], expected, strict=True):
@@ -627,14 +701,20 @@ def test_service_health_single_and_batch_agree_with_the_classifier(service, trai
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-5)
     assert [p["label"] for p in batch["predictions"]] == ["售后", "无伤害", "售前"]
     assert _post(service, "/predict_batch", {"items": []}) == (200, {"predictions": []})
-    status, chunked = _post_chunked(service, "/predict", json.dumps(items[0], ensure_ascii=False).encode("utf-8"))
-    assert status == 200 and chunked["probabilities"] == pytest.approx(single["probabilities"], abs=1e-5)
+    status, chunked = _post_chunked(
+        service, "/predict", json.dumps(items[0], ensure_ascii=False).encode("utf-8")
+    )
+    assert status == 200 and chunked["probabilities"] == pytest.approx(
+        single["probabilities"], abs=1e-5
+    )
 
 
 @pytest.mark.slow
 def test_service_merges_concurrent_requests_without_mixing_answers(service):
     answers = ["第一步，打开App；第二步，长按电源键。", "实话实说，这款的续航确实一般。"] * 6
-    expected = {answer: _post(service, "/predict", {"answer": answer})[1] for answer in set(answers)}
+    expected = {
+        answer: _post(service, "/predict", {"answer": answer})[1] for answer in set(answers)
+    }
     results = [None] * len(answers)
 
     def ask(i):
@@ -647,7 +727,9 @@ def test_service_merges_concurrent_requests_without_mixing_answers(service):
         t.join(timeout=60)
     for answer, (status, prediction) in zip(answers, results, strict=True):
         assert status == 200
-        assert prediction["probabilities"] == pytest.approx(expected[answer]["probabilities"], abs=1e-5)
+        assert prediction["probabilities"] == pytest.approx(
+            expected[answer]["probabilities"], abs=1e-5
+        )
 
 
 @pytest.mark.slow
@@ -660,8 +742,20 @@ def test_service_merges_concurrent_requests_without_mixing_answers(service):
         ("POST", "/predict", json.dumps({"question": "贵吗？"}).encode(), None, 400),
         ("POST", "/predict", json.dumps({"answer": 5}).encode(), None, 400),
         ("POST", "/predict_batch", json.dumps({"items": "x"}).encode(), None, 400),
-        ("POST", "/predict_batch", json.dumps({"items": [{"answer": "好"}] * (MAX_BATCH + 1)}).encode(), None, 400),
-        ("POST", "/predict_batch", json.dumps({"items": [{"answer": "好"}, {"answer": ""}]}).encode(), None, 400),
+        (
+            "POST",
+            "/predict_batch",
+            json.dumps({"items": [{"answer": "好"}] * (MAX_BATCH + 1)}).encode(),
+            None,
+            400,
+        ),
+        (
+            "POST",
+            "/predict_batch",
+            json.dumps({"items": [{"answer": "好"}, {"answer": ""}]}).encode(),
+            None,
+            400,
+        ),
         ("POST", "/predict_batch", b"[" * 20000 + b"]" * 20000, None, 400),
         ("POST", "/predict", json.dumps({"answer": "好" * MAX_BODY_BYTES}).encode(), None, 413),
         ("POST", "/predict", None, None, 411),
@@ -698,7 +792,9 @@ def test_service_merges_concurrent_requests_without_mixing_answers(service):
         "unknown-path",
     ],
 )
-def test_service_answers_bad_requests_with_4xx_and_a_reason(service, method, path, body, headers, status):
+def test_service_answers_bad_requests_with_4xx_and_a_reason(
+    service, method, path, body, headers, status
+):
     if body is not None and headers is None:
         headers = {"Content-Type": "application/json"}
     if method == "POST" and body is None:
@@ -729,7 +825,9 @@ def test_style_reward_through_the_service_scores_concurrent_calls(service):
     results = {}
 
     def score(target, response):
-        results[target] = compute_score("style", response, target, {"question": "怎么连接手机？"}, service_url=url)
+        results[target] = compute_score(
+            "style", response, target, {"question": "怎么连接手机？"}, service_url=url
+        )
 
     threads = [threading.Thread(target=score, args=item) for item in responses.items()]
     for t in threads:
@@ -737,10 +835,16 @@ def test_style_reward_through_the_service_scores_concurrent_calls(service):
     for t in threads:
         t.join(timeout=60)
     for target, response in responses.items():
-        _, prediction = _post(service, "/predict", {"question": "怎么连接手机？", "answer": response})
-        assert results[target]["score"] == pytest.approx(prediction["probabilities"][target], abs=1e-5)
+        _, prediction = _post(
+            service, "/predict", {"question": "怎么连接手机？", "answer": response}
+        )
+        assert results[target]["score"] == pytest.approx(
+            prediction["probabilities"][target], abs=1e-5
+        )
         english = DEFAULT_LABELS.english_names[DEFAULT_LABELS.id_of(target)]
         parts = {key: value for key, value in results[target].items() if key.startswith("p_")}
         assert set(parts) == {f"p_{name}" for name in DEFAULT_LABELS.english_names}
-        assert max(parts, key=parts.get) == f"p_{english}", "each response scores highest on its own style"
+        assert max(parts, key=parts.get) == f"p_{english}", (
+            "each response scores highest on its own style"
+        )
         assert parts[f"p_{english}"] == results[target]["score"]
