@@ -33,16 +33,6 @@ from tools.roleplay.persona_prompt import (
 logger = logging.getLogger(__name__)
 
 
-# Without a profile description (RoleBench English ships none) the persona is built from the role
-# name alone: the same prompt minus the description clause. Converters say so in their reports.
-NAME_ONLY_TEMPLATES = {
-    "zh": PERSONA_TEMPLATES["zh"].replace("，你的特征描述是：{description}", ""),
-    "en": PERSONA_TEMPLATES["en"].replace(
-        ", and your character is described as: {description}", ""
-    ),
-}
-
-
 def chat_config_yaml(
     system_prompt: str, model: str, template: str, adapter: str | None, role: str
 ) -> str:

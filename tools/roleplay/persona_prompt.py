@@ -9,7 +9,6 @@ import logging
 from pathlib import Path
 
 from tools.common.text_input import NotTextError, read_text
-from tools.roleplay.persona import NAME_ONLY_TEMPLATES
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +26,16 @@ PERSONA_TEMPLATES = {
         "shows your personality accurately! Imitate the speaking style of the character you have been given "
         "in every respect! Never reveal that you are an AI or a language model, and always remember that you "
         "have been given this one character only. Do not ramble, and do not be too formal or too polite."
+    ),
+}
+
+
+# Without a profile description (RoleBench English ships none) the persona is built from the role
+# name alone: the same prompt minus the description clause. Converters say so in their reports.
+NAME_ONLY_TEMPLATES = {
+    "zh": PERSONA_TEMPLATES["zh"].replace("，你的特征描述是：{description}", ""),
+    "en": PERSONA_TEMPLATES["en"].replace(
+        ", and your character is described as: {description}", ""
     ),
 }
 
