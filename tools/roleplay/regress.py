@@ -53,7 +53,7 @@ from tools.roleplay.persona_prompt import (
     persona_prompt,
     role_description,
 )
-from tools.roleplay.regress_bank import BankError, Case, load_bank, run_checks
+from tools.roleplay.bank import BankError, Case, load_bank, run_checks
 
 logger = logging.getLogger(__name__)
 

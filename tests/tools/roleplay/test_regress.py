@@ -4,7 +4,7 @@ The slow tests run the bank against a real `llamafactory-cli api` serving the ti
 127.0.0.1, and against the tiny model + a LoRA adapter loaded by LLaMA-Factory's ChatModel. Tiny
 model responses are noise, so those tests assert on plumbing values (every case answered, counts
 that add up, stable config hash, identical greedy responses); the check logic itself is pinned by
-hand-built responses in test_regress_bank.py.
+hand-built responses in test_bank.py.
 """
 
 import json
@@ -18,7 +18,7 @@ import pytest
 from tools.common.fileio import AppendOnlyJsonl, OutputBusy, OutputError
 from tools.common.openai_endpoint import free_port
 from tools.roleplay import regress
-from tools.roleplay.regress_bank import load_bank
+from tools.roleplay.bank import load_bank
 
 SHIPPED_BANK = Path("data/regression/孙悟空.jsonl")
 TINY_TOKENS = "8"  # the tiny model's output is noise; a few tokens prove the plumbing

@@ -199,8 +199,8 @@ def test_summary_reports_both_rules_buckets_and_the_baseline(demo_labels_json):
     assert 1 <= summary["candidates"]["median_named"] <= labels["parameters"]["max_candidates"]
 
 
-def test_summary_gives_the_published_rule_and_its_splits(demo_labels):
-    _, labels = demo_labels
+def test_summary_gives_the_published_rule_and_its_splits(demo_labels_json):
+    labels = demo_labels_json
     summary = labels["summary"]
     known = set(labels["published_known"])
     judged = [r for r in labels["lines"] if r["correct"] is not None and r["source"] != "seed"]

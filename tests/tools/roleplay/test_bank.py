@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.roleplay.regress_bank import CHECK_NAMES, BankError, load_bank, run_checks, visible_text
+from tools.roleplay.bank import CHECK_NAMES, BankError, load_bank, run_checks, visible_text
 
 SHIPPED_BANK = Path("data/regression/孙悟空.jsonl")
 ROLEBENCH = Path("../shared/data/rolebench-zh")
