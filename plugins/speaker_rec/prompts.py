@@ -28,14 +28,18 @@ SYSTEM = {
         "4. 最多 {max_turns} 轮。"
     ),
     "en": (
-        "You are an expert at recognising who speaks each line of a TV drama. You will see a target "
-        "line and the lines around it. The speakers in square brackets before the context lines were "
-        "labelled automatically and may be wrong; the target line's speaker is unknown, shown as {unknown}. "
+        "You are an expert at recognising who speaks each line of a TV drama. You will "
+        "see a target "
+        "line and the lines around it. The speakers in square brackets before the "
+        "context lines were "
+        "labelled automatically and may be wrong; the target line's speaker is unknown, "
+        "shown as {unknown}. "
         "Use the tools to decide who speaks the target line.\n\n"
         "Rules:\n"
         "1. In every turn, think first inside <think>…</think>, then {action}\n"
         "2. Call audio_sim before answering; call each tool at most once.\n"
-        "3. The answer must be one of the candidates; if the speaker is not listed, is several people "
+        "3. The answer must be one of the candidates; if the speaker is not listed, is "
+        "several people "
         'at once, or is the narrator, answer "{other}".\n'
         "4. At most {max_turns} turns."
     ),
@@ -58,7 +62,8 @@ ACTION = {
 TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
 
 USER = {
-    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标为{unknown}的台词（>>> 所指）是谁说的。",
+    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标为{unknown}的台词（>>> "
+    "所指）是谁说的。",
     "en": "{series}, episode {episode}. Context:\n{context}\n\nCandidates:\n{candidates}\n\n"
     "Who speaks the line marked {unknown} (at >>>)?",
 }

@@ -50,10 +50,12 @@ MESSAGES = {
         "several_actions": "Format error: only one tool call or one answer per turn.",
         "bad_tool_call": "Format error: the tool call is not valid JSON with name and arguments fields.",
         "missing_think": "Format error: every turn must start with one <think>…</think>.",
-        "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or <answer>…</answer>.",
+        "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or "
+        "<answer>…</answer>.",
         "unclosed_tag": "Format error: {name} is opened but never closed.",
         "tool_call_too_long": f"Format error: the tool call is longer than {MAX_TOOL_CALL_CHARS} characters.",
-        "tool_call_too_deep": f"Format error: the tool call's JSON nests deeper than {MAX_TOOL_CALL_DEPTH} levels.",
+        "tool_call_too_deep": f"Format error: the tool call's JSON nests deeper than {MAX_TOOL_CALL_DEPTH} "
+        "levels.",
         "unknown_tool": "There is no tool named {name}. Available tools: {tools}.",
         "tool_unavailable": "Tool {name} is not available for this line. Available tools: {tools}.",
         "repeated_call": "Tool {name} was already called; do not call it again.",

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def trajectories(tmp_path_factory) -> tuple[Path, Path]:
     if not (DRAMAS / SERIES).is_dir():
         pytest.skip(
-            f"../shared/data/dramasr/{SERIES} is absent (real data is read in place, never committed)"
+            f"../shared/data/dramasr/{SERIES} is absent (real data is read in place, "
+            "never committed)"
         )
     work = tmp_path_factory.mktemp("sr_sft")
     common = ["--series", SERIES, "--data-dir", str(DRAMAS)]

@@ -1,11 +1,14 @@
 """Check the CUDA environments on a machine without GPUs: `make check-gpu-envs` (developer tool).
 
-    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl --stack cuda-sft --venv .venv-cuda-sft
+    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl --stack cuda-sft --venv
+    .venv-cuda-sft
 
-cuda-rl: `import vllm, verl, ray`; the reward, tool-server, verl tool adapter, recipe-composition and
+cuda-rl: `import vllm, verl, ray`; the reward, tool-server, verl tool adapter, recipe-composition
+and
 ToolAgentLoop tests; `make rl DRY_RUN=1` on the demo series with that environment as RL_ENV.
 cuda-sft: `import deepspeed, bitsandbytes`; every recipe through LLaMA-Factory's argument parser
-(tests/recipes/test_recipes.py); the GPU recipes' data loaded and rendered with their templates, and the ZeRO-3
+(tests/recipes/test_recipes.py); the GPU recipes' data loaded and rendered with their templates, and
+the ZeRO-3
 recipe parsed up to where a GPU is required (tests/recipes/test_gpu_recipes.py).
 Each check runs in the environment given, with its own interpreter; the environment is only read
 (bytecode writing off). Prints one line per check and a summary line "checks: N/M passed".

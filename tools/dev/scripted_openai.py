@@ -59,7 +59,8 @@ def default_policy(request: dict, attempt: int) -> Reply:
         return Reply(content="<think>Listen first.</think>", tool_calls=["audio_sim"])
     chinese = re.search(r"[\u4e00-\u9fff]", str(request["messages"][0].get("content")))
     return Reply(
-        content=f"<think>None fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>"
+        content="<think>None "
+        f"fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>"
     )
 
 

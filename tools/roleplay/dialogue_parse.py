@@ -1,6 +1,7 @@
 """Find the spoken lines of a novel or fan fiction and say who speaks each one.
 
-Used by `python -m tools.roleplay.dialogue` (tools/roleplay/dialogue.py, whose `attribute` sets it up for a text),
+Used by `python -m tools.roleplay.dialogue` (tools/roleplay/dialogue.py, whose `attribute` sets it
+up for a text),
 which turns the lines into ShareGPT samples; the tests compare its attributions with hand labels.
 
 What is read:
@@ -576,7 +577,10 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
 
 
 def _opens_well(paragraph: str, i: int) -> bool:
-    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the start."""
+    (
+        """An ASCII quote where speech usually opens: after a colon or comma, a sentence """
+        """end, or at the start."""
+    )
     before = paragraph[:i].rstrip()
     return (
         not before

@@ -25,7 +25,8 @@ Matching is exact and case-sensitive (write `(?i)` in a regex for the opposite).
 is the response with a leading `<think>...</think>` block removed and surrounding white space
 stripped: a reasoning model's private thoughts are not what the persona says.
 
-Imported by `tools.roleplay.regress`; the validation names file:line and the reason for every bad case.
+Imported by `tools.roleplay.regress`; the validation names file:line and the reason for every bad
+case.
 `python -m tools.roleplay.regress_bank BANK...` validates banks without running them.
 """
 
@@ -222,7 +223,10 @@ def visible_text(response: str) -> str:
 
 
 def run_checks(checks: dict, response: str) -> CheckResult:
-    """Apply validated `checks` to `response`; every failing check is reported, not only the first."""
+    (
+        """Apply validated `checks` to `response`; every failing check is reported, not """
+        """only the first."""
+    )
     text = visible_text(response)
     failures = []
     for name, value in checks.items():
@@ -253,10 +257,14 @@ def run_checks(checks: dict, response: str) -> CheckResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate bank files: exit 0 with a case count per file, 2 listing every 'file:line: reason'."""
+    (
+        """Validate bank files: exit 0 with a case count per file, 2 listing every """
+        """'file:line: reason'."""
+    )
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress_bank",
-        description="Validate regression bank files (JSONL cases with checks; the format is in this module's "
+        description="Validate regression bank files (JSONL cases with checks; the format is in this "
+        "module's "
         "docstring) without running them. Exit 0 when every file is valid, 2 otherwise. "
         "Run a bank against a model with `python -m tools.roleplay.regress`.",
     )

@@ -520,7 +520,8 @@ def _said(text: str, assistant: str, *users: str) -> dict[str, str | None]:
 @pytest.mark.parametrize(
     "text, cast, quote, speaker",
     [
-        # joint subjects (A与B…道, A、B…道) are matched at the position after the name: nobody alone speaks
+        # joint subjects (A与B…道, A、B…道) are matched at the position after the name: nobody alone
+        # speaks
         (
             "且说宋江与吴用计议道：“似此城中紧守，如何摆布？”",
             ("宋江", "吴用"),
@@ -749,7 +750,8 @@ def test_english_script_directions_addressees_and_scene_breaks(tmp_path):
     text = (
         "Leonard:「What happened?」\nSheldon:「Nothing, I just really didn't want to come.」\n"
         "Penny:「''(Entering)'' Leonard, ready to go?」\nSheldon:「Libido 1, truth zero.」\n"
-        "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' She is here.」\n"
+        "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' "
+        "She is here.」\n"
         "Penny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n"
     )
     run = run_cli(tmp_path, text, cast=["--assistant", "Sheldon"])
