@@ -21,9 +21,9 @@ or forward pass, and the scorer (model or service client) is made once per proce
 
 The target style is `target` from reward_kwargs when set (one style for the whole run), else the
 sample's ground truth: a style name (Chinese or English) or {"target": name}. Hydra's override
-grammar takes non-ASCII values only quoted: `...reward_kwargs.target='有帮助'` (or the English name).
-The question comes
-from `extra_info[question_key]` (default "question"); verl does not pass the prompt itself.
+grammar takes non-ASCII values only quoted: `...reward_kwargs.target='有帮助'` (or the English
+name). The question comes from `extra_info[question_key]` (default "question"); verl does not
+pass the prompt itself.
 """
 
 from __future__ import annotations

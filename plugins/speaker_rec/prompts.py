@@ -24,7 +24,8 @@ SYSTEM = {
         "规则：\n"
         "1. 每一轮先在 <think>…</think> 中思考，然后{action}\n"
         "2. 给出答案之前必须先调用 audio_sim；每个工具最多调用一次。\n"
-        "3. 答案必须是候选列表中的一个名字；如果说话人不在列表中、是多人同时说或旁白，回答“{other}”。\n"
+        "3. 答案必须是候选列表中的一个名字；如果说话人不在列表中、是多人同时说或旁白，回"
+        "答“{other}”。\n"
         "4. 最多 {max_turns} 轮。"
     ),
     "en": (
@@ -50,7 +51,8 @@ ACTION = {
     (
         "zh",
         "tags",
-    ): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 <answer>名字</answer> 给出答案。",
+    ): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 "
+    "<answer>名字</answer> 给出答案。",
     ("en", "hermes"): "either call one tool or give the answer as <answer>NAME</answer>.",
     (
         "en",
@@ -62,7 +64,8 @@ ACTION = {
 TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
 
 USER = {
-    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标为{unknown}的台词（>>> "
+    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标"
+    "为{unknown}的台词（>>> "
     "所指）是谁说的。",
     "en": "{series}, episode {episode}. Context:\n{context}\n\nCandidates:\n{candidates}\n\n"
     "Who speaks the line marked {unknown} (at >>>)?",

@@ -167,7 +167,8 @@ except ValueError as e:
     print(json.dumps({"error": str(e)}))
 else:
     ds = training_args.hf_deepspeed_config.config
-    print(json.dumps({"deepspeed": training_args.deepspeed, "stage": ds["zero_optimization"]["stage"],
+    print(json.dumps({"deepspeed": training_args.deepspeed, \
+"stage": ds["zero_optimization"]["stage"],
                       "distributed": str(training_args.parallel_mode)}))
 """
 

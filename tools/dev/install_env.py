@@ -89,7 +89,8 @@ for dist in metadata.distributions():
     name = dist.metadata["Name"]
     if name:
         found.setdefault(name.lower().replace("_", "-").replace(".", "-"), dist.version)
-print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "versions": {n: found.get(n) for n in names}}))
+print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "versions": {n: found.get(n) \
+for n in names}}))
 """
 
 
@@ -125,7 +126,8 @@ def probe_versions(python: Path, names: list[str]) -> dict:
 
 def import_failures(python: Path, modules: list[str], extra_env: dict | None = None) -> list[str]:
     python = python.absolute()  # the imports run in a temp working directory
-    """Import each module in its own interpreter, all at once; 'module: last error line' per failure.
+    """Import each module in its own interpreter, all at once; 'module: last error line' per
+    failure.
     Bytecode writing is off and the working directory is a temp one, so nothing lands in the env."""
     env = {**_read_only_env(), **(extra_env or {})}
     with tempfile.TemporaryDirectory() as cwd:
@@ -350,7 +352,8 @@ def ensure(venv: Path, stack: Stack) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.install_env",
-        description="Build an environment of one stack (envs/<stack>.toml) from its lock, or check a "
+        description="Build an environment of one stack (envs/<stack>.toml) from its lock, or "
+        "check a "
         "user's own "
         "environment for it. An existing environment this command did not create is "
         "never modified.",

@@ -358,7 +358,8 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.character",
-        description="Convert a character's voice lines ({source_title, speaker, text}) and settings "
+        description="Convert a character's voice lines ({source_title, speaker, text}) and "
+        "settings "
         "({input, speaker, text}) into two LLaMA-Factory SFT datasets, NAME_voice (tone "
         "imitation) and "
         "NAME_settings (background description and settings Q&A, up-weighted through num_samples), "

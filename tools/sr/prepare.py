@@ -268,12 +268,14 @@ def summarise(
         "truth_classes": dict(sorted(classes.items())),
         "propagation": {name: table(rule) for name, rule in rules.items()},
         "propagation_splits": {name: splits(rule) for name, rule in rules.items()},
-        "published_rule": "the published code's own judging rule, beside ours so that figures compare with "
+        "published_rule": "the published code's own judging rule, beside ours so that figures "
+        "compare with "
         "its "
         "published ones: right iff the label equals the truth, or neither is a known character "
         "(published_known: face_info characters seen as a top-1 face, plus narration truths)",
         "nearest_centroid": {
-            "description": "voiceprint only: nearest seed-character centroid by cosine, always a name",
+            "description": "voiceprint only: nearest seed-character centroid by cosine, always "
+            "a name",
             "strict": table(
                 lambda r, line: correctness.strict(
                     baseline.get(r["index"]), line.speaker, line.kind, known
@@ -390,7 +392,8 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.prepare",
-        description="Label propagation from seed lines: for every line of a series, a pseudo-label, "
+        description="Label propagation from seed lines: for every line of a series, a "
+        "pseudo-label, "
         "a "
         "candidate list with voiceprint scores ending in the 'other' label, the "
         "top-1/top-2 margin and a "

@@ -114,7 +114,8 @@ def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.traces",
-        description="Ask a teacher model to solve selected lines with tools and store one trajectory "
+        description="Ask a teacher model to solve selected lines with tools and store one "
+        "trajectory "
         "per "
         "line (JSONL, resumable; exit 1 when some lines failed and a rerun should retry "
         "them). The API key "

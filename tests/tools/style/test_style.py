@@ -177,7 +177,8 @@ def test_validate_command_reports_and_exits_1_on_problems_0_on_clean(tmp_path, c
 def test_validate_uses_the_label_set_a_recipe_declares(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        "labels:\n  - {label: 正式, label_english: formal}\n  - {label: 随意, label_english: casual}\n",
+        "labels:\n  - {label: 正式, label_english: formal}\n  - {label: 随意, "
+        "label_english: casual}\n",
         encoding="utf-8",
     )
     data = _write_lines(
