@@ -16,7 +16,8 @@ lead-in such as 只见/当下/却说, and is not the object of 看着/对/问/�
 the previous speaker only when nothing but connectives separates them in the same paragraph.
 Anything else is returned unattributed with a reason, never guessed. Speakers the caller did not
 configure are recognised from the text itself (tokens that introduce speech repeatedly, such as
-王婆道) so that a change of speaker to one of them is seen rather than glued to the previous subject.
+王婆道) so that a change of speaker to one of them is seen rather than glued to the previous
+subject.
 """
 
 import collections
