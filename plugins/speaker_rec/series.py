@@ -516,7 +516,7 @@ def _read_subtitles(
             else max(e for _, e in times) + EPISODE_PADDING_S
         )
         episode = Episode(number, len(lines), len(objects), ep_start, ep_end, offset)
-        for i, (obj, (start, end)) in enumerate(zip(objects, times)):
+        for i, (obj, (start, end)) in enumerate(zip(objects, times, strict=True)):
             lines.append(_make_line(len(lines), episode, i, start, end, obj, mapping))
         episodes.append(episode)
         offset += ep_end - ep_start

@@ -134,7 +134,7 @@ def parse_request(body: bytes) -> tuple[list, ...]:
             if type(item) is not kind:
                 raise BadRequest(f"{name}[{i}] must be {kind.__name__}, not {type(item).__name__}")
         lists.append(value)
-    lengths = {name: len(value) for (name, _), value in zip(FIELDS, lists)}
+    lengths = {name: len(value) for (name, _), value in zip(FIELDS, lists, strict=True)}
     if len(set(lengths.values())) != 1:
         raise BadRequest(f"the lists must have equal lengths, got {lengths}")
     if not lists[0]:
@@ -172,7 +172,7 @@ class ToolService:
     ) -> dict:
         """Answer every item of a batch in order; one item's failure never fails the others."""
         observations, dones, valids = [], [], []
-        for item in zip(ids, actions, extras, finish, last):
+        for item in zip(ids, actions, extras, finish, last, strict=True):
             try:
                 observation, done, valid = self.observe(*item)
             except Exception:  # an internal bug on one item must not fail the batch
@@ -476,7 +476,7 @@ def load_envs(
     """One environment per (series, protocol); raises SeriesError or ValueError naming the
     file and the reason."""
     envs = {}
-    for name, path in zip(series_names, label_paths):
+    for name, path in zip(series_names, label_paths, strict=True):
         series = load_series(name, data_dir)
         labels = read_labels(path, series)
         for protocol in PROTOCOLS:

@@ -480,7 +480,7 @@ def test_make_eval_and_report_on_two_series_resume_after_a_kill(
         **json.loads(alone.read_text())["accuracy"]["overall"],
     }
     totals, averages = Counter(), Counter()
-    for name, row in zip((SERIES, SECOND), overview["by_series"]):
+    for name, row in zip((SERIES, SECOND), overview["by_series"], strict=True):
         sub = json.loads((overview_dir / name / "report.json").read_text(encoding="utf-8"))
         assert row == {"series": name, **sub["accuracy"]["overall"]}
         lines, right = judged_figures(out[name], runs / name / "labels.json")

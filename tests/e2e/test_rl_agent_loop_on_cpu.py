@@ -256,7 +256,7 @@ def test_rewards_from_verls_reward_loop_are_ours(rollout):
         assert info["score"] == result["reward_score"]
     by_kind = {
         kind: result["reward_extra_info"]
-        for (_, kind, _), result in zip(rollout["expected"], scored)
+        for (_, kind, _), result in zip(rollout["expected"], scored, strict=True)
     }
     assert (by_kind["duplicate"]["duplicates"], by_kind["duplicate"]["turns"]) == (1, 3)
     assert (by_kind["malformed"]["format_ok"], by_kind["malformed"]["answers"]) == (0, 0)

@@ -148,7 +148,7 @@ def test_llamafactory_trains_on_every_exported_record_and_only_on_assistant_turn
 
     tokenised, tokenizer = tokenised_rows(tiny_model, out_dir, name)
     assert len(tokenised) == len(rows)
-    for exported, row in zip(rows, tokenised):
+    for exported, row in zip(rows, tokenised, strict=True):
         if fmt == "alpaca":
             trained_on = [exported["output"]]
             never = [exported["instruction"], exported.get("system") or ""]

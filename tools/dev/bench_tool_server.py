@@ -95,7 +95,7 @@ class Bodies:
         return b'"t%d"' % trajectory, action, self.extras[line], finish
 
     def body(self, items: list[tuple[bytes, bytes, bytes, bytes]]) -> bytes:
-        ids, actions, extras, finish = zip(*items)
+        ids, actions, extras, finish = zip(*items, strict=True)
         return (
             b'{"trajectory_ids":[%s],"actions":[%s],"extra_fields":[%s],"finish":[%s],"is_last_step":[%s]}'
             % (

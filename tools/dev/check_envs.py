@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give one --venv per --stack")
     results = []
     with tempfile.TemporaryDirectory(prefix="dramakit-check-envs-") as runs:
-        for stack, venv in zip(args.stack, args.venv):
+        for stack, venv in zip(args.stack, args.venv, strict=True):
             for name, command in checks_for(stack, venv, Path(runs) / stack):
                 ok, out, err, seconds = run_check(name, command)
                 # The last line a check prints (versions, pytest's counts), not a library's warning.

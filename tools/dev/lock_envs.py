@@ -127,7 +127,7 @@ def lifted(stack: Stack, locked: dict[str, str]) -> list[str]:
     older one of another), and every other upstream package it locks held to `>=` too."""
     out = []
     declared = set()
-    for text, requirement in zip(stack.requirements, stack.parsed_requirements()):
+    for text, requirement in zip(stack.requirements, stack.parsed_requirements(), strict=True):
         declared.add(requirement.name)
         if requirement.name in UPSTREAM:
             extras = f"[{','.join(requirement.extras)}]" if requirement.extras else ""
@@ -231,7 +231,7 @@ def print_table(rows: list[tuple]) -> None:
     header = ("stack", "old -> new", "resolves?", "checks passed")
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(4)]
     for row in [header, tuple("-" * w for w in widths), *rows]:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths)))
+        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:

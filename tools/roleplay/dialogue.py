@@ -403,7 +403,7 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         publish(args.out_dir, [DatasetOutput(args.name, records, total)], "sharegpt")
         target = args.out_dir / f"{args.name}.json"
         report_dir, report_stem = args.out_dir, args.name
-    for report, path in zip(reports, args.inputs):
+    for report, path in zip(reports, args.inputs, strict=True):
         atomic_write_json(
             report_dir / f"{report_stem}.{path.stem}.report.json", report.as_dict(), indent=2
         )

@@ -268,11 +268,11 @@ def drop_long_samples(
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     systems = sorted({sample.system for sample in samples})
-    system_len = dict(zip(systems, lengths(systems)))
+    system_len = dict(zip(systems, lengths(systems), strict=True))
     question_len = lengths([s.question for s in samples])
     answer_len = lengths([s.answer for s in samples])
     kept = []
-    for sample, q_len, a_len in zip(samples, question_len, answer_len):
+    for sample, q_len, a_len in zip(samples, question_len, answer_len, strict=True):
         source = system_len[sample.system] + q_len
         if max_source_tokens and source > max_source_tokens:
             report.drop("too_long_source", sample.where)

@@ -297,7 +297,7 @@ def duration_buckets(edges: tuple[float, ...]) -> list[tuple[str, float, float]]
         + [f"{a:g}-{b:g}s" for a, b in itertools.pairwise(edges)]
         + [f">={edges[-1]:g}s"]
     )
-    return list(zip(names, bounds, bounds[1:]))
+    return list(zip(names, bounds, bounds[1:], strict=False))
 
 
 def top_characters(lines: list[Line], top_n: int) -> list[str]:
@@ -927,7 +927,7 @@ def read_series_run(
 def check_series_names(runs: list[SeriesRun], labels_paths: list[Path]) -> None:
     """Several series name sub-folders of the output: each an identifier, and each once."""
     seen = {}
-    for run, path in zip(runs, labels_paths):
+    for run, path in zip(runs, labels_paths, strict=True):
         name = run.report["series"]
         if not SERIES_NAME.match(name):
             raise InputError(
@@ -1041,7 +1041,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         runs = [
             read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
-            for results, labels in zip(args.results, args.labels)
+            for results, labels in zip(args.results, args.labels, strict=True)
         ]
         several = len(runs) > 1
         if several:

@@ -152,7 +152,7 @@ def start(args: argparse.Namespace) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     started = []
     try:
-        for offset, port in zip(offsets, ports):
+        for offset, port in zip(offsets, ports, strict=True):
             command = server_command(backend, args, port)
             with open(log_file(args.run_dir, port), "ab") as out:
                 proc = subprocess.Popen(

@@ -85,7 +85,7 @@ def build_manifest(
     units = _units(series, kept, block_lines)
     unit_parts = assign([len(u) for u in units], ratios, seed)
     part_at = [""] * len(kept)
-    for unit, part in zip(units, unit_parts):
+    for unit, part in zip(units, unit_parts, strict=True):
         for position in unit:
             part_at[position] = part
     # Drop by position, not by unit: a unit shorter than the gap must not let its neighbours close

@@ -41,7 +41,7 @@ def call(
 
 
 def batch(items: list[tuple]) -> dict:
-    ids, actions, extras, finish, last = zip(*items)
+    ids, actions, extras, finish, last = zip(*items, strict=True)
     return {
         "trajectory_ids": list(ids),
         "actions": list(actions),

@@ -44,7 +44,7 @@ def call(
 
 def batch(items: list[tuple]) -> dict:
     """A /get_observation body from (trajectory_id, action, extra_fields, finish, is_last_step)."""
-    ids, actions, extras, finish, last = zip(*items)
+    ids, actions, extras, finish, last = zip(*items, strict=True)
     return {
         "trajectory_ids": list(ids),
         "actions": list(actions),

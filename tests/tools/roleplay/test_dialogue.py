@@ -723,7 +723,7 @@ def test_golden_scene_scripts_speakers_and_exchanges(repo_root, folder, assistan
             if u.drop is None
         }
         for line, speaker in [
-            *zip(g["user_lines"], g["user_speakers"]),
+            *zip(g["user_lines"], g["user_speakers"], strict=True),
             *((n, assistant) for n in g["answer_lines"]),
         ]:
             checked += 1

@@ -513,7 +513,7 @@ def test_a_row_per_series_equals_that_series_own_report(two_series):
         {"series": "toy", **row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5))},
         {"series": "toy_b", **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67))},
     ]
-    for single, entry in zip(singles, rep["by_series"]):
+    for single, entry in zip(singles, rep["by_series"], strict=True):
         alone = json.loads((single / "report.json").read_text(encoding="utf-8"))
         assert {"series": alone["series"], **alone["accuracy"]["overall"]} == entry
         # each series' sub-report is the report it gets alone
