@@ -101,10 +101,8 @@ class GroundTruth:
 
     @classmethod
     def parse(cls, ground_truth) -> "GroundTruth":
-        (
-            """Validate a ground truth as verl hands it over (parquet lists may arrive as """
-            """numpy arrays)."""
-        )
+        """Validate a ground truth as verl hands it over (parquet lists may arrive as numpy
+        arrays)."""
         if not isinstance(ground_truth, Mapping):
             raise TypeError(
                 f"speaker_rec ground_truth must be a dict, got {type(ground_truth).__name__}"
@@ -196,10 +194,8 @@ def _protocol(extra_info: Mapping) -> str:
 def compute_score(
     data_source, solution_str: str, ground_truth, extra_info: dict | None = None, **reward_kwargs
 ) -> dict:
-    (
-        """Score one rollout (see the module docstring); reward_kwargs: lambda_turns, """
-        """lambda_dup, free_turns."""
-    )
+    """Score one rollout (see the module docstring); reward_kwargs: lambda_turns, lambda_dup,
+    free_turns."""
     if data_source != DATA_SOURCE:
         raise ValueError(
             f"rewards/speaker_rec.py scores data_source {DATA_SOURCE!r}, got {data_source!r}"

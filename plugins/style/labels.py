@@ -52,10 +52,8 @@ class LabelSet:
 
     @classmethod
     def from_spec(cls, spec: list | None) -> LabelSet:
-        (
-            """Build a set from a recipe's `labels:` list of `{label, label_english}`; """
-            """None gives the default."""
-        )
+        """Build a set from a recipe's `labels:` list of `{label, label_english}`; None gives the
+        default."""
         if spec is None:
             return DEFAULT_LABELS
         if not isinstance(spec, list):
@@ -106,10 +104,8 @@ DEFAULT_LABELS = LabelSet(
 
 
 def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
-    (
-        """Read `label_mapping.json` from a trained model directory: the label set and max """
-        """input length."""
-    )
+    """Read `label_mapping.json` from a trained model directory: the label set and max input
+    length."""
     path = Path(model_dir) / MAPPING_FILE
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))

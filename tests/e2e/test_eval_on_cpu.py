@@ -348,10 +348,8 @@ def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_dro
 
 @pytest.fixture(scope="module")
 def two_series_dir(tmp_path_factory) -> Path:
-    (
-        """A DATA_DIR holding the demo series and a second small one made from the same """
-        """script with seed 1."""
-    )
+    """A DATA_DIR holding the demo series and a second small one made from the same script with seed
+    1."""
     from tools.dev import demo_series
 
     data = tmp_path_factory.mktemp("two-series")

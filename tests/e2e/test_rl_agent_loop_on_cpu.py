@@ -130,10 +130,8 @@ def tool_server_url(repo_root, demo_labels, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rollout(repo_root, tiny_model, demo_env, tool_server_url):
-    (
-        """Run every scripted rollout through verl's agent loop worker, then score and """
-        """normalise them."""
-    )
+    """Run every scripted rollout through verl's agent loop worker, then score and normalise
+    them."""
     from hydra import compose, initialize_config_dir
     from verl import DataProto
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker

@@ -174,10 +174,8 @@ else:
 
 
 def _parse_distributed(config: dict) -> dict:
-    (
-        """get_train_args in a one-process distributed setup, as torchrun starts it, in a """
-        """fresh process."""
-    )
+    """get_train_args in a one-process distributed setup, as torchrun starts it, in a fresh
+    process."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),

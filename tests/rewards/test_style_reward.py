@@ -32,10 +32,8 @@ RESPONSE_LENGTH = 48
 
 @pytest.fixture(scope="module")
 def style_model(tiny_model, tmp_path_factory):
-    (
-        """The tiny model trained on the samples by the tiny recipe, without evaluation or """
-        """checkpoints."""
-    )
+    """The tiny model trained on the samples by the tiny recipe, without evaluation or
+    checkpoints."""
     import torch
 
     from tools.style.train import load_recipe, train
@@ -70,10 +68,8 @@ def _verl_config(overrides: list[str]):
 
 
 def _data_proto(tokenizer, cases):
-    (
-        """A rollout batch as verl hands it to the reward loop: left-padded prompts, """
-        """right-padded responses."""
-    )
+    """A rollout batch as verl hands it to the reward loop: left-padded prompts, right-padded
+    responses."""
     import torch
     from verl import DataProto
 

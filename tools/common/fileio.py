@@ -140,10 +140,8 @@ class OutputError(ValueError):
 
 
 class OutputBusy(OutputError):
-    (
-        """Another process holds the output's lock; `pid` is the holder's process id (None """
-        """if unknown)."""
-    )
+    """Another process holds the output's lock; `pid` is the holder's process id (None if
+    unknown)."""
 
     def __init__(self, path: Path, pid: int | None):
         self.pid = pid

@@ -36,10 +36,8 @@ class ConversionError(Exception):
 
 
 def check_dataset_name(name: str) -> str:
-    (
-        """Return `name` when it is an identifier (letters, digits, `_`, `-`); raise """
-        """ValueError otherwise."""
-    )
+    """Return `name` when it is an identifier (letters, digits, `_`, `-`); raise ValueError
+    otherwise."""
     if not DATASET_NAME.match(name):
         raise ValueError(
             f"dataset name {name!r} is not an identifier (letters, digits, '_' and '-' only)"

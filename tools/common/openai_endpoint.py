@@ -81,8 +81,6 @@ def wait_http_ok(
 
 
 def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    (
-        """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see """
-        """wait_http_ok)."""
-    )
+    """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see
+    wait_http_ok)."""
     wait_http_ok(f"{url}/models", timeout, proc)

@@ -17,10 +17,8 @@ UTF8_BOM = codecs.BOM_UTF8
 
 
 class NotTextError(ValueError):
-    (
-        """An input that is missing, unreadable or not UTF-8 text; the message names the """
-        """file and why."""
-    )
+    """An input that is missing, unreadable or not UTF-8 text; the message names the file and
+    why."""
 
 
 def guess_encoding(data: bytes) -> str:

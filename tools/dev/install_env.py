@@ -95,10 +95,8 @@ for n in names}}))
 
 
 def _read_only_env() -> dict:
-    (
-        """Environment variables for running a user's interpreter without it writing """
-        """anything of its own."""
-    )
+    """Environment variables for running a user's interpreter without it writing anything of its
+    own."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
     }
@@ -339,10 +337,8 @@ def install(venv: Path, stack: Stack, force: bool = False) -> None:
 
 
 def ensure(venv: Path, stack: Stack) -> None:
-    (
-        """What every make target asks: our own environment is built or brought up to """
-        """date; a user's is checked."""
-    )
+    """What every make target asks: our own environment is built or brought up to date; a user's is
+    checked."""
     if is_ours(venv):
         install(venv, stack)
     else:

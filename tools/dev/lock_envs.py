@@ -142,10 +142,8 @@ def lifted(stack: Stack, locked: dict[str, str]) -> list[str]:
 
 
 def upstream_check(stacks: list[Stack]) -> list[tuple]:
-    (
-        """Resolve each stack with the newest upstream releases, build and check the """
-        """candidate; table rows."""
-    )
+    """Resolve each stack with the newest upstream releases, build and check the candidate; table
+    rows."""
     rows = []
     for stack in stacks:
         old, _ = read_lock(stack.lock_path)

@@ -69,10 +69,8 @@ def _stamp_for(settings: TinyModelSettings, seed: int, tokenizer_digest: str) ->
 
 
 def _build_into(folder: Path, settings: TinyModelSettings, seed: int, tokenizer_src: Path) -> int:
-    (
-        """Write tokenizer, config, weights and generation config into `folder`; return """
-        """the parameter count."""
-    )
+    """Write tokenizer, config, weights and generation config into `folder`; return the parameter
+    count."""
     import torch
     from transformers import AutoTokenizer, GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
@@ -118,10 +116,8 @@ def _build_into(folder: Path, settings: TinyModelSettings, seed: int, tokenizer_
 
 
 def _publish(staging: Path, out: Path, stamp: dict, force: bool) -> bool:
-    (
-        """Move the finished `staging` dir to `out`; return False when a concurrent build """
-        """got there first."""
-    )
+    """Move the finished `staging` dir to `out`; return False when a concurrent build got there
+    first."""
     if not force and read_stamp(out) == stamp:
         return False
     if out.exists():

@@ -210,10 +210,8 @@ def _examples(
     report: Report,
     seen_speakers: set[str],
 ) -> Iterator[tuple[str, dict]]:
-    (
-        """Yield (where, cleaned record) for every usable record of `files`; count the """
-        """rest in `report`."""
-    )
+    """Yield (where, cleaned record) for every usable record of `files`; count the rest in
+    `report`."""
     for path in files:
         for where, record, error in tqdm(
             list(read_records(path)), desc=path.name, unit=" records", disable=None
@@ -435,10 +433,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    (
-        """Command-line entry point: exit 0 with a summary line per dataset, or 2 with """
-        """`file: reason`."""
-    )
+    """Command-line entry point: exit 0 with a summary line per dataset, or 2 with `file:
+    reason`."""
     args = _parse_args(argv)
     try:
         outputs = convert(args)

@@ -578,10 +578,8 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
 
 
 def _opens_well(paragraph: str, i: int) -> bool:
-    (
-        """An ASCII quote where speech usually opens: after a colon or comma, a sentence """
-        """end, or at the start."""
-    )
+    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the
+    start."""
     before = paragraph[:i].rstrip()
     return (
         not before
@@ -958,10 +956,8 @@ def _note_narration(narration: str, cursor: "_Cursor", speakers: Speakers) -> No
 
 
 def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
-    (
-        """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when """
-        """it does not say."""
-    )
+    """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when it does not
+    say."""
     last = SEGMENT_SEP.split(clause)[-1]
     for m in reversed(speakers.names_in(last)):
         if ADDRESS_MARKERS.search(last[: m.start()]):

@@ -278,10 +278,8 @@ def find_training_overlap(
 def check_leaks(
     cases: list[Case], train_files: list[str], threshold: float
 ) -> tuple[str, list[dict]]:
-    (
-        """The leak check alone: its summary line ('checked N prompts against M samples: K """
-        """found') and hits."""
-    )
+    """The leak check alone: its summary line ('checked N prompts against M samples: K found') and
+    hits."""
     prompts = sum(1 for case in cases for message in case.messages if message["role"] == "user")
     samples = sum(len({where for where, _ in training_texts(f)}) for f in train_files)
     hits = find_training_overlap(cases, train_files, threshold)
@@ -305,10 +303,8 @@ def config_hash(config: dict) -> str:
 
 
 def result_key(expected_hash: str):
-    (
-        """The resume key of a regress result, (case id, sample); a record of another """
-        """config is refused."""
-    )
+    """The resume key of a regress result, (case id, sample); a record of another config is
+    refused."""
 
     def key(record: dict) -> tuple[str, int]:
         if record["config_hash"] != expected_hash:
@@ -670,10 +666,8 @@ def _prepare(
 
 
 def _check_leak_only(args: argparse.Namespace) -> int:
-    (
-        """`--check-leak`: exit 0 when no case prompt is in the training data, 1 on a """
-        """find, 2 on bad input."""
-    )
+    """`--check-leak`: exit 0 when no case prompt is in the training data, 1 on a find, 2 on bad
+    input."""
     try:
         line, hits = check_leaks(load_bank(args.cases), args.train, args.leak_threshold)
     except BankError as e:

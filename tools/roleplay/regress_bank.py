@@ -223,10 +223,8 @@ def visible_text(response: str) -> str:
 
 
 def run_checks(checks: dict, response: str) -> CheckResult:
-    (
-        """Apply validated `checks` to `response`; every failing check is reported, not """
-        """only the first."""
-    )
+    """Apply validated `checks` to `response`; every failing check is reported, not only the
+    first."""
     text = visible_text(response)
     failures = []
     for name, value in checks.items():
@@ -257,10 +255,8 @@ def run_checks(checks: dict, response: str) -> CheckResult:
 
 
 def main(argv: list[str] | None = None) -> int:
-    (
-        """Validate bank files: exit 0 with a case count per file, 2 listing every """
-        """'file:line: reason'."""
-    )
+    """Validate bank files: exit 0 with a case count per file, 2 listing every 'file:line:
+    reason'."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress_bank",
         description="Validate regression bank files (JSONL cases with checks; the format is in "

@@ -160,10 +160,8 @@ def read_lines(inputs: list[Path], skip_broken: bool, report: Report) -> list[tu
 
 
 def data_language(lines: list[tuple[str, object]]) -> str | None:
-    (
-        """'zh' when most questions hold CJK characters, 'en' when most do not, None """
-        """without questions."""
-    )
+    """'zh' when most questions hold CJK characters, 'en' when most do not, None without
+    questions."""
     questions = [
         line.value["question"]
         for _, line in lines
@@ -471,10 +469,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    (
-        """Command-line entry point: exit 0 with the summary line, or 2 with `file: """
-        """reason` on stderr."""
-    )
+    """Command-line entry point: exit 0 with the summary line, or 2 with `file: reason` on
+    stderr."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parse_args(argv)
     try:

@@ -110,10 +110,8 @@ def _check_correct(value) -> bool:
 
 
 def read_labels_for_report(path: Path) -> Labels:
-    (
-        """labels.json's header and per-line records, checked field by field for what the """
-        """report uses."""
-    )
+    """labels.json's header and per-line records, checked field by field for what the report
+    uses."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -501,10 +499,8 @@ def ports(lines: list[Line]) -> list[dict]:
 
 
 def line_counts(lines: list[Line], judged: list[Line], judged_in_labels: int) -> dict:
-    (
-        """Result records, judged lines evaluated and in labels.json, and why the others """
-        """are not judged."""
-    )
+    """Result records, judged lines evaluated and in labels.json, and why the others are not
+    judged."""
     not_judged = collections.Counter(
         "no ground truth" if line.label["correct"] is None else "seed line"
         for line in lines
@@ -656,10 +652,8 @@ RULE_NAMES = {"strict": "strict", "candidate_aware": "cand.-aware", PUBLISHED: "
 
 
 def _accuracy_table(first: str, rows: list[dict], key: str) -> list[str]:
-    (
-        """Per row: lines, then model and prepare under our rules and (where known) the """
-        """published one."""
-    )
+    """Per row: lines, then model and prepare under our rules and (where known) the published
+    one."""
     rules = [rule for rule in (*RULES, PUBLISHED) if any(rule in row["model"] for row in rows)]
     header = [
         first,

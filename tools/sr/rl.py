@@ -288,10 +288,8 @@ def _probe_host(host: str) -> str:
 
 
 def _url_host(host: str) -> str:
-    (
-        """The host workers use by default: the bind address, or this machine's name for a """
-        """wildcard bind."""
-    )
+    """The host workers use by default: the bind address, or this machine's name for a wildcard
+    bind."""
     return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
 
 
@@ -435,10 +433,8 @@ def cluster_gpus(address: str) -> tuple[float, int]:
 
 
 def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
-    (
-        """Raise LaunchError when the cluster has fewer GPUs than trainer.nnodes x """
-        """trainer.n_gpus_per_node."""
-    )
+    """Raise LaunchError when the cluster has fewer GPUs than trainer.nnodes x
+    trainer.n_gpus_per_node."""
     nnodes, per_node = int(config.trainer.nnodes), int(config.trainer.n_gpus_per_node)
     needed = nnodes * per_node
     if gpus < needed:

@@ -149,10 +149,8 @@ def trajectory_record(
     requests: int,
     hint_used: bool,
 ) -> dict:
-    (
-        """The JSONL record of one finished trajectory (traces.jsonl; tools.sr.evaluate """
-        """adds port fields)."""
-    )
+    """The JSONL record of one finished trajectory (traces.jsonl; tools.sr.evaluate adds port
+    fields)."""
     judge = trajectory.judge
     line = env.series.lines[trajectory.index]
     correct = (

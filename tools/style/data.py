@@ -38,10 +38,8 @@ class StyleRecord:
 
 
 class StyleDataError(ValueError):
-    (
-        """A data file that training or prediction cannot use; the message names file, """
-        """line and reason."""
-    )
+    """A data file that training or prediction cannot use; the message names file, line and
+    reason."""
 
 
 def exchange_text(value) -> str:
@@ -63,10 +61,8 @@ def exchange_text(value) -> str:
 
 
 def _label_of(value: dict, labels: LabelSet) -> tuple[str | None, str | None]:
-    (
-        """(reason, None) when the record's labels are missing, unknown or inconsistent, """
-        """else (None, canonical label)."""
-    )
+    """(reason, None) when the record's labels are missing, unknown or inconsistent, else (None,
+    canonical label)."""
     label = value.get("label")
     if not isinstance(label, str) or not label.strip():
         return "missing label", None
@@ -124,10 +120,8 @@ def check_records(path: Path | str, labels: LabelSet) -> tuple[list[StyleRecord]
 
 
 def load_records(path: Path | str, labels: LabelSet) -> list[StyleRecord]:
-    (
-        """Strict read for training: every line must be a good record, else StyleDataError """
-        """naming them."""
-    )
+    """Strict read for training: every line must be a good record, else StyleDataError naming
+    them."""
     records, report = check_records(path, labels)
     if report.dropped:
         problems = "; ".join(

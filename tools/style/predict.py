@@ -21,10 +21,8 @@ from tools.style.data import StyleDataError, exchange_text
 
 
 def read_inputs(path: Path | str) -> list[tuple[str, dict, str]]:
-    (
-        """(where, record, classifier input) for every line of `path`; StyleDataError on """
-        """the first bad line."""
-    )
+    """(where, record, classifier input) for every line of `path`; StyleDataError on the first bad
+    line."""
     rows = []
     for line in read_jsonl(path):
         where = f"{path}:{line.line_no}"

@@ -176,10 +176,8 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
             ) from None
 
     def _read_chunked(self, limit: int) -> bytes:
-        (
-            """Decode a chunked body of at most `limit` bytes; a longer one is drained up """
-            """to the cap and refused."""
-        )
+        """Decode a chunked body of at most `limit` bytes; a longer one is drained up to the cap and
+        refused."""
         body, drained = bytearray(), 0
         while True:
             size_line = self.rfile.readline(1024)

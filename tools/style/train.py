@@ -82,10 +82,8 @@ class StyleArguments:
 
 
 def write_label_mapping(model_dir: Path | str, labels: LabelSet, max_length: int) -> Path:
-    (
-        """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length """
-        """trained with."""
-    )
+    """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length trained
+    with."""
     path = Path(model_dir) / MAPPING_FILE
     mapping = {
         "labels": [{"id": i, **entry} for i, entry in enumerate(labels.to_spec())],
@@ -164,10 +162,8 @@ def _balanced_class_weights(train_labels: list[int], num_classes: int) -> list[f
 
 
 def _weighted_loss_trainer_class():
-    (
-        """A Trainer whose loss is class-weighted cross-entropy (the documented way: """
-        """override compute_loss)."""
-    )
+    """A Trainer whose loss is class-weighted cross-entropy (the documented way: override
+    compute_loss)."""
     import torch
     from transformers import Trainer
 

@@ -57,10 +57,8 @@ def turn(kind: str, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def bounded(repo_root, demo_labels, tmp_path_factory):
-    (
-        """A server with small limits; yields (url, log path, first labelled line, its """
-        """first candidate)."""
-    )
+    """A server with small limits; yields (url, log path, first labelled line, its first
+    candidate)."""
     log = tmp_path_factory.mktemp("bounded") / "server.log"
     args = [
         "--series",

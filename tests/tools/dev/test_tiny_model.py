@@ -1,7 +1,5 @@
-(
-    """Tests for tools/dev/tiny_model.py: the model loads, is deterministic, and speaks """
-    """Qwen3's chat format."""
-)
+"""Tests for tools/dev/tiny_model.py: the model loads, is deterministic, and speaks Qwen3's chat
+format."""
 
 import pytest
 import torch

@@ -120,10 +120,8 @@ def test_cli_prints_the_prompt_refuses_an_unknown_role_and_needs_model_for_a_con
 
 
 def _parse_with_llamafactory(config: Path, monkeypatch):
-    (
-        """Parse `config` exactly as `llamafactory-cli chat|webchat|api CONFIG` does (argv """
-        """after the command)."""
-    )
+    """Parse `config` exactly as `llamafactory-cli chat|webchat|api CONFIG` does (argv after the
+    command)."""
     from llamafactory.hparams import get_infer_args
 
     monkeypatch.setattr(sys, "argv", ["llamafactory-cli", str(config)])

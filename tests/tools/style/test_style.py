@@ -458,10 +458,8 @@ def _subprocess_env(repo_root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(repo_root, tiny_model, tmp_path_factory):
-    (
-        """The tiny model trained by the real command on the shipped samples; (output dir, """
-        """wall seconds)."""
-    )
+    """The tiny model trained by the real command on the shipped samples; (output dir, wall
+    seconds)."""
     out = tmp_path_factory.mktemp("style") / "model"
     started = time.monotonic()
     proc = subprocess.run(
