@@ -112,7 +112,7 @@ def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path}: missing; is {model_dir} a model trained by `python -m tools.style train`?"
-        )
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: broken JSON ({e.msg} at line {e.lineno})") from e
     try:

@@ -227,7 +227,7 @@ def test_every_scripted_turn_was_generated_and_observations_came_from_the_server
     assert all(not turns for turns in rollout["generation"].pending.values()), (
         "every scripted turn was asked for"
     )
-    for i, (group, kind, _) in enumerate(rollout["expected"]):
+    for i, (_group, kind, _) in enumerate(rollout["expected"]):
         line = rows[i]["extra_info"]["line"]
         text = response_text(rollout, i)
         audio = env.toolset.run("audio_sim", line, env.labels[line])

@@ -86,11 +86,16 @@ def test_label_kinds_and_name_mapping(demo):
 
 def test_speakers_are_mostly_on_screen(demo):
     named = [
-        l for l in demo.lines if l.kind is LabelKind.NAMED and l.speaker in demo.known_characters
+        line
+        for line in demo.lines
+        if line.kind is LabelKind.NAMED and line.speaker in demo.known_characters
     ]
     seen = sum(
-        any(n == l.speaker for n, _, _ in demo.faces.between(l.abs_start - 2, l.abs_end + 2))
-        for l in named
+        any(
+            n == line.speaker
+            for n, _, _ in demo.faces.between(line.abs_start - 2, line.abs_end + 2)
+        )
+        for line in named
     )
     assert 0.5 < seen / len(named) < 1.0
 

@@ -201,7 +201,7 @@ async def fire(url: str, lines: list[int]) -> tuple[list[str], dict]:
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         # Wrong methods and paths: aiohttp's own 404/405, answered as JSON.
-        for i in range(200):
+        for _ in range(200):
             method, path = rng.choice(
                 [
                     ("GET", "/get_observation"),

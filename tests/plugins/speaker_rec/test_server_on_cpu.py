@@ -96,7 +96,10 @@ def test_batches_of_64_trajectories_with_mixed_flags(server, env):
         "video_cap_brief",
         "video_cap_detailed",
     }
-    run = lambda name, line: env.toolset.run(name, line, env.labels[line])
+
+    def run(name, line):
+        return env.toolset.run(name, line, env.labels[line])
+
     steps: list[list[tuple]] = [
         [],
         [],

@@ -669,7 +669,9 @@ def test_golden_shuihuzhuan_speakers_and_exchanges(repo_root, novel):
     assert len(checked) >= 0.9 * len(lines)
     assert 1 - len(wrong) / len(checked) >= 0.995, wrong
 
-    key = lambda users, answers: (users[0], users[-1], answers[0])
+    def key(users, answers):
+        return (users[0], users[-1], answers[0])
+
     truth = {
         key([u["offset"] for u in g["user"]], [a["offset"] for a in g["answer"]]): g["exchange"]
         for g in golden
