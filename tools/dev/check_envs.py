@@ -1,7 +1,7 @@
 """Check the CUDA environments on a machine without GPUs: `make check-gpu-envs` (developer tool).
 
-    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl --stack cuda-sft --venv
-    .venv-cuda-sft
+    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl \\
+        --stack cuda-sft --venv .venv-cuda-sft
 
 cuda-rl: `import vllm, verl, ray`; the reward, tool-server, verl tool adapter, recipe-composition
 and

@@ -1,12 +1,10 @@
 """Build an environment of one stack from its lock, or check a user's own environment without
 touching it.
 
-    python -m tools.dev.install_env ensure  --stack cpu      --venv .venv           # what make
-    targets call
-    python -m tools.dev.install_env install --stack cuda-rl  --venv .venv-cuda-rl   # make
-    install-gpu
-    python -m tools.dev.install_env check   --stack cuda-sft --venv /opt/their-env  # never modifies
-    it
+    # what make targets call; make install-gpu; a user's own env (never modified)
+    python -m tools.dev.install_env ensure  --stack cpu      --venv .venv
+    python -m tools.dev.install_env install --stack cuda-rl  --venv .venv-cuda-rl
+    python -m tools.dev.install_env check   --stack cuda-sft --venv /opt/their-env
 
 Runs under the bare system Python 3.11 (standard library only), since no environment exists yet.
 

@@ -5,10 +5,10 @@ Everything that puts a role-play character in front of a model takes its system 
 (`tools.roleplay.regress --role`), and the chat / web chat configs written here for `make chat` and
 `make webchat`. Training and chatting then see the same words.
 
-    python -m tools.roleplay.persona --role 孙悟空 --profiles
-    ../shared/data/rolebench-zh/profiles-zh_desc.json
-    python -m tools.roleplay.persona --role 孙悟空 --profiles FILE --write-chat-config
-    runs/chat/孙悟空.yaml \\
+    python -m tools.roleplay.persona --role 孙悟空 \\
+        --profiles ../shared/data/rolebench-zh/profiles-zh_desc.json
+    python -m tools.roleplay.persona --role 孙悟空 --profiles FILE \\
+        --write-chat-config runs/chat/孙悟空.yaml \\
         --model MODEL --template qwen3_nothink [--adapter ADAPTER]
 
 The first form prints the prompt; the second writes a LLaMA-Factory inference YAML

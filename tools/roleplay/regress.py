@@ -1,10 +1,10 @@
 """Run a persona regression bank against a model and record which cases pass.
 
-    python -m tools.roleplay.regress --cases data/regression/孙悟空.jsonl --endpoint
-    http://127.0.0.1:8000/v1 \\
+    python -m tools.roleplay.regress --cases data/regression/孙悟空.jsonl \\
+        --endpoint http://127.0.0.1:8000/v1 \\
         --role 孙悟空 --profiles ../shared/data/rolebench-zh/profiles-zh_desc.json \\
-        --out runs/regress/wukong-lora/results.jsonl [--compare
-        runs/regress/wukong-base/results.jsonl]
+        --out runs/regress/wukong-lora/results.jsonl \\
+        [--compare runs/regress/wukong-base/results.jsonl]
 
 Two ways to reach the model:
 - `--endpoint URL [--model NAME]`: an OpenAI-compatible server (`llamafactory-cli api` on CPU,
