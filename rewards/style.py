@@ -45,8 +45,7 @@ def _target_id(labels: LabelSet, target, ground_truth) -> int:
     except KeyError:
         raise ValueError(
             f"target style {target!r} (from reward_kwargs target, else ground_truth) is "
-            f"not one of {labels.names} "
-            f"/ {labels.english_names}"
+            f"not one of {labels.names} / {labels.english_names}"
         ) from None
 
 

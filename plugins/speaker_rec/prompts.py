@@ -20,23 +20,18 @@ SYSTEM = {
     "zh": (
         "你是电视剧说话人识别专家。你会看到一部电视剧中的一句目标台词和它前后的台词。"
         "上下文台词前方括号里的说话人是自动标注的，可能有错；目标台词的说话人未知，标为{unknown}。"
-        "请借助工具判断目标台词是谁说的。\n\n"
-        "规则：\n"
+        "请借助工具判断目标台词是谁说的。\n\n规则：\n"
         "1. 每一轮先在 <think>…</think> 中思考，然后{action}\n"
         "2. 给出答案之前必须先调用 audio_sim；每个工具最多调用一次。\n"
         "3. 答案必须是候选列表中的一个名字；如果说话人不在列表中、是多人同时说或旁白，回"
-        "答“{other}”。\n"
-        "4. 最多 {max_turns} 轮。"
+        "答“{other}”。\n4. 最多 {max_turns} 轮。"
     ),
     "en": (
         "You are an expert at recognising who speaks each line of a TV drama. You will "
-        "see a target "
-        "line and the lines around it. The speakers in square brackets before the "
+        "see a target line and the lines around it. The speakers in square brackets before the "
         "context lines were "
         "labelled automatically and may be wrong; the target line's speaker is unknown, "
-        "shown as {unknown}. "
-        "Use the tools to decide who speaks the target line.\n\n"
-        "Rules:\n"
+        "shown as {unknown}. Use the tools to decide who speaks the target line.\n\nRules:\n"
         "1. In every turn, think first inside <think>…</think>, then {action}\n"
         "2. Call audio_sim before answering; call each tool at most once.\n"
         "3. The answer must be one of the candidates; if the speaker is not listed, is "
@@ -65,8 +60,7 @@ TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
 
 USER = {
     "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标"
-    "为{unknown}的台词（>>> "
-    "所指）是谁说的。",
+    "为{unknown}的台词（>>> 所指）是谁说的。",
     "en": "{series}, episode {episode}. Context:\n{context}\n\nCandidates:\n{candidates}\n\n"
     "Who speaks the line marked {unknown} (at >>>)?",
 }

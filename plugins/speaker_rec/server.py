@@ -254,8 +254,7 @@ class ToolService:
         self.item_errors += 1
         return (
             f"error: call_seq {seq} of trajectory {shown_id(trajectory_id)} was already "
-            "used for another "
-            "action; a new call needs a new call_seq",
+            "used for another action; a new call needs a new call_seq",
             done,
             False,
         )
@@ -772,8 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     if token is None and not is_loopback(args.host):
         print(
             f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} "
-            "(clients then send "
-            "'Authorization: Bearer <token>'), or bind 127.0.0.1",
+            "(clients then send 'Authorization: Bearer <token>'), or bind 127.0.0.1",
             file=sys.stderr,
         )
         return 2

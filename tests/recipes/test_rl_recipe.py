@@ -26,8 +26,7 @@ RECIPE = "speaker_rec_grpo"
 RECIPES = [RECIPE_DIR / f"{RECIPE}.yaml"]
 GOOD_ROLLOUT = (
     '<think>\n先听声纹。\n</think>\n\n<tool_call>\n{"name": "audio_sim", "arguments": '
-    "{}}\n</tool_call>"
-    "\nuser\n<tool_response>\n1. 李春: 0.912\n</tool_response>\nassistant\n"
+    "{}}\n</tool_call>\nuser\n<tool_response>\n1. 李春: 0.912\n</tool_response>\nassistant\n"
     "<think>\n是他。\n</think>\n\n<answer>李春</answer>"
 )
 GROUND_TRUTH = {

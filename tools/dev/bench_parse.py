@@ -123,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_parse",
         description="Time model-output parsing and the reward on hostile turns of 1 MB and 8 MB "
-        "(CPU "
-        "seconds, "
-        "one core; the worst family per size). Prints one JSON record; exit 1 when a "
+        "(CPU seconds, one core; the worst family per size). Prints one JSON record; exit 1 when a "
         "target is missed.",
     )
     parser.add_argument(

@@ -195,8 +195,7 @@ def markdown(rows: list[dict]) -> str:
             "Accuracy in % on judged non-seed lines; in brackets the published "
             "propagation judged by its own "
             "rule (data/reference/dramasr_published.json). Known/other truths, < 1 s and "
-            "overlapped lines by "
-            "the published rule; the median list counts the other label."
+            "overlapped lines by the published rule; the median list counts the other label."
         ),
         "",
         head,
@@ -210,8 +209,7 @@ def markdown(rows: list[dict]) -> str:
         )
         lines.append(
             f"| {r['series']} | {r['lines']:,} | {_pct(r['strict'])} | "
-            f"{_pct(r['candidate_aware'])} "
-            f"| {beside(r, 'published_rule', 'strict')} | "
+            f"{_pct(r['candidate_aware'])} | {beside(r, 'published_rule', 'strict')} | "
             f"{beside(r, 'published_rule_known_truths', 'known_truths')} "
             f"| {beside(r, 'published_rule_other_truths', 'other_truths')} "
             f"| {beside(r, 'published_rule_under_1s', 'under_1s')} | {overlapped} "
@@ -225,8 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_prepare",
         description="Run prepare on every series under the given drama_data directories and write "
-        "one table "
-        "(JSON and Markdown) of its accuracy by our two rules and by the published "
+        "one table (JSON and Markdown) of its accuracy by our two rules and by the published "
         "code's rule, candidate "
         "coverage, wall time and peak memory, beside the published propagation's figures.",
     )

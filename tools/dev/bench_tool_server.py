@@ -550,12 +550,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_tool_server",
         description="Benchmark the speaker-recognition tool server (its own process) with a local "
-        "load "
-        "generator: observations/s and latency at 1, 64 and 256 concurrent trajectories "
+        "load generator: observations/s and latency at 1, 64 and 256 concurrent trajectories "
         "and with 64-trajectory "
         "batches; server memory before and after 100,000 trajectories, 10,000 of them "
-        "never finished. "
-        "Prints one JSON record.",
+        "never finished. Prints one JSON record.",
     )
     parser.add_argument(
         "--data-dir", default=str(REPO / "data" / "demo"), help="directory holding <series>/"

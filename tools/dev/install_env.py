@@ -347,8 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.install_env",
         description="Build an environment of one stack (envs/<stack>.toml) from its lock, or "
-        "check a "
-        "user's own "
+        "check a user's own "
         "environment for it. An existing environment this command did not create is "
         "never modified.",
     )

@@ -194,8 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.scripted_openai",
         description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, "
-        "then "
-        "answers the 'other' label) for dry runs and benchmarks; no model behind it.",
+        "then answers the 'other' label) for dry runs and benchmarks; no model behind it.",
     )
     parser.add_argument(
         "--host",

@@ -345,8 +345,7 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
             "rows": rows,
             "num_samples": settings.num_samples,
             "how": "dataset_info.json num_samples = factor x rows: LLaMA-Factory takes every "
-            "row once and "
-            "draws the remaining (factor - 1) x rows with replacement; the file holds "
+            "row once and draws the remaining (factor - 1) x rows with replacement; the file holds "
             "each row once",
         }
     publish(args.out_dir, outputs, args.format)
@@ -357,8 +356,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.character",
         description="Convert a character's voice lines ({source_title, speaker, text}) and "
-        "settings "
-        "({input, speaker, text}) into two LLaMA-Factory SFT datasets, NAME_voice (tone "
+        "settings ({input, speaker, text}) into two LLaMA-Factory SFT datasets, NAME_voice (tone "
         "imitation) and "
         "NAME_settings (background description and settings Q&A, up-weighted through num_samples), "
         "registered in OUT_DIR/dataset_info.json with a report each.",

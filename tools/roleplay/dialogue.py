@@ -417,8 +417,7 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         "`Name：line` "
         "scripts or prose with quoted speech) into multi-turn ShareGPT for LLaMA-Factory. Writes "
         "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an "
-        "existing file; "
-        "a report per input counts lines in, out and dropped per reason.",
+        "existing file; a report per input counts lines in, out and dropped per reason.",
     )
     parser.add_argument(
         "--inputs",

@@ -40,8 +40,7 @@ ADDRESSEE = re.compile(
 )
 ELSEWHERE = re.compile(
     r"\b(?:on|into|on the) (?:the )?(?:phone|intercom|radio|webcam|camera|computer)\b|"
-    r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|"
-    r"电话|自言自语",
+    r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|电话|自言自语",
     re.IGNORECASE,
 )
 ELSEWHERE_ADDRESSEE = "<elsewhere>"

@@ -602,10 +602,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="FILE",
         help="training sets (alpaca or ShareGPT, JSON or JSONL) to search for case prompts: "
-        "exact after "
-        "normalising punctuation width, white space and a leading address, inside a "
-        "longer prompt, or a "
-        "near duplicate (--leak-threshold)",
+        "exact after normalising punctuation width, white space and a leading address, inside a "
+        "longer prompt, or a near duplicate (--leak-threshold)",
     )
     parser.add_argument(
         "--check-leak",
@@ -681,8 +679,7 @@ def _check_leak_only(args: argparse.Namespace) -> int:
     for hit in hits:
         print(
             f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity "
-            f"{hit['similarity']}) "
-            f"at {hit['where']}"
+            f"{hit['similarity']}) at {hit['where']}"
         )
     return 1 if hits else 0
 

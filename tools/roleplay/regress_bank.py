@@ -260,8 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress_bank",
         description="Validate regression bank files (JSONL cases with checks; the format is in "
-        "this "
-        "module's "
+        "this module's "
         "docstring) without running them. Exit 0 when every file is valid, 2 otherwise. "
         "Run a bank against a model with `python -m tools.roleplay.regress`.",
     )

@@ -184,8 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.evaluate",
         description="Evaluate a served model on speaker recognition: every judged line of a series "
-        "(or a "
-        "subset) through the SR environment, spread over the ports of tools.sr.serve "
+        "(or a subset) through the SR environment, spread over the ports of tools.sr.serve "
         "with bounded concurrency "
         "per port, retries with back-off, and failover off ports that die. Writes "
         "results.jsonl (resumable) "

@@ -292,8 +292,7 @@ def run(args) -> int:
     if args.protocol != PROTOCOL:
         print(
             f"error: --protocol {args.protocol}: RL uses verl's tool agent loop, which "
-            "parses hermes "
-            "tool calls only; export with --protocol hermes",
+            "parses hermes tool calls only; export with --protocol hermes",
             file=sys.stderr,
         )
         return 2

@@ -48,8 +48,7 @@ def resolve_seeds(
             "seed": seed,
             "min_seconds": MIN_SECONDS,
             "rule": "per known character, max(1, floor(fraction x lines)) of its lines drawn "
-            "with the "
-            "seed, preferring lines of at least min_seconds; reads the ground truth",
+            "with the seed, preferring lines of at least min_seconds; reads the ground truth",
         }
     else:
         if spec is None and not series.seed_files:
@@ -269,8 +268,7 @@ def summarise(
         "propagation": {name: table(rule) for name, rule in rules.items()},
         "propagation_splits": {name: splits(rule) for name, rule in rules.items()},
         "published_rule": "the published code's own judging rule, beside ours so that figures "
-        "compare with "
-        "its "
+        "compare with its "
         "published ones: right iff the label equals the truth, or neither is a known character "
         "(published_known: face_info characters seen as a top-1 face, plus narration truths)",
         "nearest_centroid": {
@@ -393,9 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.prepare",
         description="Label propagation from seed lines: for every line of a series, a "
-        "pseudo-label, "
-        "a "
-        "candidate list with voiceprint scores ending in the 'other' label, the "
+        "pseudo-label, a candidate list with voiceprint scores ending in the 'other' label, the "
         "top-1/top-2 margin and a "
         "sample type for line selection; accuracy against the ground truth (strict and "
         "candidate-aware "
@@ -408,8 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         "margin below --close-margin), confident. Accuracy leaves out seed lines and "
         "deleted lines; a ground "
         "truth outside the seeded characters (unnamed, several speakers, narration, "
-        "other, an unseeded name) "
-        "is right when the answer is 'other' or a new role.",
+        "other, an unseeded name) is right when the answer is 'other' or a new role.",
     )
     add_series_args(parser)
     parser.add_argument(

@@ -601,14 +601,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.rl",
         description="Run speaker-recognition GRPO with stock verl as a Ray job: compose and print "
-        "the config, "
-        "check the parquet data, start the tool server, start a local Ray head unless "
+        "the config, check the parquet data, start the tool server, start a local Ray head unless "
         "RAY_ADDRESS names a "
         "cluster, submit verl.trainer.main_ppo (or, with --dry-run, a config check on a "
         "Ray worker), stream "
         "its logs, and stop everything it started. Exit code: the job's (2 for a launch "
-        "error). Trailing "
-        "key=value arguments are hydra overrides of the recipe.",
+        "error). Trailing key=value arguments are hydra overrides of the recipe.",
     )
     parser.add_argument(
         "--series", help="series name (an identifier, not a path), served by the tool server"

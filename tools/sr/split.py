@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.split",
         description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole "
-        "episodes "
-        "(or contiguous blocks), dropping --gap-lines lines (default 30) on each side of "
+        "episodes (or contiguous blocks), dropping --gap-lines lines (default 30) on each side of "
         "every boundary between parts so that "
         "no two lines in different parts share context. Writes a JSON manifest (atomic).",
     )

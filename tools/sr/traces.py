@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.traces",
         description="Ask a teacher model to solve selected lines with tools and store one "
-        "trajectory "
-        "per "
+        "trajectory per "
         "line (JSONL, resumable; exit 1 when some lines failed and a rerun should retry "
         "them). The API key "
         "comes from OPENAI_API_KEY. --teacher oracle needs no API: it answers the ground truth "

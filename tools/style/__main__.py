@@ -119,8 +119,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.style",
         description="Style classifier (售前/售后/诚实/有帮助/无伤害 by default): data, training, "
-        "prediction, "
-        "service.",
+        "prediction, service.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

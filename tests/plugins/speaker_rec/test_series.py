@@ -382,14 +382,12 @@ def test_minutes_or_seconds_of_60_roll_over_and_are_counted(demo_copy):
         (
             f"{faces}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
             "(00:25:60.000 = 00:26:00.000) in 0002.json (2); first: 0002.json "
-            "object_list['0'].start_time "
-            "'00:60:60.000'"
+            "object_list['0'].start_time '00:60:60.000'"
         ),
         (
             f"{sub}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
             "(00:25:60.000 = 00:26:00.000) in 0001.json (2); first: 0001.json "
-            "object_list['0'].start_time "
-            "'00:00:60.000'"
+            "object_list['0'].start_time '00:00:60.000'"
         ),
     ]
 
@@ -457,18 +455,15 @@ REAL_WARNINGS = {
     "da_qin_di_guo_zhi_zong_heng": [
         (
             "subtitle_data: 1 timestamp(s) with a minutes or seconds field of 60, read "
-            "arithmetically "
-            "(00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json "
-            "object_list['135'].start_time "
-            "'00:08:60.000'"
+            "arithmetically (00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json "
+            "object_list['135'].start_time '00:08:60.000'"
         )
     ],
     "shan_hai_qing": [
         (
             "face_data: 12 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
             "(00:25:60.000 = 00:26:00.000) in 0015.json (12); first: 0015.json "
-            "object_list['2619'].start_time "
-            "'00:25:60.000'"
+            "object_list['2619'].start_time '00:25:60.000'"
         )
     ],
 }

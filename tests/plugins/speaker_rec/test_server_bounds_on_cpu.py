@@ -205,8 +205,7 @@ def test_half_open_connections_are_closed_and_a_normal_client_is_served(bounded)
             else:
                 s.sendall(
                     b"POST /get_observation HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                    b"application/json\r\n"
-                    b"Authorization: Bearer "
+                    b"application/json\r\nAuthorization: Bearer "
                     + TOKEN.encode()
                     + b'\r\nContent-Length: 100\r\n\r\n{"tr'
                 )

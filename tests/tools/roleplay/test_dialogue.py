@@ -769,8 +769,7 @@ def test_english_script_directions_addressees_and_scene_breaks(tmp_path):
         "Leonard:「What happened?」\nSheldon:「Nothing, I just really didn't want to come.」\n"
         "Penny:「''(Entering)'' Leonard, ready to go?」\nSheldon:「Libido 1, truth zero.」\n"
         "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' "
-        "She is here.」\n"
-        "Penny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n"
+        "She is here.」\nPenny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n"
     )
     run = run_cli(tmp_path, text, cast=["--assistant", "Sheldon"])
     assert run.code == 0

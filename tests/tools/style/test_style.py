@@ -493,8 +493,7 @@ def test_training_beats_the_majority_baseline_and_writes_consistent_outputs(trai
     baseline = metrics["majority_baseline"]
     print(
         f"tiny style classifier: macro F1 {metrics['macro_f1']:.3f} vs majority "
-        f"{baseline['macro_f1']:.3f}, "
-        f"accuracy {metrics['accuracy']:.3f}, trained in {seconds:.0f}s"
+        f"{baseline['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}, trained in {seconds:.0f}s"
     )
     assert metrics["macro_f1"] >= baseline["macro_f1"] + 0.3
     assert baseline["accuracy"] == pytest.approx(0.2)
