@@ -1,4 +1,5 @@
-"""verl reward for speaker recognition: replays a rollout through the SR rules and scores its answer.
+"""verl reward for speaker recognition: replays a rollout through the SR rules and scores its
+answer.
 
 Loaded by verl from `reward.custom_reward_function.path=rewards/speaker_rec.py` (name
 `compute_score`; recipes/rl/speaker_rec_grpo.yaml sets both). verl 0.9.1's naive reward manager
@@ -15,7 +16,8 @@ of them, at most `extra_info["max_turns"]` turns, default 15).
 Score: −1 on a format failure (a turn without exactly one well-formed action, a turn after the
 trajectory ended, or turns that disagree with verl's own count `extra_info["num_turns"]`, which
 unmasks a tool response the model wrote itself), or unless exactly one answer was given and the
-rules accepted it (a candidate, after `audio_sim`); a rollout cut off before answering is −1. Otherwise
+rules accepted it (a candidate, after `audio_sim`); a rollout cut off before answering is −1.
+Otherwise
 max(0, correct − lambda_turns·max(0, turns − free_turns) − lambda_dup·duplicates), where correct is
 the strict rule of `plugins.speaker_rec.correctness` (an open-set truth, `ground_truth["open_set"]`,
 is right as "other" or a new-role label; a closed truth only by its exact name).
@@ -76,11 +78,13 @@ class Penalties:
             value = reward_kwargs.get(f.name, f.default)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(
-                    f"rewards/speaker_rec.py: reward_kwargs {f.name} must be a number >= 0, got {value!r}"
+                    f"rewards/speaker_rec.py: reward_kwargs {f.name} must be a number >= "
+                    f"0, got {value!r}"
                 )
             if f.name == "free_turns" and int(value) != value:
                 raise ValueError(
-                    f"rewards/speaker_rec.py: reward_kwargs free_turns must be a whole number, got {value!r}"
+                    "rewards/speaker_rec.py: reward_kwargs free_turns must be a whole "
+                    f"number, got {value!r}"
                 )
             values[f.name] = int(value) if f.name == "free_turns" else float(value)
         return cls(**values)
@@ -97,7 +101,8 @@ class GroundTruth:
 
     @classmethod
     def parse(cls, ground_truth) -> "GroundTruth":
-        """Validate a ground truth as verl hands it over (parquet lists may arrive as numpy arrays)."""
+        """Validate a ground truth as verl hands it over (parquet lists may arrive as numpy
+        arrays)."""
         if not isinstance(ground_truth, Mapping):
             raise TypeError(
                 f"speaker_rec ground_truth must be a dict, got {type(ground_truth).__name__}"
@@ -173,7 +178,8 @@ def _tools(extra_info: Mapping) -> tuple[str, ...]:
     unknown = [name for name in selection if name not in TOOL_NAMES]
     if unknown:
         raise ValueError(
-            f"speaker_rec extra_info tool_selection names unknown tools {unknown}; known: {TOOL_NAMES}"
+            f"speaker_rec extra_info tool_selection names unknown tools {unknown}; "
+            f"known: {TOOL_NAMES}"
         )
     return tuple(str(name) for name in selection)
 
@@ -188,7 +194,8 @@ def _protocol(extra_info: Mapping) -> str:
 def compute_score(
     data_source, solution_str: str, ground_truth, extra_info: dict | None = None, **reward_kwargs
 ) -> dict:
-    """Score one rollout (see the module docstring); reward_kwargs: lambda_turns, lambda_dup, free_turns."""
+    """Score one rollout (see the module docstring); reward_kwargs: lambda_turns, lambda_dup,
+    free_turns."""
     if data_source != DATA_SOURCE:
         raise ValueError(
             f"rewards/speaker_rec.py scores data_source {DATA_SOURCE!r}, got {data_source!r}"
@@ -201,7 +208,8 @@ def compute_score(
     judge = Judge(truth.candidates, _tools(extra_info), rules)
 
     turns = split_turns(solution_str)
-    # verl's reward manager adds num_turns = assistant turns + tool turns + 1. A response that splits
+    # verl's reward manager adds num_turns = assistant turns + tool turns + 1. A response that
+    # splits
     # into another number of turns holds a boundary the model wrote itself: a forged tool response.
     verl_turns = extra_info.get("num_turns")
     answers, format_ok = 0, verl_turns is None or int(verl_turns) == 2 * len(turns)

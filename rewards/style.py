@@ -12,7 +12,8 @@ or from a local model directory loaded once per process. Everything is configure
     +reward.custom_reward_function.reward_kwargs.target=helpful   # optional, see below
 
 verl 0.9.1 reads only `reward.custom_reward_function` (the top-level `custom_reward_function` of
-older configs is not read by main_ppo; only the fully-async entry point migrates it), merges `reward_kwargs` into every call, and scores one
+older configs is not read by main_ppo; only the fully-async entry point migrates it), merges
+`reward_kwargs` into every call, and scores one
 response per call, concurrently from a thread pool (NaiveRewardManager → run_in_executor); its
 list-taking BatchRewardManager is no longer reachable from `load_reward_manager`. So batching
 happens in `plugins.style.scorers`: concurrent calls in one process share one /predict_batch request
@@ -20,8 +21,9 @@ or forward pass, and the scorer (model or service client) is made once per proce
 
 The target style is `target` from reward_kwargs when set (one style for the whole run), else the
 sample's ground truth: a style name (Chinese or English) or {"target": name}. Hydra's override
-grammar takes non-ASCII values only quoted: `...reward_kwargs.target='有帮助'` (or the English name). The question comes
-from `extra_info[question_key]` (default "question"); verl does not pass the prompt itself.
+grammar takes non-ASCII values only quoted: `...reward_kwargs.target='有帮助'` (or the English
+name). The question comes from `extra_info[question_key]` (default "question"); verl does not
+pass the prompt itself.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ def _target_id(labels: LabelSet, target, ground_truth) -> int:
         return labels.id_of(str(target))
     except KeyError:
         raise ValueError(
-            f"target style {target!r} (from reward_kwargs target, else ground_truth) is not one of {labels.names} "
-            f"/ {labels.english_names}"
+            f"target style {target!r} (from reward_kwargs target, else ground_truth) is "
+            f"not one of {labels.names} / {labels.english_names}"
         ) from None
 
 
@@ -61,9 +63,11 @@ def compute_score(
     timeout_s: float = 60.0,
     **kwargs,
 ) -> dict:
-    """Score one response: `score` = P(target style), plus `p_<style>` for every style (logged by verl).
+    """Score one response: `score` = P(target style), plus `p_<style>` for every style (logged by
+    verl).
 
-    `kwargs` takes what verl adds on its own (e.g. reward_router_address) and is otherwise unused."""
+    `kwargs` takes what verl adds on its own (e.g. reward_router_address) and is otherwise
+    unused."""
     scorer = get_scorer(service_url, model_path, timeout_s, batch_size)
     target_id = _target_id(scorer.labels, target, ground_truth)
     question = (extra_info or {}).get(question_key) or ""

@@ -36,7 +36,8 @@ from tools.common.openai_endpoint import free_port, wait_ready
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
 TAIL_CHARS = 4000
 # The HF Trainer logs "***** Running training *****" then "  Num examples = 1,234" (thousands
-# separators); evaluation logs the same words later, so only the first match after the banner counts.
+# separators); evaluation logs the same words later, so only the first match after the banner
+# counts.
 TRAINING_BANNER = "***** Running training *****"
 NUM_EXAMPLES = re.compile(r"Num examples = ([\d,]+)")
 
@@ -166,7 +167,8 @@ def start_api_server(
     model_dir: Path, log_path: Path, *, template: str = "qwen3_nothink", name: str = "tiny-qwen3"
 ) -> tuple[subprocess.Popen, str]:
     """Start a real `llamafactory-cli api` serving `model_dir` on 127.0.0.1 and return its process
-    and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it mid-run)."""
+    and /v1 URL once /v1/models answers; the caller stops the process (tests that kill it
+    mid-run)."""
     from tools.sr import serve
 
     port = free_port()

@@ -15,6 +15,9 @@ from plugins.speaker_rec.rules import Judge, RuleConfig
 from plugins.speaker_rec.series import Series
 from plugins.speaker_rec.toolset import LineLabel, Toolset
 
+# RuleConfig is frozen, so one shared default is safe (it was one default instance before, too)
+DEFAULT_RULES = RuleConfig()
+
 
 @dataclass(frozen=True)
 class Step:
@@ -41,7 +44,7 @@ class SpeakerEnv:
         *,
         protocol: str = "hermes",
         language: str | None = None,
-        rules: RuleConfig = RuleConfig(),
+        rules: RuleConfig = DEFAULT_RULES,
         known: list[str] | None = None,
     ):
         if protocol not in PROTOCOLS:

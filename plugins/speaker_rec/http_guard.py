@@ -44,8 +44,8 @@ class GuardedConnection(asyncio.Protocol):
         if len(guard.open) >= guard.max_connections:
             guard.refused += 1
             body = (
-                b'{"error": "the server holds its limit of %d connections (--max-connections); retry later"}'
-                % guard.max_connections
+                b'{"error": "the server holds its limit of %d connections '
+                b'(--max-connections); retry later"}' % guard.max_connections
             )
             transport.write(BUSY_RESPONSE % (len(body), body))
             transport.close()
@@ -125,7 +125,8 @@ class ConnectionGuard:
             self.check()
 
 
-# Client-side failures: a hang-up, a reset, a malformed request. Logged as one line, never a traceback.
+# Client-side failures: a hang-up, a reset, a malformed request. Logged as one line, never a
+# traceback.
 CLIENT_ERRORS = (ConnectionError, TimeoutError, asyncio.CancelledError, asyncio.IncompleteReadError)
 try:  # aiohttp's own names for them, where this version has them
     from aiohttp import ClientConnectionResetError

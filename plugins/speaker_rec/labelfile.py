@@ -7,7 +7,8 @@ The file is one JSON object: the run's settings, counts, warnings and accuracy s
     label                         pseudo-label: a character, a new-role label or the "other" label
     source                        seed | propagated | new_role | other | no_voiceprint
     level                         similarity level that labelled it (null for seeds and other)
-    candidates                    [[name, score], ...] best first, the "other" label last (score null)
+    candidates                    [[name, score], ...] best first, the "other" label last (score
+    null)
     margin                        top-1 minus top-2 candidate score (a missing second counts 0)
     sample                        wrong | low_score | close | confident (line selection)
     truth, correct                ground truth and {strict, candidate_aware} (null when unlabelled)

@@ -21,7 +21,7 @@ NEW_ROLE_FORMAT = {"zh": "新角色-{n}", "en": "New Character {n}"}
 NEW_ROLE = re.compile(r"^(?:新角色-|new character )\d+$", re.IGNORECASE)
 
 
-class LabelKind(str, enum.Enum):
+class LabelKind(enum.StrEnum):
     """Kind of a ground-truth label; `str` so it serialises as its value."""
 
     NAMED = "named"

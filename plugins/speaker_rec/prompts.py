@@ -20,22 +20,22 @@ SYSTEM = {
     "zh": (
         "你是电视剧说话人识别专家。你会看到一部电视剧中的一句目标台词和它前后的台词。"
         "上下文台词前方括号里的说话人是自动标注的，可能有错；目标台词的说话人未知，标为{unknown}。"
-        "请借助工具判断目标台词是谁说的。\n\n"
-        "规则：\n"
+        "请借助工具判断目标台词是谁说的。\n\n规则：\n"
         "1. 每一轮先在 <think>…</think> 中思考，然后{action}\n"
         "2. 给出答案之前必须先调用 audio_sim；每个工具最多调用一次。\n"
-        "3. 答案必须是候选列表中的一个名字；如果说话人不在列表中、是多人同时说或旁白，回答“{other}”。\n"
-        "4. 最多 {max_turns} 轮。"
+        "3. 答案必须是候选列表中的一个名字；如果说话人不在列表中、是多人同时说或旁白，回"
+        "答“{other}”。\n4. 最多 {max_turns} 轮。"
     ),
     "en": (
-        "You are an expert at recognising who speaks each line of a TV drama. You will see a target "
-        "line and the lines around it. The speakers in square brackets before the context lines were "
-        "labelled automatically and may be wrong; the target line's speaker is unknown, shown as {unknown}. "
-        "Use the tools to decide who speaks the target line.\n\n"
-        "Rules:\n"
+        "You are an expert at recognising who speaks each line of a TV drama. You will "
+        "see a target line and the lines around it. The speakers in square brackets before the "
+        "context lines were "
+        "labelled automatically and may be wrong; the target line's speaker is unknown, "
+        "shown as {unknown}. Use the tools to decide who speaks the target line.\n\nRules:\n"
         "1. In every turn, think first inside <think>…</think>, then {action}\n"
         "2. Call audio_sim before answering; call each tool at most once.\n"
-        "3. The answer must be one of the candidates; if the speaker is not listed, is several people "
+        "3. The answer must be one of the candidates; if the speaker is not listed, is "
+        "several people "
         'at once, or is the narrator, answer "{other}".\n'
         "4. At most {max_turns} turns."
     ),
@@ -46,7 +46,8 @@ ACTION = {
     (
         "zh",
         "tags",
-    ): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 <answer>名字</answer> 给出答案。",
+    ): "要么用 <tool>工具名</tool> 调用一个工具（只写工具名，不带括号），要么用 "
+    "<answer>名字</answer> 给出答案。",
     ("en", "hermes"): "either call one tool or give the answer as <answer>NAME</answer>.",
     (
         "en",
@@ -58,7 +59,8 @@ ACTION = {
 TOOLS_HEADER = {"zh": "\n\n可用工具：", "en": "\n\nTools:"}
 
 USER = {
-    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标为{unknown}的台词（>>> 所指）是谁说的。",
+    "zh": "《{series}》第{episode}集。上下文：\n{context}\n\n候选人：\n{candidates}\n\n请判断标"
+    "为{unknown}的台词（>>> 所指）是谁说的。",
     "en": "{series}, episode {episode}. Context:\n{context}\n\nCandidates:\n{candidates}\n\n"
     "Who speaks the line marked {unknown} (at >>>)?",
 }

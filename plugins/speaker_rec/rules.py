@@ -35,7 +35,8 @@ MESSAGES = {
         "several_actions": "格式错误：每轮只能调用一个工具或给出一个答案，不能同时出现多个。",
         "bad_tool_call": "格式错误：工具调用不是合法的 JSON（需要 name 和 arguments 字段）。",
         "missing_think": "格式错误：每轮必须以一个 <think>…</think> 开头。",
-        "bad_layout": "格式错误：每轮只能包含 <think>…</think> 和一个 <tool>…</tool> 或 <answer>…</answer>。",
+        "bad_layout": "格式错误：每轮只能包含 <think>…</think> 和一个 <tool>…</tool> 或 "
+        "<answer>…</answer>。",
         "unclosed_tag": "格式错误：{name} 没有对应的结束标签。",
         "tool_call_too_long": f"格式错误：工具调用超过 {MAX_TOOL_CALL_CHARS} 个字符。",
         "tool_call_too_deep": f"格式错误：工具调用的 JSON 嵌套超过 {MAX_TOOL_CALL_DEPTH} 层。",
@@ -48,17 +49,23 @@ MESSAGES = {
     "en": {
         "no_action": "Format error: each turn must call one tool or give one answer.",
         "several_actions": "Format error: only one tool call or one answer per turn.",
-        "bad_tool_call": "Format error: the tool call is not valid JSON with name and arguments fields.",
+        "bad_tool_call": "Format error: the tool call is not valid JSON with name and arguments "
+        "fields.",
         "missing_think": "Format error: every turn must start with one <think>…</think>.",
-        "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or <answer>…</answer>.",
+        "bad_layout": "Format error: a turn holds only <think>…</think> and one <tool>…</tool> or "
+        "<answer>…</answer>.",
         "unclosed_tag": "Format error: {name} is opened but never closed.",
-        "tool_call_too_long": f"Format error: the tool call is longer than {MAX_TOOL_CALL_CHARS} characters.",
-        "tool_call_too_deep": f"Format error: the tool call's JSON nests deeper than {MAX_TOOL_CALL_DEPTH} levels.",
+        "tool_call_too_long": "Format error: the tool call is longer than "
+        f"{MAX_TOOL_CALL_CHARS} characters.",
+        "tool_call_too_deep": "Format error: the tool call's JSON nests deeper than "
+        f"{MAX_TOOL_CALL_DEPTH} "
+        "levels.",
         "unknown_tool": "There is no tool named {name}. Available tools: {tools}.",
         "tool_unavailable": "Tool {name} is not available for this line. Available tools: {tools}.",
         "repeated_call": "Tool {name} was already called; do not call it again.",
         "answer_before_audio_sim": "Call audio_sim before answering.",
-        "answer_not_candidate": "The answer {name} is not a candidate. Choose one of: {candidates}.",
+        "answer_not_candidate": "The answer {name} is not a candidate. Choose one of: "
+        "{candidates}.",
     },
 }
 

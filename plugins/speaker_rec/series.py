@@ -128,7 +128,8 @@ class _Load:
         ):
             out.append(
                 f"{directory}: {count} timestamp(s) with a minutes or seconds field of 60, read "
-                f"arithmetically (00:25:60.000 = 00:26:00.000) in {_per_file(files)}; first: {first}"
+                f"arithmetically (00:25:60.000 = 00:26:00.000) in {_per_file(files)}; "
+                f"first: {first}"
             )
         return out
 
@@ -432,7 +433,8 @@ def _episode_objects(path: Path, number: int, load: _Load) -> tuple[list[dict], 
     _expect(
         data["episode_idx"] == number - 1,
         path,
-        f"episode_idx is {show(data['episode_idx'])}, expected {number - 1} (0-based) for file {number:04d}",
+        f"episode_idx is {show(data['episode_idx'])}, expected {number - 1} (0-based) "
+        f"for file {number:04d}",
     )
     objects = data["object_list"]
     _expect(isinstance(objects, dict), path, "object_list must be an object keyed '0', '1', ...")
@@ -514,7 +516,7 @@ def _read_subtitles(
             else max(e for _, e in times) + EPISODE_PADDING_S
         )
         episode = Episode(number, len(lines), len(objects), ep_start, ep_end, offset)
-        for i, (obj, (start, end)) in enumerate(zip(objects, times)):
+        for i, (obj, (start, end)) in enumerate(zip(objects, times, strict=True)):
             lines.append(_make_line(len(lines), episode, i, start, end, obj, mapping))
         episodes.append(episode)
         offset += ep_end - ep_start

@@ -175,7 +175,8 @@ class DataDir:
         return data
 
     def read_npy(self, path: Path) -> np.ndarray:
-        """A 2-D float array from a .npy file, its header checked against the file before loading."""
+        """A 2-D float array from a .npy file, its header checked against the file before
+        loading."""
         raw = self.read_bytes(path)
         with io.BytesIO(raw) as f:
             try:

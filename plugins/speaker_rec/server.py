@@ -1,12 +1,16 @@
-"""The speaker-recognition tool server: `python -m plugins.speaker_rec.server --series NAME --labels PATH`.
+"""The speaker-recognition tool server: `python -m plugins.speaker_rec.server --series NAME --labels
+PATH`.
 
 One asyncio process (aiohttp) holds the SR environment of every series it serves and the state
 of each trajectory in flight. It speaks verl-tool's wire format, so a verl-tool trainer can
 point at it unchanged, and our verl adapter (plugins.speaker_rec.verl_tool) calls it too:
 
-    POST /get_observation   {"trajectory_ids": [str], "actions": [str], "extra_fields": [{"series": str,
-                             "line": int, "protocol": "hermes"|"tags" (optional), "call_seq": int (optional)}],
-                             "finish": [bool], "is_last_step": [bool]}     (five lists of equal length)
+    POST /get_observation   {"trajectory_ids": [str], "actions": [str], "extra_fields": [{"series":
+    str,
+                             "line": int, "protocol": "hermes"|"tags" (optional), "call_seq": int
+                             (optional)}],
+                             "finish": [bool], "is_last_step": [bool]}     (five lists of equal
+                             length)
                          -> {"observations": [str], "dones": [bool], "valids": [bool]}
     GET  /health            {"status": "ok", "series": [...], "live_trajectories": N}
     GET  /metrics           requests, observations, status counts, latency p50/p99, freed-by-reason,
@@ -130,7 +134,7 @@ def parse_request(body: bytes) -> tuple[list, ...]:
             if type(item) is not kind:
                 raise BadRequest(f"{name}[{i}] must be {kind.__name__}, not {type(item).__name__}")
         lists.append(value)
-    lengths = {name: len(value) for (name, _), value in zip(FIELDS, lists)}
+    lengths = {name: len(value) for (name, _), value in zip(FIELDS, lists, strict=True)}
     if len(set(lengths.values())) != 1:
         raise BadRequest(f"the lists must have equal lengths, got {lengths}")
     if not lists[0]:
@@ -168,7 +172,7 @@ class ToolService:
     ) -> dict:
         """Answer every item of a batch in order; one item's failure never fails the others."""
         observations, dones, valids = [], [], []
-        for item in zip(ids, actions, extras, finish, last):
+        for item in zip(ids, actions, extras, finish, last, strict=True):
             try:
                 observation, done, valid = self.observe(*item)
             except Exception:  # an internal bug on one item must not fail the batch
@@ -197,7 +201,8 @@ class ToolService:
         if isinstance(resolved, str):
             return self._error(trajectory_id, resolved)
         env, line, seq = resolved
-        # A retry must repeat the call it retries: the action's hash tells a retry from a reused call_seq.
+        # A retry must repeat the call it retries: the action's hash tells a retry from a reused
+        # call_seq.
         fingerprint = hash(action) if seq is not None else None
         entry = self.store.get(trajectory_id)
         if entry is None:
@@ -248,8 +253,8 @@ class ToolService:
         """Refuse a call_seq already used with another action; the trajectory itself is kept."""
         self.item_errors += 1
         return (
-            f"error: call_seq {seq} of trajectory {shown_id(trajectory_id)} was already used for another "
-            "action; a new call needs a new call_seq",
+            f"error: call_seq {seq} of trajectory {shown_id(trajectory_id)} was already "
+            "used for another action; a new call needs a new call_seq",
             done,
             False,
         )
@@ -372,7 +377,8 @@ def build_app(
         return response
 
     async def get_observation(request: web.Request) -> web.Response:
-        # The exact header first: parsing it (request.content_type) costs more than the rest of a check.
+        # The exact header first: parsing it (request.content_type) costs more than the rest of a
+        # check.
         if (
             request.headers.get("Content-Type") != "application/json"
             and request.content_type != "application/json"
@@ -469,7 +475,7 @@ def load_envs(
     """One environment per (series, protocol); raises SeriesError or ValueError naming the
     file and the reason."""
     envs = {}
-    for name, path in zip(series_names, label_paths):
+    for name, path in zip(series_names, label_paths, strict=True):
         series = load_series(name, data_dir)
         labels = read_labels(path, series)
         for protocol in PROTOCOLS:
@@ -639,7 +645,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m plugins.speaker_rec.server",
         description="Serve the speaker-recognition tools over HTTP in verl-tool's wire format "
-        "(POST /get_observation; GET /health, /metrics) for the given series. Binds 127.0.0.1 by default; "
+        "(POST /get_observation; GET /health, /metrics) for the given series. Binds "
+        "127.0.0.1 by default; "
         f"binding any other address needs a bearer token in {TOKEN_ENV}.",
     )
     parser.add_argument(
@@ -684,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         "--max-tombstones",
         type=int,
         default=DEFAULT_MAX_TOMBSTONES,
-        help="finished trajectory ids remembered (for late actions and retries) (default: %(default)s)",
+        help="finished trajectory ids remembered (for late actions and retries) (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--max-connections",
@@ -754,15 +762,16 @@ def main(argv: list[str] | None = None) -> int:
     install_log_filter((token,) if token else (), burst=args.log_burst)
     if token is not None and len(token) < MIN_TOKEN_CHARS:
         print(
-            f"error: {TOKEN_ENV} holds {len(token)} characters; a token needs at least {MIN_TOKEN_CHARS} "
+            f"error: {TOKEN_ENV} holds {len(token)} characters; a token needs at least "
+            f"{MIN_TOKEN_CHARS} "
             "(make one with: python -c 'import secrets; print(secrets.token_urlsafe(32))')",
             file=sys.stderr,
         )
         return 2
     if token is None and not is_loopback(args.host):
         print(
-            f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} (clients then send "
-            "'Authorization: Bearer <token>'), or bind 127.0.0.1",
+            f"error: refusing to bind {args.host} without a token: set {TOKEN_ENV} "
+            "(clients then send 'Authorization: Bearer <token>'), or bind 127.0.0.1",
             file=sys.stderr,
         )
         return 2

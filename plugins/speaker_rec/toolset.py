@@ -26,7 +26,8 @@ DESCRIPTIONS = {
         "video_cap_detailed": "返回这句台词前后几秒的画面细节描述。",
     },
     "en": {
-        "audio_sim": "Voiceprint similarity (0 to 1, higher is closer) between this line and each candidate.",
+        "audio_sim": "Voiceprint similarity (0 to 1, higher is closer) between this line and each "
+        "candidate.",
         "char_relation": "Known relations among the candidates.",
         "video_cap_brief": "A summary of the scene within a minute or two of this line.",
         "video_cap_detailed": "Visual detail within a few seconds of this line.",

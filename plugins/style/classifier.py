@@ -74,7 +74,8 @@ class StyleClassifier:
         )
 
     def predict_proba(self, texts: list[str]) -> list[list[float]]:
-        """Class probabilities for each text, in label-id order; batched, shortest texts together."""
+        """Class probabilities for each text, in label-id order; batched, shortest texts
+        together."""
         import torch
 
         if not texts:

@@ -42,7 +42,8 @@ class LabelSet:
                 style.label_english
             ):
                 raise ValueError(
-                    f"label_english of {style.label!r} must match {_ENGLISH_NAME.pattern}, got {style.label_english!r}"
+                    f"label_english of {style.label!r} must match "
+                    f"{_ENGLISH_NAME.pattern}, got {style.label_english!r}"
                 )
         names = [s.label for s in self.styles] + [s.label_english for s in self.styles]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -51,12 +52,14 @@ class LabelSet:
 
     @classmethod
     def from_spec(cls, spec: list | None) -> LabelSet:
-        """Build a set from a recipe's `labels:` list of `{label, label_english}`; None gives the default."""
+        """Build a set from a recipe's `labels:` list of `{label, label_english}`; None gives the
+        default."""
         if spec is None:
             return DEFAULT_LABELS
         if not isinstance(spec, list):
             raise ValueError(
-                f"labels must be a list of {{label, label_english}} entries, got {type(spec).__name__}"
+                "labels must be a list of {label, label_english} entries, got "
+                f"{type(spec).__name__}"
             )
         styles = []
         for i, entry in enumerate(spec):
@@ -101,14 +104,15 @@ DEFAULT_LABELS = LabelSet(
 
 
 def read_label_mapping(model_dir: Path | str) -> tuple[LabelSet, int]:
-    """Read `label_mapping.json` from a trained model directory: the label set and max input length."""
+    """Read `label_mapping.json` from a trained model directory: the label set and max input
+    length."""
     path = Path(model_dir) / MAPPING_FILE
     try:
         mapping = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(
             f"{path}: missing; is {model_dir} a model trained by `python -m tools.style train`?"
-        )
+        ) from None
     except json.JSONDecodeError as e:
         raise ValueError(f"{path}: broken JSON ({e.msg} at line {e.lineno})") from e
     try:

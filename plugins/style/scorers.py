@@ -100,7 +100,8 @@ def get_scorer(
     timeout_s: float = 60.0,
     batch_size: int = 32,
 ):
-    """The process-wide scorer for a service URL or a model directory (exactly one), made on first use."""
+    """The process-wide scorer for a service URL or a model directory (exactly one), made on first
+    use."""
     if bool(service_url) == bool(model_path):
         raise ValueError("a style scorer needs exactly one of service_url or model_path")
     key = (

@@ -1,4 +1,5 @@
-"""tools.sr.evaluate: two real `llamafactory-cli api` servers sharing the lines, failover when one of
+"""tools.sr.evaluate: two real `llamafactory-cli api` servers sharing the lines, failover when one
+of
 them is SIGKILLed mid-run, resume after the client is SIGKILLed (against a scripted stand-in with
 latency, so that the kill reliably lands mid-run), config checks, how the served chat template
 renders earlier `<think>` turns, and `make eval` / `make report` on two series at once, killed
@@ -331,7 +332,8 @@ def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_dro
             {"role": "user", "content": f"观察{n}"},
         ]
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    # As LLaMA-Factory's HF engine does for /v1/chat/completions: system apart, an empty reply appended.
+    # As LLaMA-Factory's HF engine does for /v1/chat/completions: system apart, an empty reply
+    # appended.
     prompt_ids, _ = TEMPLATES["qwen3_nothink"].encode_oneturn(
         tokenizer, messages[1:] + [{"role": "assistant", "content": ""}], messages[0]["content"]
     )
@@ -346,7 +348,8 @@ def test_the_sft_template_keeps_earlier_think_turns_that_qwen3s_own_template_dro
 
 @pytest.fixture(scope="module")
 def two_series_dir(tmp_path_factory) -> Path:
-    """A DATA_DIR holding the demo series and a second small one made from the same script with seed 1."""
+    """A DATA_DIR holding the demo series and a second small one made from the same script with seed
+    1."""
     from tools.dev import demo_series
 
     data = tmp_path_factory.mktemp("two-series")
@@ -378,7 +381,8 @@ def make(target: str, *variables: str) -> list[str]:
 
 def judged_figures(results: Path, labels: Path) -> tuple[int, dict]:
     """Straight from the files: judged lines of results.jsonl and, per source and rule, how many are
-    right (the published rule judged here from the answers, the truths and labels.json's known set)."""
+    right (the published rule judged here from the answers, the truths and labels.json's known
+    set)."""
     data = json.loads(labels.read_text(encoding="utf-8"))
     records = {r["index"]: r for r in data["lines"]}
     judged = [
@@ -474,7 +478,7 @@ def test_make_eval_and_report_on_two_series_resume_after_a_kill(
         **json.loads(alone.read_text())["accuracy"]["overall"],
     }
     totals, averages = Counter(), Counter()
-    for name, row in zip((SERIES, SECOND), overview["by_series"]):
+    for name, row in zip((SERIES, SECOND), overview["by_series"], strict=True):
         sub = json.loads((overview_dir / name / "report.json").read_text(encoding="utf-8"))
         assert row == {"series": name, **sub["accuracy"]["overall"]}
         lines, right = judged_figures(out[name], runs / name / "labels.json")
@@ -533,8 +537,10 @@ def test_one_series_runs_the_same_eval_and_report_commands_as_before(tmp_path):
         done.stdout.replace("\\\n", " ").split()
     )  # make -n keeps the continuation lines
     assert (
-        f"-m tools.sr.evaluate --series chun_jiang --data-dir data/demo --labels {tmp_path}/chun_jiang/labels.json "
-        f"--out {tmp_path}/chun_jiang/eval/results.jsonl --ports 1-2 --base-port 8000 --protocol hermes "
+        "-m tools.sr.evaluate --series chun_jiang --data-dir data/demo --labels "
+        f"{tmp_path}/chun_jiang/labels.json "
+        f"--out {tmp_path}/chun_jiang/eval/results.jsonl --ports 1-2 --base-port 8000 "
+        "--protocol hermes "
         "--concurrency 8 --seed 0" in command
     ), command
     done = subprocess.run(
@@ -555,7 +561,8 @@ def test_credentials_in_an_endpoint_url_are_never_written(demo_labels, tmp_path,
     out = tmp_path / "results.jsonl"
     with ScriptedOpenAI() as server:
         url = server.url.replace("http://", "http://user:s3cret-key@")
-        # The OpenAI client refuses userinfo next to its own Authorization header (lines fail, exit 1);
+        # The OpenAI client refuses userinfo next to its own Authorization header (lines fail, exit
+        # 1);
         # what matters here is that the credential reaches no file and no log line.
         assert sr_eval.main(
             eval_args(

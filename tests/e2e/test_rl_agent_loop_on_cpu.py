@@ -1,7 +1,9 @@
-"""One GRPO step's rollout and scoring on CPU: verl's own ToolAgentLoop, our adapter, our tool server.
+"""One GRPO step's rollout and scoring on CPU: verl's own ToolAgentLoop, our adapter, our tool
+server.
 
 verl's `AgentLoopWorker` (the class verl runs as a Ray actor; here in-process) runs its registered
-`tool_agent` loop over RL rows of the demo series built by tools.sr.export's own `row`, with the config
+`tool_agent` loop over RL rows of the demo series built by tools.sr.export's own `row`, with the
+config
 composed from recipes/rl/speaker_rec_grpo.yaml (model switched to the tiny model) and the tools of
 recipes/rl/tools.yaml, i.e. plugins.speaker_rec.verl_tool.SpeakerRecTool posting over HTTP to a real
 `python -m plugins.speaker_rec.server` subprocess found through DRAMAKIT_TOOL_SERVER_URL. Only
@@ -37,7 +39,10 @@ GROUPS = {
 
 
 def tool_turn(name: str, think: str) -> str:
-    return f'<think>\n{think}\n</think>\n\n<tool_call>\n{{"name": "{name}", "arguments": {{}}}}\n</tool_call>'
+    return (
+        f'<think>\n{think}\n</think>\n\n<tool_call>\n{{"name": "{name}", "arguments": '
+        "{}}\n</tool_call>"
+    )
 
 
 def answer_turn(name: str, think: str) -> str:
@@ -125,7 +130,8 @@ def tool_server_url(repo_root, demo_labels, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def rollout(repo_root, tiny_model, demo_env, tool_server_url):
-    """Run every scripted rollout through verl's agent loop worker, then score and normalise them."""
+    """Run every scripted rollout through verl's agent loop worker, then score and normalise
+    them."""
     from hydra import compose, initialize_config_dir
     from verl import DataProto
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
@@ -159,7 +165,8 @@ def rollout(repo_root, tiny_model, demo_env, tool_server_url):
         values[:] = [copy.deepcopy(r[key]) for r in rows]
         return values
 
-    # The fields verl's RLHFDataset gives each row, with n rollouts of a prompt repeated as the trainer does.
+    # The fields verl's RLHFDataset gives each row, with n rollouts of a prompt repeated as the
+    # trainer does.
     batch = DataProto(
         non_tensor_batch={
             "raw_prompt": column("prompt"),
@@ -220,7 +227,7 @@ def test_every_scripted_turn_was_generated_and_observations_came_from_the_server
     assert all(not turns for turns in rollout["generation"].pending.values()), (
         "every scripted turn was asked for"
     )
-    for i, (group, kind, _) in enumerate(rollout["expected"]):
+    for i, (_group, kind, _) in enumerate(rollout["expected"]):
         line = rows[i]["extra_info"]["line"]
         text = response_text(rollout, i)
         audio = env.toolset.run("audio_sim", line, env.labels[line])
@@ -247,7 +254,7 @@ def test_rewards_from_verls_reward_loop_are_ours(rollout):
         assert info["score"] == result["reward_score"]
     by_kind = {
         kind: result["reward_extra_info"]
-        for (_, kind, _), result in zip(rollout["expected"], scored)
+        for (_, kind, _), result in zip(rollout["expected"], scored, strict=True)
     }
     assert (by_kind["duplicate"]["duplicates"], by_kind["duplicate"]["turns"]) == (1, 3)
     assert (by_kind["malformed"]["format_ok"], by_kind["malformed"]["answers"]) == (0, 0)

@@ -1,4 +1,5 @@
-"""Acceptance: the datasets tools.roleplay.rolebench and tools.roleplay.character write train with stock
+"""Acceptance: the datasets tools.roleplay.rolebench and tools.roleplay.character write train with
+stock
 `llamafactory-cli train`, and LLaMA-Factory keeps exactly the rows the converters report.
 
 All three datasets (RoleBench, character voice lines, character settings) go into one run-local

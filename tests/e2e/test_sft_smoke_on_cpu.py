@@ -1,4 +1,5 @@
-"""End-to-end: `llamafactory-cli train` runs recipes/sft/tiny_smoke_cpu.yaml on the tiny model on CPU.
+"""End-to-end: `llamafactory-cli train` runs recipes/sft/tiny_smoke_cpu.yaml on the tiny model on
+CPU.
 
 Proves the plumbing only (recipe, dataset registration in data/dataset_info.json, template, loss
 logging, checkpoint, loss plot); the model is random, so the loss value itself means nothing.

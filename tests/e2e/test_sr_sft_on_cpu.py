@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 def trajectories(tmp_path_factory) -> tuple[Path, Path]:
     if not (DRAMAS / SERIES).is_dir():
         pytest.skip(
-            f"../shared/data/dramasr/{SERIES} is absent (real data is read in place, never committed)"
+            f"../shared/data/dramasr/{SERIES} is absent (real data is read in place, "
+            "never committed)"
         )
     work = tmp_path_factory.mktemp("sr_sft")
     common = ["--series", SERIES, "--data-dir", str(DRAMAS)]
@@ -147,7 +148,7 @@ def test_llamafactory_trains_on_every_exported_record_and_only_on_assistant_turn
 
     tokenised, tokenizer = tokenised_rows(tiny_model, out_dir, name)
     assert len(tokenised) == len(rows)
-    for exported, row in zip(rows, tokenised):
+    for exported, row in zip(rows, tokenised, strict=True):
         if fmt == "alpaca":
             trained_on = [exported["output"]]
             never = [exported["instruction"], exported.get("system") or ""]

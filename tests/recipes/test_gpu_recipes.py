@@ -168,13 +168,15 @@ except ValueError as e:
     print(json.dumps({"error": str(e)}))
 else:
     ds = training_args.hf_deepspeed_config.config
-    print(json.dumps({"deepspeed": training_args.deepspeed, "stage": ds["zero_optimization"]["stage"],
+    print(json.dumps({"deepspeed": training_args.deepspeed, \
+"stage": ds["zero_optimization"]["stage"],
                       "distributed": str(training_args.parallel_mode)}))
 """
 
 
 def _parse_distributed(config: dict) -> dict:
-    """get_train_args in a one-process distributed setup, as torchrun starts it, in a fresh process."""
+    """get_train_args in a one-process distributed setup, as torchrun starts it, in a fresh
+    process."""
     env = {
         **os.environ,
         "PYTHONPATH": str(REPO_ROOT),

@@ -102,5 +102,6 @@ def test_recipe_parses_with_llamafactory_and_keeps_every_value(
     ids=lambda path: f"{path.parent.name}/{path.name}",
 )
 def test_gpu_recipes_log_to_tensorboard(recipe):
-    """A person can look at a GPU run without a tracker account; other trackers are one ARGS away."""
+    """A person can look at a GPU run without a tracker account; other trackers are one ARGS
+    away."""
     assert yaml.safe_load(recipe.read_text(encoding="utf-8"))["report_to"] == "tensorboard"

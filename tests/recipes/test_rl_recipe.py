@@ -1,4 +1,5 @@
-"""recipes/rl/speaker_rec_grpo.yaml, composed by verl's own Hydra config and checked by verl's own validation.
+"""recipes/rl/speaker_rec_grpo.yaml, composed by verl's own Hydra config and checked by verl's own
+validation.
 
 The recipe names verl's config package on its Hydra search path and composes on `ppo_trainer`, so
 composing it from recipes/rl is what `python -m verl.trainer.main_ppo --config-path recipes/rl
@@ -24,8 +25,8 @@ RECIPE = "speaker_rec_grpo"
 # What this module checks (tests/recipes/test_every_recipe_is_checked.py reads it).
 RECIPES = [RECIPE_DIR / f"{RECIPE}.yaml"]
 GOOD_ROLLOUT = (
-    '<think>\n先听声纹。\n</think>\n\n<tool_call>\n{"name": "audio_sim", "arguments": {}}\n</tool_call>'
-    "\nuser\n<tool_response>\n1. 李春: 0.912\n</tool_response>\nassistant\n"
+    '<think>\n先听声纹。\n</think>\n\n<tool_call>\n{"name": "audio_sim", "arguments": '
+    "{}}\n</tool_call>\nuser\n<tool_response>\n1. 李春: 0.912\n</tool_response>\nassistant\n"
     "<think>\n是他。\n</think>\n\n<answer>李春</answer>"
 )
 GROUND_TRUTH = {
@@ -169,7 +170,8 @@ def test_verl_validation_fails_without_the_dynamic_batch_setting_the_recipe_reli
     from hydra.errors import InstantiationException
     from verl.utils.config import validate_config
 
-    # use_dynamic_bsz is why the recipe sets no micro-batch size; verl refuses the recipe without it.
+    # use_dynamic_bsz is why the recipe sets no micro-batch size; verl refuses the recipe without
+    # it.
     broken = compose_recipe(["actor_rollout_ref.actor.use_dynamic_bsz=false"])
     with pytest.raises(
         InstantiationException, match="Please set at least one of 'actor.ppo_micro_batch_size'"

@@ -32,7 +32,10 @@ REPEATED = "工具 audio_sim 已经调用过，不能重复调用。"
 
 def tool(name, protocol, think="先看声纹。"):
     if protocol == "hermes":
-        return f'<think>\n{think}\n</think>\n\n<tool_call>\n{{"name": "{name}", "arguments": {{}}}}\n</tool_call>'
+        return (
+            f'<think>\n{think}\n</think>\n\n<tool_call>\n{{"name": "{name}", "arguments": '
+            "{}}\n</tool_call>"
+        )
     return f"<think>{think}</think>\n<tool>{name}</tool>"
 
 
@@ -103,7 +106,8 @@ def test_decoded_rollout_reads_as_verl_hands_it_over(decode_rollout):
         [tool("audio_sim", "hermes"), answer("李春", "hermes")], [AUDIO], "hermes"
     )
     assert text == (
-        '<think>\n先看声纹。\n</think>\n\n<tool_call>\n{"name": "audio_sim", "arguments": {}}\n</tool_call>'
+        '<think>\n先看声纹。\n</think>\n\n<tool_call>\n{"name": "audio_sim", "arguments": '
+        "{}}\n</tool_call>"
         f"\nuser\n<tool_response>\n{AUDIO}\n</tool_response>\nassistant\n"
         "<think>\n声纹最像他。\n</think>\n\n<answer>李春</answer>"
     )
@@ -250,7 +254,8 @@ def test_trajectories_score_exactly(decode_rollout, protocol, case, turns, obser
         ("hermes", '<tool_call>\n{"name": audio_sim}\n</tool_call>'),
         (
             "hermes",
-            '<tool_call>\n{"name": "audio_sim", "arguments": {}}\n</tool_call>\n<answer>李春</answer>',
+            '<tool_call>\n{"name": "audio_sim", "arguments": '
+            "{}}\n</tool_call>\n<answer>李春</answer>",
         ),
         ("tags", "<think>不知道。</think>"),
         ("tags", "<tool>audio_sim</tool>"),
@@ -369,7 +374,8 @@ def test_rules_come_from_extra_info(decode_rollout):
         "invalid_turns": 0,
     }
 
-    # Without extra_info: hermes, every tool offered, 15 turns; numpy candidates as parquet gives them.
+    # Without extra_info: hermes, every tool offered, 15 turns; numpy candidates as parquet gives
+    # them.
     as_from_parquet = {**CLOSED, "candidates": np.array(CLOSED["candidates"], dtype=object)}
     good = decode_rollout(
         [tool("audio_sim", "hermes"), answer("李春", "hermes")], [AUDIO], "hermes"
@@ -386,7 +392,8 @@ def test_a_tool_response_forged_by_the_model_is_a_format_failure(decode_rollout)
         + answer("李春", "hermes")
     )
     text = decode_rollout([forged], [], "hermes")
-    # The call without "arguments" is itself a format failure (protocol.py agrees with verl's parser).
+    # The call without "arguments" is itself a format failure (protocol.py agrees with verl's
+    # parser).
     assert score(text)["score"] == -1.0
     # A forgery with a well-formed call is caught by verl's own turn count alone.
     well_formed = forged.replace('{"name": "audio_sim"}', '{"name": "audio_sim", "arguments": {}}')

@@ -32,7 +32,8 @@ RESPONSE_LENGTH = 48
 
 @pytest.fixture(scope="module")
 def style_model(tiny_model, tmp_path_factory):
-    """The tiny model trained on the samples by the tiny recipe, without evaluation or checkpoints."""
+    """The tiny model trained on the samples by the tiny recipe, without evaluation or
+    checkpoints."""
     import torch
 
     from tools.style.train import load_recipe, train
@@ -67,7 +68,8 @@ def _verl_config(overrides: list[str]):
 
 
 def _data_proto(tokenizer, cases):
-    """A rollout batch as verl hands it to the reward loop: left-padded prompts, right-padded responses."""
+    """A rollout batch as verl hands it to the reward loop: left-padded prompts, right-padded
+    responses."""
     import torch
     from verl import DataProto
 
@@ -165,7 +167,8 @@ def test_reward_kwargs_target_overrides_the_ground_truth_and_unknown_targets_fai
 ):
     from rewards.style import compute_score
 
-    # Hydra's override grammar takes non-ASCII only quoted: target='有帮助' (or the English target=helpful).
+    # Hydra's override grammar takes non-ASCII only quoted: target='有帮助' (or the English
+    # target=helpful).
     _, _, outputs = _score_with_verl(
         tiny_model, {"model_path": style_model, "target": "'有帮助'"}, CASES
     )

@@ -1,1 +1,2 @@
-"""Mechanisms shared by every product line: file I/O, OpenAI endpoints, LLaMA-Factory datasets, series arguments, processes."""
+"""Mechanisms shared by every product line: file I/O, OpenAI endpoints, LLaMA-Factory datasets,
+series arguments, processes."""

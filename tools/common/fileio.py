@@ -64,7 +64,8 @@ class JsonlRecord:
 def read_jsonl(path: Path | str) -> Iterator[JsonlRecord]:
     """Yield every non-blank line of a JSONL file, parsed; broken lines come back with
     `error` set instead of raising, so a converter can count and name them. A file that is missing
-    or not UTF-8 raises tools.common.text_input.NotTextError (a UTF-8 byte-order mark is accepted)."""
+    or not UTF-8 raises tools.common.text_input.NotTextError (a UTF-8 byte-order mark is
+    accepted)."""
     with io.StringIO(read_text(path), newline=None) as f:
         for line_no, line in enumerate(f, 1):
             if not line.strip():
@@ -139,7 +140,8 @@ class OutputError(ValueError):
 
 
 class OutputBusy(OutputError):
-    """Another process holds the output's lock; `pid` is the holder's process id (None if unknown)."""
+    """Another process holds the output's lock; `pid` is the holder's process id (None if
+    unknown)."""
 
     def __init__(self, path: Path, pid: int | None):
         self.pid = pid
@@ -262,7 +264,8 @@ class AppendOnlyJsonl:
                     ) from None
                 if not isinstance(record, dict):
                     raise OutputError(
-                        f"{where}: not a record (not a JSON object); refusing to append to this file"
+                        f"{where}: not a record (not a JSON object); refusing to append "
+                        "to this file"
                     )
                 try:
                     key = self.key(record)

@@ -1,7 +1,8 @@
 """Write a converter's output as LLaMA-Factory datasets: the records file, the conversion report,
 and the dataset's entry in a run-local `dataset_info.json` next to them (merged, atomic).
 
-Shared by the role-play converters (tools.roleplay.rolebench, tools.roleplay.character); not a command itself.
+Shared by the role-play converters (tools.roleplay.rolebench, tools.roleplay.character); not a
+command itself.
 Point LLaMA-Factory at the output folder with `dataset_dir=<out-dir> dataset=<name>`.
 """
 
@@ -35,7 +36,8 @@ class ConversionError(Exception):
 
 
 def check_dataset_name(name: str) -> str:
-    """Return `name` when it is an identifier (letters, digits, `_`, `-`); raise ValueError otherwise."""
+    """Return `name` when it is an identifier (letters, digits, `_`, `-`); raise ValueError
+    otherwise."""
     if not DATASET_NAME.match(name):
         raise ValueError(
             f"dataset name {name!r} is not an identifier (letters, digits, '_' and '-' only)"
@@ -90,7 +92,8 @@ def dataset_entry(
             "file_name": file_name,
             "formatting": "sharegpt",
             "columns": {"messages": "conversations", "system": "system"},
-            # Name every tag: once `tags` is given, LLaMA-Factory sets each one left out to None, and
+            # Name every tag: once `tags` is given, LLaMA-Factory sets each one left out to None,
+            # and
             # then drops every row with function_call or observation turns as "invalid role tag".
             "tags": {
                 "role_tag": "from",
@@ -156,7 +159,8 @@ def publish(out_dir: Path | str, outputs: list[DatasetOutput], fmt: str) -> dict
 
     The existing dataset_info.json is checked before anything is written (ConversionError when it
     is not a JSON object), and registration comes last, so LLaMA-Factory only ever sees complete
-    files. Returns the path of every file written, by role ("<name>", "<name>.report", "dataset_info")."""
+    files. Returns the path of every file written, by role ("<name>", "<name>.report",
+    "dataset_info")."""
     out_dir = Path(out_dir)
     for output in outputs:
         check_dataset_name(output.name)

@@ -1,5 +1,7 @@
-"""Small helpers for local servers: a free loopback port, whether a port is taken, waiting until a server answers
-(`GET /v1/models` of an OpenAI-compatible endpoint, or any URL), and keeping credentials that users put in
+"""Small helpers for local servers: a free loopback port, whether a port is taken, waiting until a
+server answers
+(`GET /v1/models` of an OpenAI-compatible endpoint, or any URL), and keeping credentials that users
+put in
 endpoint URLs (`http://user:key@host/v1`) out of files and logs. Used by the commands, benchmarks
 and tests that start servers (llamafactory-cli api, vLLM, the scripted teacher, a Ray head)."""
 
@@ -10,7 +12,8 @@ import subprocess
 import time
 import urllib.request
 
-# The userinfo of a URL anywhere in a text: what follows "scheme://" up to an "@" before the host ends.
+# The userinfo of a URL anywhere in a text: what follows "scheme://" up to an "@" before the host
+# ends.
 USERINFO = re.compile(r"(?<=://)[^/?#@\s]*@")
 
 
@@ -58,7 +61,8 @@ def wait_http_ok(
     url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2
 ) -> bytes:
     """Poll GET `url` until it answers 200 and return the body; raise TimeoutError after
-    `timeout` seconds, or RuntimeError as soon as `proc` (the server's process, if given) has exited."""
+    `timeout` seconds, or RuntimeError as soon as `proc` (the server's process, if given) has
+    exited."""
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
@@ -77,5 +81,6 @@ def wait_http_ok(
 
 
 def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see wait_http_ok)."""
+    """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see
+    wait_http_ok)."""
     wait_http_ok(f"{url}/models", timeout, proc)

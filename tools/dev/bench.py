@@ -8,7 +8,8 @@ memory per series, and on a synthetic series of `--synthetic-lines` lines built 
 written to runs/bench_prepare/); and the traces loop with 64 workers against a
 stand-in teacher (its own process) that answers after a fixed 200 ms, against the ideal of
 64 × 5 turns per second. The tool server (tools/dev/bench_tool_server.py: observations/s, latency,
-memory after 100k trajectories) and multi-port eval scaling (tools/dev/bench_eval.py: N ports against
+memory after 100k trajectories) and multi-port eval scaling (tools/dev/bench_eval.py: N ports
+against
 N × one port) and model-output parsing on hostile turns (tools/dev/bench_parse.py) have modules of
 their own.
 """

@@ -1,4 +1,5 @@
-"""Benchmark of tools.sr.evaluate's multi-port scaling, for `make bench` (tools.dev.bench calls `run`) and
+"""Benchmark of tools.sr.evaluate's multi-port scaling, for `make bench` (tools.dev.bench calls
+`run`) and
 `python -m tools.dev.bench_eval`.
 
 N stand-in servers (tools.dev.scripted_openai, each in its own process, answering after a fixed
@@ -163,7 +164,8 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_eval",
-        description="Throughput of tools.sr.evaluate against 1, 2, 4, 8 stand-in servers (own processes, fixed "
+        description="Throughput of tools.sr.evaluate against 1, 2, 4, 8 stand-in servers (own "
+        "processes, fixed "
         "latency) as a ratio of N x the one-port throughput; prints one JSON record.",
     )
     parser.add_argument("--data-dir", type=Path, default=REPO / "data" / "demo")

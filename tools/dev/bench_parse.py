@@ -1,4 +1,5 @@
-"""Benchmark of model-output parsing on hostile turns: `python -m tools.dev.bench_parse` (tools.dev.bench
+"""Benchmark of model-output parsing on hostile turns: `python -m tools.dev.bench_parse`
+(tools.dev.bench
 calls `run`).
 
 Every adversarial family of `adversarial_actions` (repeated opening tags of every kind, JSON nested
@@ -121,8 +122,9 @@ def run(sizes: tuple[int, ...] = (MB, 8 * MB)) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_parse",
-        description="Time model-output parsing and the reward on hostile turns of 1 MB and 8 MB (CPU seconds, "
-        "one core; the worst family per size). Prints one JSON record; exit 1 when a target is missed.",
+        description="Time model-output parsing and the reward on hostile turns of 1 MB and 8 MB "
+        "(CPU seconds, one core; the worst family per size). Prints one JSON record; exit 1 when a "
+        "target is missed.",
     )
     parser.add_argument(
         "--sizes-mb", type=int, nargs="+", default=[1, 8], help="turn sizes (default: 1 8)"

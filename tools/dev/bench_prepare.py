@@ -183,16 +183,19 @@ def markdown(rows: list[dict]) -> str:
         return _pct(r[ours]) + (f" ({ref:.2f})" if ref is not None else "")
 
     head = (
-        "| series | lines | strict | candidate-aware | published rule | known truths | other truths | < 1 s "
-        "| overlapped lines (published rule) | truth in candidates or open-set | median list | time (CPU) | peak memory |"
+        "| series | lines | strict | candidate-aware | published rule | known truths | "
+        "other truths | < 1 s "
+        "| overlapped lines (published rule) | truth in candidates or open-set | median "
+        "list | time (CPU) | peak memory |"
     )
     lines = [
         "# Prepare on every series",
         "",
         (
-            "Accuracy in % on judged non-seed lines; in brackets the published propagation judged by its own "
-            "rule (data/reference/dramasr_published.json). Known/other truths, < 1 s and overlapped lines by "
-            "the published rule; the median list counts the other label."
+            "Accuracy in % on judged non-seed lines; in brackets the published "
+            "propagation judged by its own "
+            "rule (data/reference/dramasr_published.json). Known/other truths, < 1 s and "
+            "overlapped lines by the published rule; the median list counts the other label."
         ),
         "",
         head,
@@ -205,8 +208,9 @@ def markdown(rows: list[dict]) -> str:
             else "0"
         )
         lines.append(
-            f"| {r['series']} | {r['lines']:,} | {_pct(r['strict'])} | {_pct(r['candidate_aware'])} "
-            f"| {beside(r, 'published_rule', 'strict')} | {beside(r, 'published_rule_known_truths', 'known_truths')} "
+            f"| {r['series']} | {r['lines']:,} | {_pct(r['strict'])} | "
+            f"{_pct(r['candidate_aware'])} | {beside(r, 'published_rule', 'strict')} | "
+            f"{beside(r, 'published_rule_known_truths', 'known_truths')} "
             f"| {beside(r, 'published_rule_other_truths', 'other_truths')} "
             f"| {beside(r, 'published_rule_under_1s', 'under_1s')} | {overlapped} "
             f"| {_pct(r['truth_in_candidates_or_open_set'])} | {r['median_list_with_other']:g} "
@@ -218,8 +222,9 @@ def markdown(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_prepare",
-        description="Run prepare on every series under the given drama_data directories and write one table "
-        "(JSON and Markdown) of its accuracy by our two rules and by the published code's rule, candidate "
+        description="Run prepare on every series under the given drama_data directories and write "
+        "one table (JSON and Markdown) of its accuracy by our two rules and by the published "
+        "code's rule, candidate "
         "coverage, wall time and peak memory, beside the published propagation's figures.",
     )
     parser.add_argument(

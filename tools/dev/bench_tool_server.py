@@ -2,7 +2,8 @@
 (tools.dev.bench calls `run`).
 
 The server runs in its own process on the demo series; a load generator in this process (asyncio,
-one keep-alive connection per request in flight, bodies assembled from pre-encoded parts) drives trajectories of five steps,
+one keep-alive connection per request in flight, bodies assembled from pre-encoded parts) drives
+trajectories of five steps,
 the four real tool calls then an answer, followed by verl-tool's finish:
 
 - one trajectory per request at 1, 64 and 256 concurrent trajectories: observations per second
@@ -17,7 +18,8 @@ so is each side's CPU per observation, which does not depend on how busy the mac
 
 Then, against a second server with the default idle timeout and limits (`run_hostile`):
 
-- /health polled every 10 ms while hostile 8 MB actions (tools.dev.bench_parse's families) are posted
+- /health polled every 10 ms while hostile 8 MB actions (tools.dev.bench_parse's families) are
+posted
   one after another: its worst and p99 latency (target: within 100 ms);
 - 1,000,000 trajectories that never finish and 1,000,000 finishes of ids never seen, in batches of
   1,000: the server's RSS once its live-trajectory cap is full and after all of them (target:
@@ -93,7 +95,7 @@ class Bodies:
         return b'"t%d"' % trajectory, action, self.extras[line], finish
 
     def body(self, items: list[tuple[bytes, bytes, bytes, bytes]]) -> bytes:
-        ids, actions, extras, finish = zip(*items)
+        ids, actions, extras, finish = zip(*items, strict=True)
         return (
             b'{"trajectory_ids":[%s],"actions":[%s],"extra_fields":[%s],"finish":[%s],"is_last_step":[%s]}'
             % (
@@ -487,7 +489,8 @@ async def flood(
 def run_hostile(
     data_dir: Path | str, series: str, labels_path: Path, line: int, *, flood_items: int = 1_000_000
 ) -> dict:
-    """/health under hostile 8 MB actions, and RSS under floods of unfinished and unknown trajectories,
+    """/health under hostile 8 MB actions, and RSS under floods of unfinished and unknown
+    trajectories,
     against a server with the default idle timeout and limits."""
     args = [
         "--series",
@@ -546,10 +549,11 @@ def run_hostile(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_tool_server",
-        description="Benchmark the speaker-recognition tool server (its own process) with a local load "
-        "generator: observations/s and latency at 1, 64 and 256 concurrent trajectories and with 64-trajectory "
-        "batches; server memory before and after 100,000 trajectories, 10,000 of them never finished. "
-        "Prints one JSON record.",
+        description="Benchmark the speaker-recognition tool server (its own process) with a local "
+        "load generator: observations/s and latency at 1, 64 and 256 concurrent trajectories "
+        "and with 64-trajectory "
+        "batches; server memory before and after 100,000 trajectories, 10,000 of them "
+        "never finished. Prints one JSON record.",
     )
     parser.add_argument(
         "--data-dir", default=str(REPO / "data" / "demo"), help="directory holding <series>/"

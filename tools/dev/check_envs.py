@@ -1,11 +1,14 @@
 """Check the CUDA environments on a machine without GPUs: `make check-gpu-envs` (developer tool).
 
-    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl --stack cuda-sft --venv .venv-cuda-sft
+    python -m tools.dev.check_envs --stack cuda-rl --venv .venv-cuda-rl \\
+        --stack cuda-sft --venv .venv-cuda-sft
 
-cuda-rl: `import vllm, verl, ray`; the reward, tool-server, verl tool adapter, recipe-composition and
+cuda-rl: `import vllm, verl, ray`; the reward, tool-server, verl tool adapter, recipe-composition
+and
 ToolAgentLoop tests; `make rl DRY_RUN=1` on the demo series with that environment as RL_ENV.
 cuda-sft: `import deepspeed, bitsandbytes`; every recipe through LLaMA-Factory's argument parser
-(tests/recipes/test_recipes.py); the GPU recipes' data loaded and rendered with their templates, and the ZeRO-3
+(tests/recipes/test_recipes.py); the GPU recipes' data loaded and rendered with their templates, and
+the ZeRO-3
 recipe parsed up to where a GPU is required (tests/recipes/test_gpu_recipes.py).
 Each check runs in the environment given, with its own interpreter; the environment is only read
 (bytecode writing off). Prints one line per check and a summary line "checks: N/M passed".
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give one --venv per --stack")
     results = []
     with tempfile.TemporaryDirectory(prefix="dramakit-check-envs-") as runs:
-        for stack, venv in zip(args.stack, args.venv):
+        for stack, venv in zip(args.stack, args.venv, strict=True):
             for name, command in checks_for(stack, venv, Path(runs) / stack):
                 ok, out, err, seconds = run_check(name, command)
                 # The last line a check prints (versions, pytest's counts), not a library's warning.

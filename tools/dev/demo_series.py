@@ -376,7 +376,7 @@ def line_embedding(centroids, seconds, rng):
     weights = (
         rng.dirichlet(np.full(len(centroids), MIX_CONCENTRATION)) if len(centroids) > 1 else [1.0]
     )
-    voice = _unit(sum(w * c for w, c in zip(weights, centroids)))
+    voice = _unit(sum(w * c for w, c in zip(weights, centroids, strict=True)))
     noisy = _unit(voice + noise_scale(seconds) * _unit(rng.standard_normal(EMBEDDING_DIM)))
     return noisy * rng.uniform(*NORM_RANGE)
 
@@ -387,7 +387,7 @@ def series_embeddings(script, flat_lines, durations, rng):
     embeddings = np.stack(
         [
             line_embedding([centroids[s] for s in line.speakers], seconds, rng)
-            for line, seconds in zip(flat_lines, durations)
+            for line, seconds in zip(flat_lines, durations, strict=True)
         ]
     ).astype(np.float32)
     short = [
@@ -456,7 +456,9 @@ def _detection(frame, name, box, score, rng):
 def episode_faces(ep_idx, scenes, line_spans, scene_spans, known, rng):
     """Single-frame face detections of one episode, in frame order."""
     detections, clusters, spans = [], {}, iter(line_spans)
-    for s_idx, (scene, (scene_start, scene_end)) in enumerate(zip(scenes, scene_spans)):
+    for s_idx, (scene, (scene_start, scene_end)) in enumerate(
+        zip(scenes, scene_spans, strict=True)
+    ):
         line_faces = [_line_faces(line, clusters, ep_idx, s_idx, known) for line in scene.lines]
         # Ordered de-duplication with a dict: the order of a set of str changes between runs.
         cast = list(dict.fromkeys(name for faces in line_faces for name in faces))
@@ -464,7 +466,7 @@ def episode_faces(ep_idx, scenes, line_spans, scene_spans, known, rng):
         if rng.random() < EXTRA_FACE_PER_SCENE:
             extras.append(_cluster(clusters, ("extra", s_idx), ep_idx, s_idx))
         boxes = _face_boxes(cast + extras, rng)
-        for faces, (start, end) in zip(line_faces, spans):
+        for faces, (start, end) in zip(line_faces, spans, strict=False):
             for name in cast:
                 speaking = name in faces
                 if rng.random() < (SPEAKER_ON_SCREEN if speaking else LISTENER_ON_SCREEN):
@@ -531,7 +533,7 @@ def _subtitles(ep_idx, lines, spans):
                 "text": line.text,
                 "character": line.label,
             }
-            for i, (line, (start, end)) in enumerate(zip(lines, spans))
+            for i, (line, (start, end)) in enumerate(zip(lines, spans, strict=True))
         },
     }
 
@@ -589,9 +591,9 @@ def _captions(script, line_spans, scene_spans, rng):
     items = []
     for ep_idx, scenes in enumerate(script.episodes):
         spans = iter(line_spans[ep_idx])
-        for scene, scene_span in zip(scenes, scene_spans[ep_idx]):
+        for scene, scene_span in zip(scenes, scene_spans[ep_idx], strict=True):
             details = []
-            for line, span in zip(scene.lines, spans):
+            for line, span in zip(scene.lines, spans, strict=False):
                 if line.caption:
                     start, end = detail_span(span, scene_span, rng)
                     details.append(
@@ -658,7 +660,7 @@ def build_series(script, seed):
     """Every file of the series as {relative path: bytes}, determined by script and seed."""
     rngs = {name: np.random.default_rng([seed, stream]) for name, stream in STREAMS.items()}
     line_spans, scene_spans = zip(
-        *(time_episode(scenes, rngs["timing"]) for scenes in script.episodes)
+        *(time_episode(scenes, rngs["timing"]) for scenes in script.episodes), strict=True
     )
     episode_lines = [
         [line for scene in scenes for line in scene.lines] for scenes in script.episodes

@@ -76,7 +76,8 @@ class Requirement:
         return cls(canonical(match.group(1)), extras, spec)
 
     def admits(self, version: str) -> bool:
-        """Whether `version` satisfies the specifier (a local label like +cpu counts as the release)."""
+        """Whether `version` satisfies the specifier (a local label like +cpu counts as the
+        release)."""
         try:
             return Version(version) in SpecifierSet(self.specifier, prereleases=True)
         except InvalidVersion:
@@ -198,7 +199,8 @@ def version_problems(installed: dict[str, str | None], wanted: list[Requirement]
     return problems
 
 
-# ---- the installer ---------------------------------------------------------------------------------
+# ---- the installer
+# ---------------------------------------------------------------------------------
 
 
 def python_of(venv: Path) -> Path:
@@ -214,7 +216,8 @@ def run(cmd: list[str], **kwargs) -> None:
 
 
 def uv() -> Path:
-    """uv from envs/installer.txt, in a tool environment of our own under .cache (made on first use)."""
+    """uv from envs/installer.txt, in a tool environment of our own under .cache (made on first
+    use)."""
     binary = UV_TOOL_ENV / "bin" / "uv"
     stamp = UV_TOOL_ENV / (
         STAMP_PREFIX + hashlib.sha256(INSTALLER_REQUIREMENTS.read_bytes()).hexdigest()[:16]

@@ -1,8 +1,10 @@
-"""Build an environment of one stack from its lock, or check a user's own environment without touching it.
+"""Build an environment of one stack from its lock, or check a user's own environment without
+touching it.
 
-    python -m tools.dev.install_env ensure  --stack cpu      --venv .venv           # what make targets call
-    python -m tools.dev.install_env install --stack cuda-rl  --venv .venv-cuda-rl   # make install-gpu
-    python -m tools.dev.install_env check   --stack cuda-sft --venv /opt/their-env  # never modifies it
+    # what make targets call; make install-gpu; a user's own env (never modified)
+    python -m tools.dev.install_env ensure  --stack cpu      --venv .venv
+    python -m tools.dev.install_env install --stack cuda-rl  --venv .venv-cuda-rl
+    python -m tools.dev.install_env check   --stack cuda-sft --venv /opt/their-env
 
 Runs under the bare system Python 3.11 (standard library only), since no environment exists yet.
 
@@ -85,12 +87,14 @@ for dist in metadata.distributions():
     name = dist.metadata["Name"]
     if name:
         found.setdefault(name.lower().replace("_", "-").replace(".", "-"), dist.version)
-print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "versions": {n: found.get(n) for n in names}}))
+print(json.dumps({"python": "%d.%d" % sys.version_info[:2], "versions": {n: found.get(n) \
+for n in names}}))
 """
 
 
 def _read_only_env() -> dict:
-    """Environment variables for running a user's interpreter without it writing anything of its own."""
+    """Environment variables for running a user's interpreter without it writing anything of its
+    own."""
     env = {
         k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
     }
@@ -118,7 +122,8 @@ def probe_versions(python: Path, names: list[str]) -> dict:
 
 def import_failures(python: Path, modules: list[str], extra_env: dict | None = None) -> list[str]:
     python = python.absolute()  # the imports run in a temp working directory
-    """Import each module in its own interpreter, all at once; 'module: last error line' per failure.
+    """Import each module in its own interpreter, all at once; 'module: last error line' per
+    failure.
     Bytecode writing is off and the working directory is a temp one, so nothing lands in the env."""
     env = {**_read_only_env(), **(extra_env or {})}
     with tempfile.TemporaryDirectory() as cwd:
@@ -175,7 +180,8 @@ def _fingerprint(venv: Path, stack: Stack) -> str:
 
 
 def check_foreign(venv: Path, stack: Stack) -> None:
-    """Check a user's environment (cached by its installed set, in our .cache); raise EnvError listing
+    """Check a user's environment (cached by its installed set, in our .cache); raise EnvError
+    listing
     what is missing. The environment itself is never written to."""
     key = _fingerprint(venv, stack)
     cached = (
@@ -199,7 +205,8 @@ def check_foreign(venv: Path, stack: Stack) -> None:
     CHECK_CACHE.mkdir(parents=True, exist_ok=True)
     cached.write_text(key, encoding="utf-8")
     print(
-        f"{venv}: your own environment has what the {stack.name} stack needs; used as is, not modified"
+        f"{venv}: your own environment has what the {stack.name} stack needs; used as "
+        "is, not modified"
     )
 
 
@@ -299,7 +306,8 @@ def install(venv: Path, stack: Stack, force: bool = False) -> None:
     if not is_ours(venv):
         raise EnvError(
             f"{venv} exists and was not made by this command: it is never installed into. "
-            f"Check it with `python -m tools.dev.install_env check --stack {stack.name} --venv {venv}`, "
+            f"Check it with `python -m tools.dev.install_env check --stack {stack.name} "
+            f"--venv {venv}`, "
             "or choose a new folder."
         )
     with install_lock(venv):
@@ -327,7 +335,8 @@ def install(venv: Path, stack: Stack, force: bool = False) -> None:
 
 
 def ensure(venv: Path, stack: Stack) -> None:
-    """What every make target asks: our own environment is built or brought up to date; a user's is checked."""
+    """What every make target asks: our own environment is built or brought up to date; a user's is
+    checked."""
     if is_ours(venv):
         install(venv, stack)
     else:
@@ -337,8 +346,10 @@ def ensure(venv: Path, stack: Stack) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.install_env",
-        description="Build an environment of one stack (envs/<stack>.toml) from its lock, or check a user's own "
-        "environment for it. An existing environment this command did not create is never modified.",
+        description="Build an environment of one stack (envs/<stack>.toml) from its lock, or "
+        "check a user's own "
+        "environment for it. An existing environment this command did not create is "
+        "never modified.",
     )
     parser.add_argument(
         "action",
@@ -354,7 +365,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if sys.version_info[:2] != (3, 11):
         print(
-            f"error: dramakit builds its environments with Python 3.11, this is {sys.version.split()[0]}",
+            "error: dramakit builds its environments with Python 3.11, this is "
+            f"{sys.version.split()[0]}",
             file=sys.stderr,
         )
         return 2

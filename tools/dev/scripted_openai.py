@@ -59,7 +59,8 @@ def default_policy(request: dict, attempt: int) -> Reply:
         return Reply(content="<think>Listen first.</think>", tool_calls=["audio_sim"])
     chinese = re.search(r"[\u4e00-\u9fff]", str(request["messages"][0].get("content")))
     return Reply(
-        content=f"<think>None fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>"
+        content="<think>None "
+        f"fits.</think><answer>{other_label('zh' if chinese else 'en')}</answer>"
     )
 
 
@@ -192,8 +193,8 @@ class ScriptedOpenAI:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.scripted_openai",
-        description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, then "
-        "answers the 'other' label) for dry runs and benchmarks; no model behind it.",
+        description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, "
+        "then answers the 'other' label) for dry runs and benchmarks; no model behind it.",
     )
     parser.add_argument(
         "--host",

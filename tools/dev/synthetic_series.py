@@ -4,7 +4,8 @@ Episodes of the source are repeated until the target number of lines is reached 
 episode cut short). The first copy keeps the real voiceprints; later copies mix each line's
 unit voiceprint with half of another line of the same speaker plus a little noise, so every
 copy holds new but plausible voices. Subtitles, faces, relations and seeds are repeated with
-the episodes. The files are written from the loaded series, in the DramaSR-LRM layout. `make bench` builds one
+the episodes. The files are written from the loaded series, in the DramaSR-LRM layout. `make bench`
+builds one
 in a temporary directory; to build one by hand:
 
     python -m tools.dev.synthetic_series --series zhan_chang_sha --data-dir ../shared/data/dramasr \

@@ -69,7 +69,8 @@ def _stamp_for(settings: TinyModelSettings, seed: int, tokenizer_digest: str) ->
 
 
 def _build_into(folder: Path, settings: TinyModelSettings, seed: int, tokenizer_src: Path) -> int:
-    """Write tokenizer, config, weights and generation config into `folder`; return the parameter count."""
+    """Write tokenizer, config, weights and generation config into `folder`; return the parameter
+    count."""
     import torch
     from transformers import AutoTokenizer, GenerationConfig, Qwen3Config, Qwen3ForCausalLM
 
@@ -98,7 +99,8 @@ def _build_into(folder: Path, settings: TinyModelSettings, seed: int, tokenizer_
         rope_parameters={"rope_type": "default", "rope_theta": settings.rope_theta},
         tie_word_embeddings=True,
         # No bos: the Qwen3 tokenizer defines none and never adds one. Qwen3's own config.json names
-        # <|endoftext|>, but then the HF Trainer rewrites the config to match the tokenizer and warns.
+        # <|endoftext|>, but then the HF Trainer rewrites the config to match the tokenizer and
+        # warns.
         eos_token_id=eos_id,
         pad_token_id=pad_id,
         dtype="float32",
@@ -114,7 +116,8 @@ def _build_into(folder: Path, settings: TinyModelSettings, seed: int, tokenizer_
 
 
 def _publish(staging: Path, out: Path, stamp: dict, force: bool) -> bool:
-    """Move the finished `staging` dir to `out`; return False when a concurrent build got there first."""
+    """Move the finished `staging` dir to `out`; return False when a concurrent build got there
+    first."""
     if not force and read_stamp(out) == stamp:
         return False
     if out.exists():
@@ -170,7 +173,8 @@ def build_tiny_model(
         # The stamp is written last: a directory with a stamp is a complete build.
         stamp = {**wanted, "num_parameters": num_parameters}
         (staging / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-        # mkdtemp makes the dir 0700 and the weights writer leaves 0600; it is an ordinary model dir.
+        # mkdtemp makes the dir 0700 and the weights writer leaves 0600; it is an ordinary model
+        # dir.
         os.chmod(staging, 0o755)
         for path in staging.iterdir():
             os.chmod(path, 0o644)
@@ -188,7 +192,8 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.tiny_model",
         description=(
-            "Build a tiny random-weight Qwen3 causal LM (about 10 M parameters) with the real Qwen3 "
+            "Build a tiny random-weight Qwen3 causal LM (about 10 M parameters) with the "
+            "real Qwen3 "
             "tokenizer and chat template. It proves the training and serving plumbing on CPU; its "
             "outputs are meaningless. Rebuilds only when settings, seed or tokenizer change."
         ),

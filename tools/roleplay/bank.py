@@ -25,7 +25,8 @@ Matching is exact and case-sensitive (write `(?i)` in a regex for the opposite).
 is the response with a leading `<think>...</think>` block removed and surrounding white space
 stripped: a reasoning model's private thoughts are not what the persona says.
 
-Imported by `tools.roleplay.regress`; the validation names file:line and the reason for every bad case.
+Imported by `tools.roleplay.regress`; the validation names file:line and the reason for every bad
+case.
 `python -m tools.roleplay.regress_bank BANK...` validates banks without running them (the command
 beside this library).
 """
@@ -221,7 +222,8 @@ def visible_text(response: str) -> str:
 
 
 def run_checks(checks: dict, response: str) -> CheckResult:
-    """Apply validated `checks` to `response`; every failing check is reported, not only the first."""
+    """Apply validated `checks` to `response`; every failing check is reported, not only the
+    first."""
     text = visible_text(response)
     failures = []
     for name, value in checks.items():

@@ -210,7 +210,8 @@ def _examples(
     report: Report,
     seen_speakers: set[str],
 ) -> Iterator[tuple[str, dict]]:
-    """Yield (where, cleaned record) for every usable record of `files`; count the rest in `report`."""
+    """Yield (where, cleaned record) for every usable record of `files`; count the rest in
+    `report`."""
     for path in files:
         for where, record, error in tqdm(
             list(read_records(path)), desc=path.name, unit=" records", disable=None
@@ -343,8 +344,9 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
             "factor": args.settings_weight,
             "rows": rows,
             "num_samples": settings.num_samples,
-            "how": "dataset_info.json num_samples = factor x rows: LLaMA-Factory takes every row once and "
-            "draws the remaining (factor - 1) x rows with replacement; the file holds each row once",
+            "how": "dataset_info.json num_samples = factor x rows: LLaMA-Factory takes every "
+            "row once and draws the remaining (factor - 1) x rows with replacement; the file holds "
+            "each row once",
         }
     publish(args.out_dir, outputs, args.format)
     return outputs
@@ -353,8 +355,9 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.character",
-        description="Convert a character's voice lines ({source_title, speaker, text}) and settings "
-        "({input, speaker, text}) into two LLaMA-Factory SFT datasets, NAME_voice (tone imitation) and "
+        description="Convert a character's voice lines ({source_title, speaker, text}) and "
+        "settings ({input, speaker, text}) into two LLaMA-Factory SFT datasets, NAME_voice (tone "
+        "imitation) and "
         "NAME_settings (background description and settings Q&A, up-weighted through num_samples), "
         "registered in OUT_DIR/dataset_info.json with a report each.",
     )
@@ -428,7 +431,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: exit 0 with a summary line per dataset, or 2 with `file: reason`."""
+    """Command-line entry point: exit 0 with a summary line per dataset, or 2 with `file:
+    reason`."""
     args = _parse_args(argv)
     try:
         outputs = convert(args)
@@ -439,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{output.name}: {output.report.summary_line()}")
         if output.num_samples:
             print(
-                f"{output.name}: weighted x{args.settings_weight} as num_samples {output.num_samples} "
+                f"{output.name}: weighted x{args.settings_weight} as num_samples "
+                f"{output.num_samples} "
                 "in dataset_info.json (rows are not copied)"
             )
     print(f"registered {[o.name for o in outputs]} in {args.out_dir / 'dataset_info.json'}")

@@ -5,9 +5,12 @@
         --user 宋江 --user-alias 宋公明,宋押司 --out-dir runs/dialogue --name wusong_dialogue
 
 Reads plain UTF-8 text (LF or CRLF): `Name：line` scripts and prose with quoted speech
-(tools/roleplay/dialogue_parse.py), builds alternating human/gpt conversations for the assistant character
-(tools/roleplay/dialogue_build.py), drops NSFW lines (tools/roleplay/nsfw_filter.py, data/nsfw_keywords.txt) and
-exact or near-duplicate samples (tools/roleplay/near_duplicates.py). Writes OUT_DIR/NAME.json registered in
+(tools/roleplay/dialogue_parse.py), builds alternating human/gpt conversations for the assistant
+character
+(tools/roleplay/dialogue_build.py), drops NSFW lines (tools/roleplay/nsfw_filter.py,
+data/nsfw_keywords.txt) and
+exact or near-duplicate samples (tools/roleplay/near_duplicates.py). Writes OUT_DIR/NAME.json
+registered in
 OUT_DIR/dataset_info.json, or merges into an existing ShareGPT file (`--merge-existing`, with a
 timestamped backup). Every input gets a JSON report of lines in, out and dropped per reason.
 Bad input (unreadable, not UTF-8, empty, names that match nothing) exits 2 and writes nothing.
@@ -169,7 +172,8 @@ def extract(
                 if line.strip() and i not in speech_lines
             ),
             "attributed_lines": {c.name: attributed.get(c.name, 0) for c in cast.characters},
-            # How speakers were found (script, before/after the quote, continuation, pronoun, narrator).
+            # How speakers were found (script, before/after the quote, continuation, pronoun,
+            # narrator).
             "attributed_by_rule": dict(
                 sorted(collections.Counter(u.rule for u in utterances if u.drop is None).items())
             ),
@@ -399,7 +403,7 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
         publish(args.out_dir, [DatasetOutput(args.name, records, total)], "sharegpt")
         target = args.out_dir / f"{args.name}.json"
         report_dir, report_stem = args.out_dir, args.name
-    for report, path in zip(reports, args.inputs):
+    for report, path in zip(reports, args.inputs, strict=True):
         atomic_write_json(
             report_dir / f"{report_stem}.{path.stem}.report.json", report.as_dict(), indent=2
         )
@@ -409,10 +413,11 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
 def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.dialogue",
-        description="Extract one character's dialogue from novels / fan fiction (UTF-8 text: `Name：line` "
+        description="Extract one character's dialogue from novels / fan fiction (UTF-8 text: "
+        "`Name：line` "
         "scripts or prose with quoted speech) into multi-turn ShareGPT for LLaMA-Factory. Writes "
-        "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an existing file; "
-        "a report per input counts lines in, out and dropped per reason.",
+        "OUT_DIR/NAME.json registered in OUT_DIR/dataset_info.json, or merges into an "
+        "existing file; a report per input counts lines in, out and dropped per reason.",
     )
     parser.add_argument(
         "--inputs",
@@ -468,7 +473,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     parser.add_argument(
         "--system",
         default="",
-        help="system prompt of every sample; {assistant} becomes the assistant's name (default: none)",
+        help="system prompt of every sample; {assistant} becomes the assistant's name "
+        "(default: none)",
     )
     parser.add_argument(
         "--third-party",
@@ -513,7 +519,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         "--nsfw",
         choices=("drop", "keep"),
         default="drop",
-        help="drop lines matching the NSFW keyword list, ending their dialogue (default: %(default)s)",
+        help="drop lines matching the NSFW keyword list, ending their dialogue (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--nsfw-keywords",
@@ -526,7 +533,8 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         type=float,
         default=0.8,
         help="drop a sample whose character-trigram Jaccard similarity to a kept one is at "
-        "least this; 0 keeps near duplicates (exact ones are always dropped) (default: %(default)s)",
+        "least this; 0 keeps near duplicates (exact ones are always dropped) (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--seed",

@@ -119,7 +119,8 @@ class Sample:
 
 
 def _join(pieces: list[str]) -> str:
-    """Lines of one turn joined the way the language writes them: CJK directly, others with a space."""
+    """Lines of one turn joined the way the language writes them: CJK directly, others with a
+    space."""
     out = pieces[0]
     for piece in pieces[1:]:
         out += piece if out and not out[-1].isascii() else " " + piece
@@ -244,7 +245,8 @@ class DialogueBuilder:
             self.report.drop(reason, where(self.source, part.utterance))
 
     def _close(self, cause: str) -> None:
-        """End the current dialogue (`cause` says why): merge, trim, cut into windows, emit samples."""
+        """End the current dialogue (`cause` says why): merge, trim, cut into windows, emit
+        samples."""
         run, self._run = self._run, []
         if not run:
             return

@@ -1,6 +1,7 @@
 """Find the spoken lines of a novel or fan fiction and say who speaks each one.
 
-Used by `python -m tools.roleplay.dialogue` (tools/roleplay/dialogue.py, whose `attribute` sets it up for a text),
+Used by `python -m tools.roleplay.dialogue` (tools/roleplay/dialogue.py, whose `attribute` sets it
+up for a text),
 which turns the lines into ShareGPT samples; the tests compare its attributions with hand labels.
 
 What is read:
@@ -11,11 +12,12 @@ What is read:
 
 Attribution is deliberately conservative: a line is given to a character only when the clause that
 introduces it names that character as the subject (the name opens the clause, possibly after a
-lead-in such as 只见/当下/却说, and is not the object of 看着/对/问/被…). A pronoun is resolved to the
-previous speaker only when nothing but connectives separates them in the same paragraph. Anything
-else is returned unattributed with a reason, never guessed. Speakers the caller did not configure
-are recognised from the text itself (tokens that introduce speech repeatedly, such as 王婆道) so that
-a change of speaker to one of them is seen rather than glued to the previous subject.
+lead-in such as 只见/当下/却说, and is not the object of 看着/对/问/被…). A pronoun is resolved to
+the previous speaker only when nothing but connectives separates them in the same paragraph.
+Anything else is returned unattributed with a reason, never guessed. Speakers the caller did not
+configure are recognised from the text itself (tokens that introduce speech repeatedly, such as
+王婆道) so that a change of speaker to one of them is seen rather than glued to the previous
+subject.
 """
 
 import collections
@@ -576,7 +578,8 @@ def subject_of_clause(clause: str, speakers: Speakers) -> _Subject:
 
 
 def _opens_well(paragraph: str, i: int) -> bool:
-    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the start."""
+    """An ASCII quote where speech usually opens: after a colon or comma, a sentence end, or at the
+    start."""
     before = paragraph[:i].rstrip()
     return (
         not before
@@ -953,7 +956,8 @@ def _note_narration(narration: str, cursor: "_Cursor", speakers: Speakers) -> No
 
 
 def addressee_of_clause(clause: str, speakers: Speakers) -> str | None:
-    """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when it does not say."""
+    """Who the clause says the line is spoken to (武松对宋江道 → 宋江), or None when it does not
+    say."""
     last = SEGMENT_SEP.split(clause)[-1]
     for m in reversed(speakers.names_in(last)):
         if ADDRESS_MARKERS.search(last[: m.start()]):

@@ -1,6 +1,7 @@
 """Scene scripts: lines `Name：「text」` / `Name:「text」` (Chat-Haruhi style), Chinese or English.
 
-Used by tools/roleplay/dialogue_parse.py, which turns what is found here into utterances that go through
+Used by tools/roleplay/dialogue_parse.py, which turns what is found here into utterances that go
+through
 the same attribution report and sample building as prose. This module only reads one line:
 - the text runs from the first 「 to the 」 that closes it, so nested 「」 inside a line (「契约」)
   stay part of the text; a line whose brackets never close is `unbalanced`;
@@ -39,8 +40,7 @@ ADDRESSEE = re.compile(
 )
 ELSEWHERE = re.compile(
     r"\b(?:on|into|on the) (?:the )?(?:phone|intercom|radio|webcam|camera|computer)\b|"
-    r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|"
-    r"电话|自言自语",
+    r"\bvoice ?mail\b|\bto (?:himself|herself|themselves|self|camera)\b|\bsinging\b|电话|自言自语",
     re.IGNORECASE,
 )
 ELSEWHERE_ADDRESSEE = "<elsewhere>"

@@ -1,7 +1,9 @@
 """Exact and near-duplicate detection for short texts (dialogue samples, prompts).
 
-Used by `python -m tools.roleplay.dialogue` to drop samples that repeat one already kept or one already
-in the file it merges into, and by tools/roleplay/leak_check.py to find regression prompts in training data. Texts are normalised (NFKC, lower case, punctuation and spaces
+Used by `python -m tools.roleplay.dialogue` to drop samples that repeat one already kept or one
+already
+in the file it merges into, and by tools/roleplay/leak_check.py to find regression prompts in
+training data. Texts are normalised (NFKC, lower case, punctuation and spaces
 removed) and compared by the Jaccard similarity of their character n-grams. MinHash with
 banded locality-sensitive hashing only proposes candidates; every candidate is checked with the
 exact Jaccard similarity, so a reported near duplicate really is at or above the threshold.
@@ -78,7 +80,8 @@ class DuplicateIndex:
         return found[0] if found else None
 
     def match(self, text: str) -> tuple[str, int, float] | None:
-        """('exact' or 'near', index of the first indexed text it duplicates (in `add` order), Jaccard
+        """('exact' or 'near', index of the first indexed text it duplicates (in `add` order),
+        Jaccard
         similarity) or None."""
         normalized = normalize(text)
         if normalized in self._exact:

@@ -1,6 +1,7 @@
 """Keyword filter for sexually explicit text, loaded from a plain keyword file.
 
-Used by `python -m tools.roleplay.dialogue` on every line it extracts (script and prose alike); the default
+Used by `python -m tools.roleplay.dialogue` on every line it extracts (script and prose alike); the
+default
 list is data/nsfw_keywords.txt. A keyword filter is crude and says so: it counts what it drops,
 and the list is a file the user can read and extend.
 """

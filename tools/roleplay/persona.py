@@ -5,8 +5,10 @@ Everything that puts a role-play character in front of a model takes its system 
 (`tools.roleplay.regress --role`), and the chat / web chat configs written here for `make chat` and
 `make webchat`. Training and chatting then see the same words.
 
-    python -m tools.roleplay.persona --role 孙悟空 --profiles ../shared/data/rolebench-zh/profiles-zh_desc.json
-    python -m tools.roleplay.persona --role 孙悟空 --profiles FILE --write-chat-config runs/chat/孙悟空.yaml \\
+    python -m tools.roleplay.persona --role 孙悟空 \\
+        --profiles ../shared/data/rolebench-zh/profiles-zh_desc.json
+    python -m tools.roleplay.persona --role 孙悟空 --profiles FILE \\
+        --write-chat-config runs/chat/孙悟空.yaml \\
         --model MODEL --template qwen3_nothink [--adapter ADAPTER]
 
 The first form prints the prompt; the second writes a LLaMA-Factory inference YAML
@@ -42,9 +44,12 @@ def chat_config_yaml(
         return yaml.safe_dump({key: value}, allow_unicode=True, width=float("inf"), sort_keys=False)
 
     lines = [
-        f"# Chat with the RoleBench persona {role}: written by `python -m tools.roleplay.persona`, run by",
-        "# `make chat ROLE=...` / `make webchat ROLE=...` (llamafactory-cli chat|webchat|api THIS_FILE).",
-        "# default_system is the RoleGPT-style persona prompt (DESIGN.md §11) with the role's profile;",
+        f"# Chat with the RoleBench persona {role}: written by `python -m "
+        "tools.roleplay.persona`, run by",
+        "# `make chat ROLE=...` / `make webchat ROLE=...` (llamafactory-cli "
+        "chat|webchat|api THIS_FILE).",
+        "# default_system is the RoleGPT-style persona prompt (DESIGN.md §11) with the "
+        "role's profile;",
         "# a request or UI that sends its own system message replaces it.",
         "",
         "### model",

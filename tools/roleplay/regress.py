@@ -1,8 +1,10 @@
 """Run a persona regression bank against a model and record which cases pass.
 
-    python -m tools.roleplay.regress --cases data/regression/孙悟空.jsonl --endpoint http://127.0.0.1:8000/v1 \\
+    python -m tools.roleplay.regress --cases data/regression/孙悟空.jsonl \\
+        --endpoint http://127.0.0.1:8000/v1 \\
         --role 孙悟空 --profiles ../shared/data/rolebench-zh/profiles-zh_desc.json \\
-        --out runs/regress/wukong-lora/results.jsonl [--compare runs/regress/wukong-base/results.jsonl]
+        --out runs/regress/wukong-lora/results.jsonl \\
+        [--compare runs/regress/wukong-base/results.jsonl]
 
 Two ways to reach the model:
 - `--endpoint URL [--model NAME]`: an OpenAI-compatible server (`llamafactory-cli api` on CPU,
@@ -21,7 +23,8 @@ Output: `results.jsonl`, one record per case and sample, append-only; a rerun sk
 (a line torn by a kill is dropped and redone; records of another configuration are refused), and
 `results.summary.json` next to it with overall and per-tag pass rates. `--compare OLD.jsonl`
 lists regressions and fixes per case and per tag. `--train FILE ...` warns when a case prompt
-is in a training set (alpaca or ShareGPT, JSON or JSONL; tools/roleplay/leak_check.py says how prompts are
+is in a training set (alpaca or ShareGPT, JSON or JSONL; tools/roleplay/leak_check.py says how
+prompts are
 matched); `--check-leak --cases BANK --train FILE ...` runs that check alone.
 
 Exit status: 0 when every case ran (and nothing regressed against --compare); 1 when generation
@@ -45,6 +48,7 @@ from tqdm import tqdm
 
 from tools.common.fileio import AppendOnlyJsonl, OutputError, atomic_write_json, read_jsonl
 from tools.common.text_input import NotTextError, read_text
+from tools.roleplay.bank import BankError, Case, load_bank, run_checks
 from tools.roleplay.leak_check import DEFAULT_THRESHOLD, LeakIndex
 from tools.roleplay.persona_prompt import (
     PERSONA_TEMPLATES,
@@ -53,7 +57,6 @@ from tools.roleplay.persona_prompt import (
     persona_prompt,
     role_description,
 )
-from tools.roleplay.bank import BankError, Case, load_bank, run_checks
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +278,8 @@ def find_training_overlap(
 def check_leaks(
     cases: list[Case], train_files: list[str], threshold: float
 ) -> tuple[str, list[dict]]:
-    """The leak check alone: its summary line ('checked N prompts against M samples: K found') and hits."""
+    """The leak check alone: its summary line ('checked N prompts against M samples: K found') and
+    hits."""
     prompts = sum(1 for case in cases for message in case.messages if message["role"] == "user")
     samples = sum(len({where for where, _ in training_texts(f)}) for f in train_files)
     hits = find_training_overlap(cases, train_files, threshold)
@@ -299,12 +303,14 @@ def config_hash(config: dict) -> str:
 
 
 def result_key(expected_hash: str):
-    """The resume key of a regress result, (case id, sample); a record of another config is refused."""
+    """The resume key of a regress result, (case id, sample); a record of another config is
+    refused."""
 
     def key(record: dict) -> tuple[str, int]:
         if record["config_hash"] != expected_hash:
             raise ValueError(
-                f"made with another configuration (hash {record['config_hash']} != {expected_hash}: "
+                f"made with another configuration (hash {record['config_hash']} != "
+                f"{expected_hash}: "
                 "cases file, persona, generation settings or model changed); write to a new --out"
             )
         return record["id"], record["sample"]
@@ -490,7 +496,8 @@ def format_report(summary: dict) -> str:
         lines.append(f"  note: {summary['note']}")
     for hit in summary["training_overlap"]:
         lines.append(
-            f"  WARNING case {hit['id']} turn {hit['turn']} is in training data ({hit.get('match', 'exact')}) at {hit['where']}"
+            f"  WARNING case {hit['id']} turn {hit['turn']} is in training data "
+            f"({hit.get('match', 'exact')}) at {hit['where']}"
         )
     comparison = summary.get("compare")
     if comparison:
@@ -501,7 +508,8 @@ def format_report(summary: dict) -> str:
         for kind in ("regressions", "fixes"):
             for entry in comparison[kind]:
                 lines.append(
-                    f"  {kind[:-1]}: {entry['id']} {entry['before']} -> {entry['now']} (tags: {', '.join(entry['tags'])})"
+                    f"  {kind[:-1]}: {entry['id']} {entry['before']} -> {entry['now']} "
+                    f"(tags: {', '.join(entry['tags'])})"
                 )
         for tag, entry in comparison["by_tag"].items():
             lines.append(
@@ -517,9 +525,11 @@ def format_report(summary: dict) -> str:
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress",
-        description="Run a persona regression bank (JSONL cases with checks) against an OpenAI-compatible "
+        description="Run a persona regression bank (JSONL cases with checks) against an "
+        "OpenAI-compatible "
         "endpoint or a local base model + LoRA adapter; write per-sample results and a summary; "
-        "compare with a previous run. Exit 0 done, 1 generation failed or regressions, 2 bad input.",
+        "compare with a previous run. Exit 0 done, 1 generation failed or regressions, 2 "
+        "bad input.",
     )
     parser.add_argument(
         "--cases", required=True, help="bank file, e.g. data/regression/孙悟空.jsonl"
@@ -540,7 +550,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     where.add_argument(
         "--model",
-        help="served model name (endpoint mode; default: the first listed) or base model path/id (local mode)",
+        help="served model name (endpoint mode; default: the first listed) or base model "
+        "path/id (local mode)",
     )
     where.add_argument("--adapter", help="LoRA adapter directory (local mode)")
     where.add_argument(
@@ -590,9 +601,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         nargs="+",
         default=[],
         metavar="FILE",
-        help="training sets (alpaca or ShareGPT, JSON or JSONL) to search for case prompts: exact after "
-        "normalising punctuation width, white space and a leading address, inside a longer prompt, or a "
-        "near duplicate (--leak-threshold)",
+        help="training sets (alpaca or ShareGPT, JSON or JSONL) to search for case prompts: "
+        "exact after normalising punctuation width, white space and a leading address, inside a "
+        "longer prompt, or a near duplicate (--leak-threshold)",
     )
     parser.add_argument(
         "--check-leak",
@@ -653,7 +664,8 @@ def _prepare(
 
 
 def _check_leak_only(args: argparse.Namespace) -> int:
-    """`--check-leak`: exit 0 when no case prompt is in the training data, 1 on a find, 2 on bad input."""
+    """`--check-leak`: exit 0 when no case prompt is in the training data, 1 on a find, 2 on bad
+    input."""
     try:
         line, hits = check_leaks(load_bank(args.cases), args.train, args.leak_threshold)
     except BankError as e:
@@ -666,8 +678,8 @@ def _check_leak_only(args: argparse.Namespace) -> int:
     print(line)
     for hit in hits:
         print(
-            f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity {hit['similarity']}) "
-            f"at {hit['where']}"
+            f"  case {hit['id']} turn {hit['turn']}: {hit['match']} (similarity "
+            f"{hit['similarity']}) at {hit['where']}"
         )
     return 1 if hits else 0
 

@@ -1,4 +1,5 @@
-"""Validate regression bank files without running them: `python -m tools.roleplay.regress_bank BANK...`.
+"""Validate regression bank files without running them:
+`python -m tools.roleplay.regress_bank BANK...`.
 
 The bank format and its checks are documented in `tools.roleplay.bank`.
 """
@@ -10,11 +11,13 @@ from tools.roleplay.bank import BankError, load_bank
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Validate bank files: exit 0 with a case count per file, 2 listing every 'file:line: reason'."""
+    """Validate bank files: exit 0 with a case count per file, 2 listing every
+    'file:line: reason'."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress_bank",
-        description="Validate regression bank files (JSONL cases with checks; the format is in this module's "
-        "docstring) without running them. Exit 0 when every file is valid, 2 otherwise. "
+        description="Validate regression bank files (JSONL cases with checks; the format is in "
+        "tools.roleplay.bank's docstring) without running them. Exit 0 when every file is valid, "
+        "2 otherwise. "
         "Run a bank against a model with `python -m tools.roleplay.regress`.",
     )
     parser.add_argument(

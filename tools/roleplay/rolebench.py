@@ -1,4 +1,5 @@
-"""Convert RoleBench into a LLaMA-Factory SFT dataset: `python -m tools.roleplay.rolebench` (`make rolebench`).
+"""Convert RoleBench into a LLaMA-Factory SFT dataset: `python -m tools.roleplay.rolebench` (`make
+rolebench`).
 
 RoleBench (RoleLLM, Apache-2.0) ships JSONL files, role-specific and general, in Chinese
 (`rolebench-zh/...`) and English (`rolebench-eng/...`), plus a profile file mapping each role to a
@@ -7,7 +8,8 @@ fields: `role`, `question`, `generated` (a list of reference answers) and, in ro
 `type` (a string in train files, a list in test files; not used here). A bare string `generated`
 is accepted as one reference.
 
-Each output example has the RoleGPT-style persona prompt as `system` (tools.roleplay.persona: the published
+Each output example has the RoleGPT-style persona prompt as `system` (tools.roleplay.persona: the
+published
 Chinese prompt, our English counterpart; chat and the regression runner use the same words), the
 question as the user turn and one reference as the answer. A leading
 address to the role ("孙悟空，你…", "Sherlock, what…") is cut from the question: the persona prompt
@@ -158,7 +160,8 @@ def read_lines(inputs: list[Path], skip_broken: bool, report: Report) -> list[tu
 
 
 def data_language(lines: list[tuple[str, object]]) -> str | None:
-    """'zh' when most questions hold CJK characters, 'en' when most do not, None without questions."""
+    """'zh' when most questions hold CJK characters, 'en' when most do not, None without
+    questions."""
     questions = [
         line.value["question"]
         for _, line in lines
@@ -263,11 +266,11 @@ def drop_long_samples(
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]
 
     systems = sorted({sample.system for sample in samples})
-    system_len = dict(zip(systems, lengths(systems)))
+    system_len = dict(zip(systems, lengths(systems), strict=True))
     question_len = lengths([s.question for s in samples])
     answer_len = lengths([s.answer for s in samples])
     kept = []
-    for sample, q_len, a_len in zip(samples, question_len, answer_len):
+    for sample, q_len, a_len in zip(samples, question_len, answer_len, strict=True):
         source = system_len[sample.system] + q_len
         if max_source_tokens and source > max_source_tokens:
             report.drop("too_long_source", sample.where)
@@ -300,7 +303,8 @@ def convert(args: argparse.Namespace) -> Report:
     )
     lang, lang_note = choose_language(args.lang, data_language(lines), profiles)
     if profiles is None:
-        # No descriptions (RoleBench English ships none): every role of the data, persona from the name.
+        # No descriptions (RoleBench English ships none): every role of the data, persona from the
+        # name.
         profiles = {role: None for role in data_roles}
         logger.warning(
             "no --profiles: the persona of each of %d roles is built from its name alone",
@@ -465,7 +469,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: exit 0 with the summary line, or 2 with `file: reason` on stderr."""
+    """Command-line entry point: exit 0 with the summary line, or 2 with `file: reason` on
+    stderr."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = _parse_args(argv)
     try:
@@ -479,7 +484,8 @@ def main(argv: list[str] | None = None) -> int:
         r for r, how in report.extra["persona"].items() if how.startswith("name only")
     ]:
         print(
-            f"persona built from the role name alone (no description) for {len(name_only)} roles: {name_only}"
+            "persona built from the role name alone (no description) for "
+            f"{len(name_only)} roles: {name_only}"
         )
     print(
         f"wrote {args.out_dir / (args.name + '.json')} (registered as {args.name!r} in "

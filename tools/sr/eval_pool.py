@@ -1,4 +1,5 @@
-"""The multi-port engine behind tools.sr.evaluate: a pool of OpenAI-compatible endpoints with bounded
+"""The multi-port engine behind tools.sr.evaluate: a pool of OpenAI-compatible endpoints with
+bounded
 concurrency per port, per-request timeout and retries with exponential back-off, and failover.
 
 A port that fails `max_failures` times in a row (connection errors, timeouts, 408/409/429/5xx) is

@@ -183,10 +183,13 @@ def check_config(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.evaluate",
-        description="Evaluate a served model on speaker recognition: every judged line of a series (or a "
-        "subset) through the SR environment, spread over the ports of tools.sr.serve with bounded concurrency "
-        "per port, retries with back-off, and failover off ports that die. Writes results.jsonl (resumable) "
-        "and eval_config.json next to it. The API key, if the servers need one, comes from OPENAI_API_KEY.",
+        description="Evaluate a served model on speaker recognition: every judged line of a series "
+        "(or a subset) through the SR environment, spread over the ports of tools.sr.serve "
+        "with bounded concurrency "
+        "per port, retries with back-off, and failover off ports that die. Writes "
+        "results.jsonl (resumable) "
+        "and eval_config.json next to it. The API key, if the servers need one, comes "
+        "from OPENAI_API_KEY.",
     )
     add_series_args(parser, labels=True)
     parser.add_argument(

@@ -52,7 +52,8 @@ DEFAULT_TOKENIZER = Path(".cache/models/tiny-qwen3")
 PERCENTILES = (50, 90, 99, 100)
 # What the qwen3 templates put around a tool's output in the user turn that carries it.
 TOOL_RESPONSE = "<tool_response>\n{content}\n</tool_response>"
-# Extra dataset_info columns per format (the basic ones come from tools.common.llamafactory_dataset).
+# Extra dataset_info columns per format (the basic ones come from
+# tools.common.llamafactory_dataset).
 COLUMNS = {"alpaca": {"history": "history", "tools": "tools"}, "sharegpt": {"tools": "tools"}}
 REQUIRED = {
     "line": int,

@@ -1,4 +1,5 @@
-"""Export the RL parts of a split as verl parquet: `python -m tools.sr.export rl` (`make rl` runs it).
+"""Export the RL parts of a split as verl parquet: `python -m tools.sr.export rl` (`make rl` runs
+it).
 
 One row per labelled line of `rl_train` (-> train.parquet) and `rl_val` (-> val.parquet), in
 the hermes protocol that verl's tool agent loop parses. The prompt is `SpeakerEnv.prompt(line)`,
@@ -92,7 +93,8 @@ SCHEMA = pa.schema(
                 ]
             ),
         ),
-        # verl 0.9.1 picks the agent loop from this top-level column (extra_info's copy is for readers).
+        # verl 0.9.1 picks the agent loop from this top-level column (extra_info's copy is for
+        # readers).
         ("agent_name", pa.string()),
     ]
 )
@@ -168,7 +170,8 @@ def convert_part(
     in_part = report.records_out + report.dropped["no ground truth"]
     if in_part != manifest["parts"][part]["lines"]:
         raise ExportError(
-            f"{split_path}: the split has {manifest['parts'][part]['lines']} lines in {part} but the labels "
+            f"{split_path}: the split has {manifest['parts'][part]['lines']} lines in "
+            f"{part} but the labels "
             f"file has {in_part} of them: were the split and labels made from the same run?"
         )
     if not rows:
@@ -279,7 +282,8 @@ def add_parser(commands) -> None:
         type=int,
         default=None,
         help="write rows in this seeded shuffled order (default: line order); verl's own "
-        "data.shuffle still applies, but data.train_max_samples without shuffling takes the first rows",
+        "data.shuffle still applies, but data.train_max_samples without shuffling takes "
+        "the first rows",
     )
 
 
@@ -287,8 +291,8 @@ def run(args) -> int:
     """Run `tools.sr.export rl` with parsed arguments; 0, or 2 with the reason on stderr."""
     if args.protocol != PROTOCOL:
         print(
-            f"error: --protocol {args.protocol}: RL uses verl's tool agent loop, which parses hermes "
-            "tool calls only; export with --protocol hermes",
+            f"error: --protocol {args.protocol}: RL uses verl's tool agent loop, which "
+            "parses hermes tool calls only; export with --protocol hermes",
             file=sys.stderr,
         )
         return 2

@@ -47,8 +47,8 @@ def resolve_seeds(
             "fraction": fraction,
             "seed": seed,
             "min_seconds": MIN_SECONDS,
-            "rule": "per known character, max(1, floor(fraction x lines)) of its lines drawn with the "
-            "seed, preferring lines of at least min_seconds; reads the ground truth",
+            "rule": "per known character, max(1, floor(fraction x lines)) of its lines drawn "
+            "with the seed, preferring lines of at least min_seconds; reads the ground truth",
         }
     else:
         if spec is None and not series.seed_files:
@@ -112,7 +112,8 @@ def data_warnings(series: Series, presence: onscreen.Presence) -> list[str]:
             )
         if presence.never_seen:
             warnings.append(
-                f"seeded characters never detected on screen, present everywhere on their voice alone "
+                "seeded characters never detected on screen, present everywhere on "
+                "their voice alone "
                 f"(unseen_penalty below a seen character): {_some(presence.never_seen)}"
             )
     if series.relations is None:
@@ -266,11 +267,13 @@ def summarise(
         "truth_classes": dict(sorted(classes.items())),
         "propagation": {name: table(rule) for name, rule in rules.items()},
         "propagation_splits": {name: splits(rule) for name, rule in rules.items()},
-        "published_rule": "the published code's own judging rule, beside ours so that figures compare with its "
+        "published_rule": "the published code's own judging rule, beside ours so that figures "
+        "compare with its "
         "published ones: right iff the label equals the truth, or neither is a known character "
         "(published_known: face_info characters seen as a top-1 face, plus narration truths)",
         "nearest_centroid": {
-            "description": "voiceprint only: nearest seed-character centroid by cosine, always a name",
+            "description": "voiceprint only: nearest seed-character centroid by cosine, always "
+            "a name",
             "strict": table(
                 lambda r, line: correctness.strict(
                     baseline.get(r["index"]), line.speaker, line.kind, known
@@ -387,16 +390,21 @@ def run(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.prepare",
-        description="Label propagation from seed lines: for every line of a series, a pseudo-label, a "
-        "candidate list with voiceprint scores ending in the 'other' label, the top-1/top-2 margin and a "
-        "sample type for line selection; accuracy against the ground truth (strict and candidate-aware "
+        description="Label propagation from seed lines: for every line of a series, a "
+        "pseudo-label, a candidate list with voiceprint scores ending in the 'other' label, the "
+        "top-1/top-2 margin and a "
+        "sample type for line selection; accuracy against the ground truth (strict and "
+        "candidate-aware "
         "rules, per episode and per duration) next to a voiceprint-only nearest-centroid baseline. "
         "Output: one JSON file, written atomically. Exit status 2 on bad input.",
-        epilog="Sample types: wrong (the pseudo-label is wrong under the strict rule; needs a ground truth), "
-        "low_score (the pseudo-label is 'other' or the top score is below --low-score), close (top-1/top-2 "
-        "margin below --close-margin), confident. Accuracy leaves out seed lines and deleted lines; a ground "
-        "truth outside the seeded characters (unnamed, several speakers, narration, other, an unseeded name) "
-        "is right when the answer is 'other' or a new role.",
+        epilog="Sample types: wrong (the pseudo-label is wrong under the strict rule; needs a "
+        "ground truth), "
+        "low_score (the pseudo-label is 'other' or the top score is below --low-score), "
+        "close (top-1/top-2 "
+        "margin below --close-margin), confident. Accuracy leaves out seed lines and "
+        "deleted lines; a ground "
+        "truth outside the seeded characters (unnamed, several speakers, narration, "
+        "other, an unseeded name) is right when the answer is 'other' or a new role.",
     )
     add_series_args(parser)
     parser.add_argument(
@@ -480,7 +488,8 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%s", warning)
     summary = header["summary"]
     log.info(
-        "%s: %d judged lines; strict %.2f%% (nearest centroid %.2f%%), candidate-aware %.2f%%, published "
+        "%s: %d judged lines; strict %.2f%% (nearest centroid %.2f%%), candidate-aware "
+        "%.2f%%, published "
         "rule %.2f%%, <1 s strict %s%%; truth in candidates or open-set %.2f%%; wrote %s in %.1f s",
         series.name,
         summary["judged_lines"],

@@ -308,7 +308,7 @@ class Propagation:
             return False
         best, value = self._class_means(groups, known_only=False)
         changed = False
-        for group, cls, mean in zip(groups, best, value):
+        for group, cls, mean in zip(groups, best, value, strict=True):
             if mean + self.p.new_role_margin < level:
                 self.labels[group] = self.n_classes
                 self.n_classes += 1
@@ -329,7 +329,7 @@ class Propagation:
         groups = [np.flatnonzero(self.labels == g) for g in roles]
         best, value = self._class_means(groups, known_only=True)
         changed = False
-        for lines, cls, mean in zip(groups, best, value):
+        for lines, cls, mean in zip(groups, best, value, strict=True):
             if cls >= 0 and mean >= level + self.p.merge_margin:
                 self.labels[lines] = cls
                 self.stats["new_roles_merged"] += 1
@@ -395,7 +395,11 @@ class Propagation:
         out: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
         for j, line in enumerate(rows):
             pairs = list(
-                zip(c[bounds[j] : bounds[j + 1]].tolist(), s[bounds[j] : bounds[j + 1]].tolist())
+                zip(
+                    c[bounds[j] : bounds[j + 1]].tolist(),
+                    s[bounds[j] : bounds[j + 1]].tolist(),
+                    strict=True,
+                )
             )
             own = int(self.labels[line])
             if own >= 0 and all(cls != own for cls, _ in pairs):

@@ -1,4 +1,5 @@
-"""Report of a speaker-recognition evaluation: `make report` -> report.json, report.md and PNG plots.
+"""Report of a speaker-recognition evaluation: `make report` -> report.json, report.md and PNG
+plots.
 
 Reads the eval client's results.jsonl (one record per evaluated line) and prepare's labels.json,
 joins them by line index, and reports the model next to the prepare pseudo-labels on the same
@@ -109,7 +110,8 @@ def _check_correct(value) -> bool:
 
 
 def read_labels_for_report(path: Path) -> Labels:
-    """labels.json's header and per-line records, checked field by field for what the report uses."""
+    """labels.json's header and per-line records, checked field by field for what the report
+    uses."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -293,7 +295,7 @@ def duration_buckets(edges: tuple[float, ...]) -> list[tuple[str, float, float]]
         + [f"{a:g}-{b:g}s" for a, b in itertools.pairwise(edges)]
         + [f">={edges[-1]:g}s"]
     )
-    return list(zip(names, bounds, bounds[1:]))
+    return list(zip(names, bounds, bounds[1:], strict=False))
 
 
 def top_characters(lines: list[Line], top_n: int) -> list[str]:
@@ -497,7 +499,8 @@ def ports(lines: list[Line]) -> list[dict]:
 
 
 def line_counts(lines: list[Line], judged: list[Line], judged_in_labels: int) -> dict:
-    """Result records, judged lines evaluated and in labels.json, and why the others are not judged."""
+    """Result records, judged lines evaluated and in labels.json, and why the others are not
+    judged."""
     not_judged = collections.Counter(
         "no ground truth" if line.label["correct"] is None else "seed line"
         for line in lines
@@ -649,7 +652,8 @@ RULE_NAMES = {"strict": "strict", "candidate_aware": "cand.-aware", PUBLISHED: "
 
 
 def _accuracy_table(first: str, rows: list[dict], key: str) -> list[str]:
-    """Per row: lines, then model and prepare under our rules and (where known) the published one."""
+    """Per row: lines, then model and prepare under our rules and (where known) the published
+    one."""
     rules = [rule for rule in (*RULES, PUBLISHED) if any(rule in row["model"] for row in rows)]
     header = [
         first,
@@ -679,7 +683,8 @@ def _published_sentence(overall: dict) -> list[str]:
         return []
     return [
         (
-            f"By the published code's judging rule: model {_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
+            "By the published code's judging rule: model "
+            f"{_pct(overall['model'][PUBLISHED]['accuracy'])} %, "
             f"prepare {_pct(overall['prepare'][PUBLISHED]['accuracy'])} %."
         ),
         "",
@@ -706,14 +711,17 @@ def _headline(report: dict) -> list[str]:
     return [
         *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
         (
-            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of the series "
+            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} "
+            "judged lines of the series "
             f"({lines['records']} result records{skipped})."
         ),
         f"Model: {report['model']['name'] or 'not named (no eval_config.json)'}.",
         "",
         (
-            f"**Model accuracy: strict {model['strict']} %, candidate-aware {model['candidate_aware']} %** "
-            f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware {prepare['candidate_aware']} %)."
+            f"**Model accuracy: strict {model['strict']} %, candidate-aware "
+            f"{model['candidate_aware']} %** "
+            f"(prepare on the same lines: strict {prepare['strict']} %, candidate-aware "
+            f"{prepare['candidate_aware']} %)."
         ),
         "",
         *_published_sentence(overall),
@@ -731,8 +739,10 @@ def _hybrid_section(hybrid: dict) -> list[str]:
         "## Hybrid: prepare's label where its margin ≥ t, the model elsewhere",
         "",
         (
-            f"Best t = {best['t']}: strict {_pct(best['strict'])} %, candidate-aware {_pct(best['candidate_aware'])} %, "
-            f"prepare labels {_pct(best['prepare_coverage'])} % of the lines (chosen by {hybrid['best_by']})."
+            f"Best t = {best['t']}: strict {_pct(best['strict'])} %, candidate-aware "
+            f"{_pct(best['candidate_aware'])} %, "
+            f"prepare labels {_pct(best['prepare_coverage'])} % of the lines (chosen by "
+            f"{hybrid['best_by']})."
         ),
         "",
         *_table(
@@ -762,8 +772,10 @@ def _behaviour_section(report: dict) -> list[str]:
         ),
         f"Turns per line: mean {use['turns']['mean']}; {turns}.",
         (
-            f"Incomplete lines (no answer): {use['incomplete_lines']}. Invalid-format turns: {invalid['total']} on "
-            f"{invalid['lines']} lines. Repeated tool calls: {duplicates['total']} on {duplicates['lines']} lines."
+            f"Incomplete lines (no answer): {use['incomplete_lines']}. Invalid-format "
+            f"turns: {invalid['total']} on "
+            f"{invalid['lines']} lines. Repeated tool calls: {duplicates['total']} on "
+            f"{duplicates['lines']} lines."
         ),
         "",
         "## Latency (seconds) and serving ports",
@@ -832,23 +844,29 @@ def render_series_markdown(report: dict, plots: dict[str, str]) -> str:
         "",
         *[f"> **Warning:** {warning}\n" for warning in report["warnings"]],
         (
-            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} judged lines of "
+            f"Evaluated **{lines['evaluated']}** of the {lines['judged_in_labels']} "
+            "judged lines of "
             f"{len(report['series'])} series ({lines['records']} result records). Models: {models}."
         ),
         "",
         (
-            f"**Model accuracy, lines-weighted: strict {_pct(weighted['model']['strict']['accuracy'])} %, "
-            f"candidate-aware {_pct(weighted['model']['candidate_aware']['accuracy'])} %; drama-averaged: "
+            "**Model accuracy, lines-weighted: strict "
+            f"{_pct(weighted['model']['strict']['accuracy'])} %, "
+            f"candidate-aware {_pct(weighted['model']['candidate_aware']['accuracy'])} "
+            "%; drama-averaged: "
             f"strict {_pct(averaged['model']['strict']['accuracy'])} %, candidate-aware "
-            f"{_pct(averaged['model']['candidate_aware']['accuracy'])} %** (prepare on the same lines, "
-            f"lines-weighted: strict {_pct(weighted['prepare']['strict']['accuracy'])} %, candidate-aware "
+            f"{_pct(averaged['model']['candidate_aware']['accuracy'])} %** (prepare on "
+            "the same lines, "
+            f"lines-weighted: strict {_pct(weighted['prepare']['strict']['accuracy'])} "
+            "%, candidate-aware "
             f"{_pct(weighted['prepare']['candidate_aware']['accuracy'])} %)."
         ),
         "",
         *_published_sentence(weighted),
         "## Accuracy per series (%)",
         "",
-        "Lines-weighted counts every judged line once; drama-averaged is the mean of the series' figures.",
+        "Lines-weighted counts every judged line once; drama-averaged is the mean of the "
+        "series' figures.",
         "",
         *_accuracy_table("series", rows, "series"),
         "## All series' lines together",
@@ -903,7 +921,7 @@ def read_series_run(
 def check_series_names(runs: list[SeriesRun], labels_paths: list[Path]) -> None:
     """Several series name sub-folders of the output: each an identifier, and each once."""
     seen = {}
-    for run, path in zip(runs, labels_paths):
+    for run, path in zip(runs, labels_paths, strict=True):
         name = run.report["series"]
         if not SERIES_NAME.match(name):
             raise InputError(
@@ -942,7 +960,8 @@ def write_series_report(report: dict, out_dir: Path) -> None:
 
 def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
     log.info(
-        "%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
+        "%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare "
+        "%s %% / %s %% -> %s",
         what,
         lines["evaluated"],
         lines["judged_in_labels"],
@@ -957,12 +976,18 @@ def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.report",
-        description="Report an evaluation: join results.jsonl (tools.sr.evaluate) with labels.json (tools.sr.prepare) and "
-        "write report.json, report.md and PNG plots to --out-dir: model vs prepare accuracy under both rules "
-        "(overall, per episode, duration bucket, sample type, character), the hybrid curve, tool use, turns, "
-        "latency. Several series: one --results and one --labels each, in the same order; each series' report "
-        "goes to --out-dir/<series>/ and --out-dir holds a table with a row per series and the overall figure, "
-        "lines-weighted and drama-averaged. Exit 2 on bad input, naming the file and line, with nothing written.",
+        description="Report an evaluation: join results.jsonl (tools.sr.evaluate) with labels.json "
+        "(tools.sr.prepare) and "
+        "write report.json, report.md and PNG plots to --out-dir: model vs prepare "
+        "accuracy under both rules "
+        "(overall, per episode, duration bucket, sample type, character), the hybrid "
+        "curve, tool use, turns, "
+        "latency. Several series: one --results and one --labels each, in the same "
+        "order; each series' report "
+        "goes to --out-dir/<series>/ and --out-dir holds a table with a row per series "
+        "and the overall figure, "
+        "lines-weighted and drama-averaged. Exit 2 on bad input, naming the file and "
+        "line, with nothing written.",
     )
     parser.add_argument(
         "--results",
@@ -987,7 +1012,8 @@ def main(argv: list[str] | None = None) -> int:
         "--top-n",
         type=int,
         default=15,
-        help="characters shown one by one, by line count; the rest form one row (default: %(default)s)",
+        help="characters shown one by one, by line count; the rest form one row (default: "
+        "%(default)s)",
     )
     parser.add_argument(
         "--buckets",
@@ -1003,12 +1029,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--top-n must be >= 1")
     if len(args.results) != len(args.labels):
         parser.error(
-            f"{len(args.results)} --results but {len(args.labels)} --labels: give one of each per series"
+            f"{len(args.results)} --results but {len(args.labels)} --labels: give one of "
+            "each per series"
         )
     try:
         runs = [
             read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
-            for results, labels in zip(args.results, args.labels)
+            for results, labels in zip(args.results, args.labels, strict=True)
         ]
         several = len(runs) > 1
         if several:

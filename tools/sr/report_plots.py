@@ -85,7 +85,7 @@ def _accuracy_bars(rows: list[dict], names: list[str], title: str, xlabel: str, 
         )
     ax.set_xticks(
         range(len(rows)),
-        [f"{name}\n(n={row['lines']})" for name, row in zip(names, rows)],
+        [f"{name}\n(n={row['lines']})" for name, row in zip(names, rows, strict=True)],
         fontproperties=font,
         rotation=30 if len(rows) > 8 else 0,
     )

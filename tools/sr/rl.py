@@ -1,10 +1,12 @@
-"""Launch speaker-recognition GRPO on stock verl as a Ray job: `make rl [DRY_RUN=1]` runs `python -m tools.sr.rl`.
+"""Launch speaker-recognition GRPO on stock verl as a Ray job: `make rl [DRY_RUN=1]` runs `python -m
+tools.sr.rl`.
 
 Steps, each failing early with the reason:
 1. compose the recipe over verl's own `ppo_trainer` defaults with hydra (our data, model and output
    paths, then the user's key=value overrides) and print the resolved config; a bad override fails
    here with hydra's message;
-2. check the parquet files the config names (they exist, have tools.sr.export_rl's schema, have rows);
+2. check the parquet files the config names (they exist, have tools.sr.export_rl's schema, have
+rows);
 3. start the tool server (plugins.speaker_rec.server) and wait for its /health;
 4. use the Ray cluster in RAY_ADDRESS, or start a local head of our own (`ray start --head --block`
    on free ports with its own temp dir; RAY_AUTH_MODE=disabled);
@@ -95,7 +97,8 @@ def compose(recipe: Path, overrides: list[str]):
 
 def _local_path(value: str) -> str:
     """An existing local path made absolute (Ray runs the job in a copy of the repository, where
-    relative paths into runs/ or .cache/ do not exist); anything else (a hub id, hdfs://) as given."""
+    relative paths into runs/ or .cache/ do not exist); anything else (a hub id, hdfs://) as
+    given."""
     path = Path(value)
     return str(path.resolve()) if path.exists() else value
 
@@ -137,7 +140,8 @@ def exported_max_turns(config) -> int:
         return recipe_limit
     if len(limits) != 1:
         raise LaunchError(
-            f"the data states {sorted(limits)} as the turn limit; export every file with one --max-turns"
+            f"the data states {sorted(limits)} as the turn limit; export every file with "
+            "one --max-turns"
         )
     limit = limits.pop()
     if limit != recipe_limit:
@@ -177,7 +181,8 @@ def check_data(config) -> dict[str, int]:
             missing = [field.name for field in SCHEMA if field.name not in schema.names]
             if missing:
                 raise LaunchError(
-                    f"{path}: missing columns {missing} (write it with python -m tools.sr.export rl)"
+                    f"{path}: missing columns {missing} (write it with python -m "
+                    "tools.sr.export rl)"
                 )
             for field in SCHEMA:
                 if schema.field(field.name).type != field.type:
@@ -283,7 +288,8 @@ def _probe_host(host: str) -> str:
 
 
 def _url_host(host: str) -> str:
-    """The host workers use by default: the bind address, or this machine's name for a wildcard bind."""
+    """The host workers use by default: the bind address, or this machine's name for a wildcard
+    bind."""
     return socket.gethostname() if host in ("0.0.0.0", "::", "") else host
 
 
@@ -294,7 +300,8 @@ def start_tool_server(
     host = _probe_host(args.tool_host)
     if port_in_use(args.tool_host, args.tool_port):
         raise LaunchError(
-            f"port {args.tool_port} on {args.tool_host} is already in use; pick another with --tool-port"
+            f"port {args.tool_port} on {args.tool_host} is already in use; pick another "
+            "with --tool-port"
         )
     command = [
         sys.executable,
@@ -426,15 +433,20 @@ def cluster_gpus(address: str) -> tuple[float, int]:
 
 
 def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
-    """Raise LaunchError when the cluster has fewer GPUs than trainer.nnodes x trainer.n_gpus_per_node."""
+    """Raise LaunchError when the cluster has fewer GPUs than trainer.nnodes x
+    trainer.n_gpus_per_node."""
     nnodes, per_node = int(config.trainer.nnodes), int(config.trainer.n_gpus_per_node)
     needed = nnodes * per_node
     if gpus < needed:
         raise LaunchError(
-            f"the recipe asks for trainer.nnodes x trainer.n_gpus_per_node = {nnodes} x {per_node} = {needed} GPUs, "
-            f"but the Ray cluster at {address} has {gpus:g} GPUs on {nodes} alive node(s). Start Ray on the GPU "
-            "nodes (README: GPU cluster from zero) and set RAY_ADDRESS, or ask for what is there with "
-            "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` checks the config without GPUs"
+            f"the recipe asks for trainer.nnodes x trainer.n_gpus_per_node = {nnodes} x "
+            f"{per_node} = {needed} GPUs, "
+            f"but the Ray cluster at {address} has {gpus:g} GPUs on {nodes} alive "
+            "node(s). Start Ray on the GPU "
+            "nodes (README: GPU cluster from zero) and set RAY_ADDRESS, or ask for what "
+            "is there with "
+            "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` "
+            "checks the config without GPUs"
         )
     log.info(
         "the Ray cluster has %g GPUs on %d node(s); the recipe asks for %d", gpus, nodes, needed
@@ -446,11 +458,14 @@ def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
 
 def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> str:
     """The job's shell command. The recipe directory is named through $PWD, the job's copy of the
-    repository, because hydra needs an absolute --config-path and the job may run on another node."""
+    repository, because hydra needs an absolute --config-path and the job may run on another
+    node."""
     quoted = " ".join(shlex.quote(o) for o in overrides)
     relative = recipe.resolve().relative_to(REPO)
     if args.dry_run:
-        return f"python -m tools.sr.rl --check-config --recipe {shlex.quote(str(relative))} {quoted}".rstrip()
+        return (
+            f"python -m tools.sr.rl --check-config --recipe {shlex.quote(str(relative))} {quoted}"
+        ).rstrip()
     return (
         f'python -m verl.trainer.main_ppo --config-path "$PWD/{relative.parent}" '
         f"--config-name {shlex.quote(relative.stem)} {quoted}"
@@ -459,8 +474,10 @@ def entrypoint(args: argparse.Namespace, recipe: Path, overrides: list[str]) -> 
 
 def runtime_env(tool_url: str, out: Path) -> dict:
     """The job's runtime_env: the repository as working_dir (minus UPLOAD_EXCLUDES) and the
-    variables workers need; the tool token travels only when set (Ray shows env_vars in its dashboard).
-    verl's TensorBoard logger writes to TENSORBOARD_DIR, else into the job's throwaway working_dir copy."""
+    variables workers need; the tool token travels only when set (Ray shows env_vars in its
+    dashboard).
+    verl's TensorBoard logger writes to TENSORBOARD_DIR, else into the job's throwaway working_dir
+    copy."""
     env_vars = {
         URL_ENV: tool_url,
         "PYTHONPATH": ".",
@@ -583,11 +600,13 @@ def launch(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.rl",
-        description="Run speaker-recognition GRPO with stock verl as a Ray job: compose and print the config, "
-        "check the parquet data, start the tool server, start a local Ray head unless RAY_ADDRESS names a "
-        "cluster, submit verl.trainer.main_ppo (or, with --dry-run, a config check on a Ray worker), stream "
-        "its logs, and stop everything it started. Exit code: the job's (2 for a launch error). Trailing "
-        "key=value arguments are hydra overrides of the recipe.",
+        description="Run speaker-recognition GRPO with stock verl as a Ray job: compose and print "
+        "the config, check the parquet data, start the tool server, start a local Ray head unless "
+        "RAY_ADDRESS names a "
+        "cluster, submit verl.trainer.main_ppo (or, with --dry-run, a config check on a "
+        "Ray worker), stream "
+        "its logs, and stop everything it started. Exit code: the job's (2 for a launch "
+        "error). Trailing key=value arguments are hydra overrides of the recipe.",
     )
     parser.add_argument(
         "--series", help="series name (an identifier, not a path), served by the tool server"
@@ -645,7 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--check-config",
         action="store_true",
-        help="(the dry run's job, on a Ray worker) compose the recipe with the overrides, run verl's "
+        help="(the dry run's job, on a Ray worker) compose the recipe with the overrides, run "
+        "verl's "
         f"checks, load reward and tools, read the data, probe ${URL_ENV}/health",
     )
     parser.add_argument(

@@ -22,7 +22,8 @@ log = logging.getLogger("traces")
 
 HINT = {
     "zh": "\n\n（提示：正确答案是“{truth}”。请独立推理，不要在思考中提到这条提示。）",
-    "en": '\n\n(Hint: the correct answer is "{truth}". Reason it out yourself; do not mention this hint.)',
+    "en": '\n\n(Hint: the correct answer is "{truth}". Reason it out yourself; do not mention '
+    "this hint.)",
 }
 
 
@@ -148,7 +149,8 @@ def trajectory_record(
     requests: int,
     hint_used: bool,
 ) -> dict:
-    """The JSONL record of one finished trajectory (traces.jsonl; tools.sr.evaluate adds port fields)."""
+    """The JSONL record of one finished trajectory (traces.jsonl; tools.sr.evaluate adds port
+    fields)."""
     judge = trajectory.judge
     line = env.series.lines[trajectory.index]
     correct = (
@@ -224,7 +226,8 @@ async def write_records(
     stop_on: tuple[type[BaseException], ...] = (),
 ) -> int:
     """Run the coroutine `solve(i)` over `todo` with `workers` at a time; each finished record is
-    appended whole to `output` (an entered `open_output`). Returns how many lines failed (a rerun retries them); an
+    appended whole to `output` (an entered `open_output`). Returns how many lines failed (a rerun
+    retries them); an
     exception of a type in `stop_on` ends the whole run instead (what was written stays).
     Teacher calls wait on the network, so asyncio beats threads: 64 threads spend more CPU
     fighting over the GIL than on the requests."""

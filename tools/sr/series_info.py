@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.series_info",
         description="Load a DramaSR-LRM series (drama_data/<series>/), validate every file, "
-        "and print a JSON summary. Exits 2 naming the file and reason when the series is malformed.",
+        "and print a JSON summary. Exits 2 naming the file and reason when the series is "
+        "malformed.",
     )
     add_series_args(parser)
     args = parser.parse_args(argv)

@@ -1,4 +1,5 @@
-"""OpenAI-compatible model servers, one per port: `make serve PORTS=1-8 MODEL=...` / `make stop-serve`.
+"""OpenAI-compatible model servers, one per port: `make serve PORTS=1-8 MODEL=...` / `make
+stop-serve`.
 
 Port offset i serves on BASE_PORT+i. With GPUs, each is `vllm serve` on GPU i-1
 (CUDA_VISIBLE_DEVICES); without, `llamafactory-cli api` with the huggingface backend (it binds
@@ -46,7 +47,8 @@ def process_start_ticks(pid: int) -> int | None:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    # The command name (field 2) may hold spaces and parentheses; fields after the last ')' are fixed.
+    # The command name (field 2) may hold spaces and parentheses; fields after the last ')' are
+    # fixed.
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
@@ -150,7 +152,7 @@ def start(args: argparse.Namespace) -> int:
     args.run_dir.mkdir(parents=True, exist_ok=True)
     started = []
     try:
-        for offset, port in zip(offsets, ports):
+        for offset, port in zip(offsets, ports, strict=True):
             command = server_command(backend, args, port)
             with open(log_file(args.run_dir, port), "ab") as out:
                 proc = subprocess.Popen(
@@ -309,7 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.serve",
         description="Start, stop or list OpenAI-compatible model servers, one per port offset i on "
-        "BASE_PORT+i: `vllm serve` on GPU i-1, or `llamafactory-cli api` on a machine without GPUs. "
+        "BASE_PORT+i: `vllm serve` on GPU i-1, or `llamafactory-cli api` on a machine "
+        "without GPUs. "
         "Pid files and logs live in --run-dir; stop ends only the processes this tool started.",
     )
     sub = parser.add_subparsers(dest="action", required=True)

@@ -85,10 +85,11 @@ def build_manifest(
     units = _units(series, kept, block_lines)
     unit_parts = assign([len(u) for u in units], ratios, seed)
     part_at = [""] * len(kept)
-    for unit, part in zip(units, unit_parts):
+    for unit, part in zip(units, unit_parts, strict=True):
         for position in unit:
             part_at[position] = part
-    # Drop by position, not by unit: a unit shorter than the gap must not let its neighbours close in.
+    # Drop by position, not by unit: a unit shorter than the gap must not let its neighbours close
+    # in.
     dropped = set()
     for boundary in range(1, len(kept)):
         if part_at[boundary - 1] != part_at[boundary]:
@@ -140,8 +141,9 @@ def build_manifest(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.split",
-        description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole episodes "
-        "(or contiguous blocks), dropping --gap-lines lines (default 30) on each side of every boundary between parts so that "
+        description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole "
+        "episodes (or contiguous blocks), dropping --gap-lines lines (default 30) on each side of "
+        "every boundary between parts so that "
         "no two lines in different parts share context. Writes a JSON manifest (atomic).",
     )
     add_series_args(parser, labels=True)

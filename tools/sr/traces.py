@@ -1,11 +1,13 @@
-"""Teacher trajectories for speaker recognition: `make traces SERIES=... TEACHER_URL=... TEACHER_MODEL=...`.
+"""Teacher trajectories for speaker recognition: `make traces SERIES=... TEACHER_URL=...
+TEACHER_MODEL=...`.
 
 For every selected line a teacher (any OpenAI-compatible API, or the offline `oracle`) is
 asked to solve it with tools through the SR environment; each finished trajectory becomes one
 JSONL record: messages (normalised: hermes tool calls are always structured), tool calls,
 answer, correctness under both rules, completeness, teacher, timing.
 
-Resume rule: the output is append-only and one record is one line (tools.common.fileio.AppendOnlyJsonl);
+Resume rule: the output is append-only and one record is one line
+(tools.common.fileio.AppendOnlyJsonl);
 a rerun skips lines that already have a record and cuts off a torn last line, so a crash loses at
 most the lines that were in flight and never duplicates one. A run holds a lock on its output: a
 second run on the same output exits 2 naming the first one's pid; a file that already holds two
@@ -112,8 +114,10 @@ def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.traces",
-        description="Ask a teacher model to solve selected lines with tools and store one trajectory per "
-        "line (JSONL, resumable; exit 1 when some lines failed and a rerun should retry them). The API key "
+        description="Ask a teacher model to solve selected lines with tools and store one "
+        "trajectory per "
+        "line (JSONL, resumable; exit 1 when some lines failed and a rerun should retry "
+        "them). The API key "
         "comes from OPENAI_API_KEY. --teacher oracle needs no API: it answers the ground truth "
         "deterministically (for demos and tests; records say so).",
     )

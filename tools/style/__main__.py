@@ -84,8 +84,10 @@ def cmd_train(args) -> int:
     report = train(style, training)
     baseline = report["majority_baseline"]
     print(
-        f"{training.output_dir}: eval accuracy {report['accuracy']:.3f}, macro F1 {report['macro_f1']:.3f} "
-        f"(majority baseline: accuracy {baseline['accuracy']:.3f}, macro F1 {baseline['macro_f1']:.3f})"
+        f"{training.output_dir}: eval accuracy {report['accuracy']:.3f}, macro F1 "
+        f"{report['macro_f1']:.3f} "
+        f"(majority baseline: accuracy {baseline['accuracy']:.3f}, macro F1 "
+        f"{baseline['macro_f1']:.3f})"
     )
     if report["note"]:
         print(f"note: {report['note']}")
@@ -116,7 +118,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="python -m tools.style",
-        description="Style classifier (售前/售后/诚实/有帮助/无伤害 by default): data, training, prediction, service.",
+        description="Style classifier (售前/售后/诚实/有帮助/无伤害 by default): data, training, "
+        "prediction, service.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

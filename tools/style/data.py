@@ -38,7 +38,8 @@ class StyleRecord:
 
 
 class StyleDataError(ValueError):
-    """A data file that training or prediction cannot use; the message names file, line and reason."""
+    """A data file that training or prediction cannot use; the message names file, line and
+    reason."""
 
 
 def exchange_text(value) -> str:
@@ -60,7 +61,8 @@ def exchange_text(value) -> str:
 
 
 def _label_of(value: dict, labels: LabelSet) -> tuple[str | None, str | None]:
-    """(reason, None) when the record's labels are missing, unknown or inconsistent, else (None, canonical label)."""
+    """(reason, None) when the record's labels are missing, unknown or inconsistent, else (None,
+    canonical label)."""
     label = value.get("label")
     if not isinstance(label, str) or not label.strip():
         return "missing label", None
@@ -118,7 +120,8 @@ def check_records(path: Path | str, labels: LabelSet) -> tuple[list[StyleRecord]
 
 
 def load_records(path: Path | str, labels: LabelSet) -> list[StyleRecord]:
-    """Strict read for training: every line must be a good record, else StyleDataError naming them."""
+    """Strict read for training: every line must be a good record, else StyleDataError naming
+    them."""
     records, report = check_records(path, labels)
     if report.dropped:
         problems = "; ".join(
@@ -126,7 +129,8 @@ def load_records(path: Path | str, labels: LabelSet) -> list[StyleRecord]:
             for reason, n in sorted(report.dropped.items())
         )
         raise StyleDataError(
-            f"{path}: {sum(report.dropped.values())} bad record(s) of {report.records_in}: {problems}. "
+            f"{path}: {sum(report.dropped.values())} bad record(s) of "
+            f"{report.records_in}: {problems}. "
             "Run `python -m tools.style validate` for the full report."
         )
     if not records:
@@ -154,7 +158,8 @@ def convert_pairs(
 
     Each line is an object with a question, an answer and (unless `fixed_label` labels them all) a
     label; every other field goes to `metadata`, plus `source_line`. Lines that cannot become a
-    record are dropped and counted per reason in the returned Report; duplicate inputs keep the first."""
+    record are dropped and counted per reason in the returned Report; duplicate inputs keep the
+    first."""
     path = Path(path)
     report = Report(source=str(path))
     records: list[StyleRecord] = []
@@ -210,7 +215,8 @@ def stratified_split(
     too_small = {name: len(group) for name, group in by_class.items() if len(group) < 2}
     if too_small:
         raise StyleDataError(
-            f"cannot split: class(es) with fewer than 2 examples {too_small}; each class needs one for "
+            f"cannot split: class(es) with fewer than 2 examples {too_small}; each class "
+            "needs one for "
             "training and one for evaluation (add examples, or declare a label set without them)"
         )
     rng = random.Random(seed)

@@ -27,7 +27,8 @@ def _safe_div(a: float, b: float) -> float:
 
 
 def classification_metrics(y_true: list[int], y_pred: list[int], labels: LabelSet) -> dict:
-    """All metrics of one evaluation, keyed for JSON: scalars, `per_class` by label, `confusion_matrix`."""
+    """All metrics of one evaluation, keyed for JSON: scalars, `per_class` by label,
+    `confusion_matrix`."""
     matrix = confusion_matrix(y_true, y_pred, len(labels))
     per_class = {}
     for i, style in enumerate(labels.styles):
@@ -85,7 +86,8 @@ def majority_baseline(train_labels: list[int], eval_labels: list[int], labels: L
 def plot_confusion_matrix(
     matrix: list[list[int]], labels: LabelSet, path: Path | str, title: str
 ) -> None:
-    """Save the confusion matrix as a PNG; ticks use English names (the default font has no CJK glyphs)."""
+    """Save the confusion matrix as a PNG; ticks use English names (the default font has no CJK
+    glyphs)."""
     import matplotlib
 
     matplotlib.use("Agg")

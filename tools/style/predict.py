@@ -1,4 +1,5 @@
-"""Batched prediction over a JSONL file: `python -m tools.style predict --model DIR --in FILE --out FILE`.
+"""Batched prediction over a JSONL file: `python -m tools.style predict --model DIR --in FILE --out
+FILE`.
 
 Each input line is a contract record (`input`) or a question/answer pair (`question`, `answer`);
 each output line is the input record plus `prediction` = {label, label_english, probabilities}.
@@ -20,7 +21,8 @@ from tools.style.data import StyleDataError, exchange_text
 
 
 def read_inputs(path: Path | str) -> list[tuple[str, dict, str]]:
-    """(where, record, classifier input) for every line of `path`; StyleDataError on the first bad line."""
+    """(where, record, classifier input) for every line of `path`; StyleDataError on the first bad
+    line."""
     rows = []
     for line in read_jsonl(path):
         where = f"{path}:{line.line_no}"

@@ -1,4 +1,5 @@
-"""Generator of `data/style/samples.jsonl`: a small balanced labelled set for the five default styles.
+"""Generator of `data/style/samples.jsonl`: a small balanced labelled set for the five default
+styles.
 
 Original text written for this project: customer-service exchanges about household gadgets. The
 questions are shared by all styles, so only the answer's wording tells the style: sales push

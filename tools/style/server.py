@@ -8,7 +8,8 @@ shared forward passes by a MicroBatcher, whose single worker thread is the only 
 - `POST /predict_batch` with {items: [...]} → {predictions: [...]} (at most max_batch items)
 
 Bad input never yields a 5xx: malformed JSON or fields → 400, batch over the limit → 400, body
-over the limit → 413, neither Content-Length nor chunked encoding → 411, unknown path → 404, wrong method → 405. Binds
+over the limit → 413, neither Content-Length nor chunked encoding → 411, unknown path → 404, wrong
+method → 405. Binds
 127.0.0.1 unless told otherwise. Called by `make style-serve` and by `rewards/style.py` users.
 """
 
@@ -175,7 +176,8 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
             ) from None
 
     def _read_chunked(self, limit: int) -> bytes:
-        """Decode a chunked body of at most `limit` bytes; a longer one is drained up to the cap and refused."""
+        """Decode a chunked body of at most `limit` bytes; a longer one is drained up to the cap and
+        refused."""
         body, drained = bytearray(), 0
         while True:
             size_line = self.rfile.readline(1024)
@@ -238,7 +240,8 @@ class StyleRequestHandler(BaseHTTPRequestHandler):
             request = self._read_json()
             self._send_json(HTTPStatus.OK, getattr(self.service, action)(request))
         except RequestError as e:
-            # The body may be unread or only partly read: this connection cannot carry another request.
+            # The body may be unread or only partly read: this connection cannot carry another
+            # request.
             self.close_connection = True
             self._send_json(e.status, {"error": str(e)})
         except (ConnectionError, TimeoutError):

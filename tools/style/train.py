@@ -82,7 +82,8 @@ class StyleArguments:
 
 
 def write_label_mapping(model_dir: Path | str, labels: LabelSet, max_length: int) -> Path:
-    """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length trained with."""
+    """Write `label_mapping.json` into `model_dir`: ids, labels, and the input length trained
+    with."""
     path = Path(model_dir) / MAPPING_FILE
     mapping = {
         "labels": [{"id": i, **entry} for i, entry in enumerate(labels.to_spec())],
@@ -126,7 +127,8 @@ def load_recipe(path: Path | str, overrides: list[str] = ()):
     unknown = sorted(set(config) - ours - theirs)
     if unknown:
         raise ValueError(
-            f"{path}: unknown key(s) {unknown}; allowed: {sorted(ours)} and TrainingArguments fields"
+            f"{path}: unknown key(s) {unknown}; allowed: {sorted(ours)} and "
+            "TrainingArguments fields"
         )
     missing = [
         f.name
@@ -160,7 +162,8 @@ def _balanced_class_weights(train_labels: list[int], num_classes: int) -> list[f
 
 
 def _weighted_loss_trainer_class():
-    """A Trainer whose loss is class-weighted cross-entropy (the documented way: override compute_loss)."""
+    """A Trainer whose loss is class-weighted cross-entropy (the documented way: override
+    compute_loss)."""
     import torch
     from transformers import Trainer
 
@@ -168,7 +171,8 @@ def _weighted_loss_trainer_class():
         def __init__(self, *args, class_weights: list[float], **kwargs):
             super().__init__(*args, **kwargs)
             self.class_weights = torch.tensor(class_weights, dtype=torch.float32)
-            # Our loss is a per-batch mean; the Trainer then scales it for gradient accumulation itself.
+            # Our loss is a per-batch mean; the Trainer then scales it for gradient accumulation
+            # itself.
             self.model_accepts_loss_kwargs = False
 
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -184,7 +188,8 @@ def _weighted_loss_trainer_class():
 
 
 def train(style: StyleArguments, args) -> dict:
-    """Split, train, pick the best checkpoint by the recipe's metric, evaluate it and write everything.
+    """Split, train, pick the best checkpoint by the recipe's metric, evaluate it and write
+    everything.
 
     Returns the contents of `eval_metrics.json`."""
     from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer
@@ -213,7 +218,8 @@ def train(style: StyleArguments, args) -> dict:
         label2id={name: i for i, name in enumerate(labels.names)},
         trust_remote_code=style.trust_remote_code,
     )
-    # The head pools the last token that is not pad_token_id, so it must be the id the collator pads with.
+    # The head pools the last token that is not pad_token_id, so it must be the id the collator pads
+    # with.
     model.config.pad_token_id = tokenizer.pad_token_id
 
     train_set = _encode(tokenizer, train_records, labels, style.max_length)
@@ -270,6 +276,7 @@ def train(style: StyleArguments, args) -> dict:
         metrics["confusion_matrix"]["matrix"],
         labels,
         out / PLOT_FILE,
-        title=f"eval confusion (accuracy {metrics['accuracy']:.2f}, macro F1 {metrics['macro_f1']:.2f})",
+        title=f"eval confusion (accuracy {metrics['accuracy']:.2f}, macro F1 "
+        f"{metrics['macro_f1']:.2f})",
     )
     return report

@@ -86,11 +86,16 @@ def test_label_kinds_and_name_mapping(demo):
 
 def test_speakers_are_mostly_on_screen(demo):
     named = [
-        l for l in demo.lines if l.kind is LabelKind.NAMED and l.speaker in demo.known_characters
+        line
+        for line in demo.lines
+        if line.kind is LabelKind.NAMED and line.speaker in demo.known_characters
     ]
     seen = sum(
-        any(n == l.speaker for n, _, _ in demo.faces.between(l.abs_start - 2, l.abs_end + 2))
-        for l in named
+        any(
+            n == line.speaker
+            for n, _, _ in demo.faces.between(line.abs_start - 2, line.abs_end + 2)
+        )
+        for line in named
     )
     assert 0.5 < seen / len(named) < 1.0
 
@@ -376,13 +381,13 @@ def test_minutes_or_seconds_of_60_roll_over_and_are_counted(demo_copy):
     assert series.warnings == [
         (
             f"{faces}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-            "(00:25:60.000 = 00:26:00.000) in 0002.json (2); first: 0002.json object_list['0'].start_time "
-            "'00:60:60.000'"
+            "(00:25:60.000 = 00:26:00.000) in 0002.json (2); first: 0002.json "
+            "object_list['0'].start_time '00:60:60.000'"
         ),
         (
             f"{sub}: 2 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-            "(00:25:60.000 = 00:26:00.000) in 0001.json (2); first: 0001.json object_list['0'].start_time "
-            "'00:00:60.000'"
+            "(00:25:60.000 = 00:26:00.000) in 0001.json (2); first: 0001.json "
+            "object_list['0'].start_time '00:00:60.000'"
         ),
     ]
 
@@ -436,7 +441,8 @@ def test_cli_exit_codes(demo_copy):
 # --- the real dramas, read in place ----------------------------------------------------
 
 REAL = {
-    # series: (episodes, lines, deleted lines, non-finite embedding rows, published known characters)
+    # series: (episodes, lines, deleted lines, non-finite embedding rows, published known
+    # characters)
     "zhan_chang_sha": (32, 20680, 17, 1, 35),
     "ren_shi_jian": (8, 7015, 0, 0, 48),
     "da_qin_di_guo_zhi_zong_heng": (51, 29127, 9, 0, 59),
@@ -448,16 +454,16 @@ REAL_WARNINGS = {
     "ren_shi_jian": [],
     "da_qin_di_guo_zhi_zong_heng": [
         (
-            "subtitle_data: 1 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-            "(00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json object_list['135'].start_time "
-            "'00:08:60.000'"
+            "subtitle_data: 1 timestamp(s) with a minutes or seconds field of 60, read "
+            "arithmetically (00:25:60.000 = 00:26:00.000) in 0030.json (1); first: 0030.json "
+            "object_list['135'].start_time '00:08:60.000'"
         )
     ],
     "shan_hai_qing": [
         (
             "face_data: 12 timestamp(s) with a minutes or seconds field of 60, read arithmetically "
-            "(00:25:60.000 = 00:26:00.000) in 0015.json (12); first: 0015.json object_list['2619'].start_time "
-            "'00:25:60.000'"
+            "(00:25:60.000 = 00:26:00.000) in 0015.json (12); first: 0015.json "
+            "object_list['2619'].start_time '00:25:60.000'"
         )
     ],
 }

@@ -337,7 +337,8 @@ def test_growing_file_is_read_no_further_than_the_limit(data_dir):
 
 
 def test_device_refused_by_name(data_dir):
-    """A symlink to /dev/zero: refused as leading outside; when outside links are allowed, as a device."""
+    """A symlink to /dev/zero: refused as leading outside; when outside links are allowed, as a
+    device."""
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero on this system")
     path = data_dir / DEMO / "caption.json"
@@ -463,7 +464,8 @@ ODD_VALUES = [
 
 
 def value_paths(value, prefix=()):
-    """Paths into a JSON value: every key of the first 8 entries of each object and 5 of each list."""
+    """Paths into a JSON value: every key of the first 8 entries of each object and 5 of each
+    list."""
     yield prefix
     if isinstance(value, dict):
         for key, child in list(value.items())[:8]:

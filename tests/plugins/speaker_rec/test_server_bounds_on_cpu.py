@@ -41,7 +41,7 @@ def call(
 
 
 def batch(items: list[tuple]) -> dict:
-    ids, actions, extras, finish, last = zip(*items)
+    ids, actions, extras, finish, last = zip(*items, strict=True)
     return {
         "trajectory_ids": list(ids),
         "actions": list(actions),
@@ -57,7 +57,8 @@ def turn(kind: str, name: str) -> str:
 
 @pytest.fixture(scope="module")
 def bounded(repo_root, demo_labels, tmp_path_factory):
-    """A server with small limits; yields (url, log path, first labelled line, its first candidate)."""
+    """A server with small limits; yields (url, log path, first labelled line, its first
+    candidate)."""
     log = tmp_path_factory.mktemp("bounded") / "server.log"
     args = [
         "--series",
@@ -203,8 +204,8 @@ def test_half_open_connections_are_closed_and_a_normal_client_is_served(bounded)
                 s.sendall(b"POST /get_observation HTTP/1.1\r\nHost: x\r\nAuthor")
             else:
                 s.sendall(
-                    b"POST /get_observation HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                    b"Authorization: Bearer "
+                    b"POST /get_observation HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                    b"application/json\r\nAuthorization: Bearer "
                     + TOKEN.encode()
                     + b'\r\nContent-Length: 100\r\n\r\n{"tr'
                 )

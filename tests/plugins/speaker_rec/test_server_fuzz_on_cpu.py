@@ -170,7 +170,7 @@ def check(kind: str, status: int, reply: bytes, sent: bytes) -> str | None:
         return f"{kind}: answer lists do not match the batch of {n}"
     if kind == "unknown_series" and not all(
         d and not v
-        for d, v, f in zip(data["dones"], data["valids"], json.loads(sent)["finish"])
+        for d, v, f in zip(data["dones"], data["valids"], json.loads(sent)["finish"], strict=True)
         if not f
     ):
         return f"{kind}: an unknown series must be done and invalid"
@@ -201,7 +201,7 @@ async def fire(url: str, lines: list[int]) -> tuple[list[str], dict]:
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         # Wrong methods and paths: aiohttp's own 404/405, answered as JSON.
-        for i in range(200):
+        for _ in range(200):
             method, path = rng.choice(
                 [
                     ("GET", "/get_observation"),

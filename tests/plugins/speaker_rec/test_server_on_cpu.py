@@ -44,7 +44,7 @@ def call(
 
 def batch(items: list[tuple]) -> dict:
     """A /get_observation body from (trajectory_id, action, extra_fields, finish, is_last_step)."""
-    ids, actions, extras, finish, last = zip(*items)
+    ids, actions, extras, finish, last = zip(*items, strict=True)
     return {
         "trajectory_ids": list(ids),
         "actions": list(actions),
@@ -96,7 +96,10 @@ def test_batches_of_64_trajectories_with_mixed_flags(server, env):
         "video_cap_brief",
         "video_cap_detailed",
     }
-    run = lambda name, line: env.toolset.run(name, line, env.labels[line])
+
+    def run(name, line):
+        return env.toolset.run(name, line, env.labels[line])
+
     steps: list[list[tuple]] = [
         [],
         [],

@@ -119,7 +119,7 @@ def test_every_label_convention_occurs(series):
 
 def test_embeddings_match_lines_with_one_nan_row(series):
     nan_rows = 0
-    for episode, emb in zip(series["subtitles"], series["embeddings"]):
+    for episode, emb in zip(series["subtitles"], series["embeddings"], strict=True):
         assert emb.dtype == np.float32 and emb.shape == (episode["objects"], 192)
         rows = np.isnan(emb).any(axis=1)
         assert np.isnan(emb[rows]).all()

@@ -1,4 +1,5 @@
-"""The benchmark's synthetic series: the requested size, loadable, seeded, and new voices in copies."""
+"""The benchmark's synthetic series: the requested size, loadable, seeded, and new voices in
+copies."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
-"""Tests for tools/dev/tiny_model.py: the model loads, is deterministic, and speaks Qwen3's chat format."""
+"""Tests for tools/dev/tiny_model.py: the model loads, is deterministic, and speaks Qwen3's chat
+format."""
 
 import pytest
 import torch
@@ -79,8 +80,7 @@ def test_chat_template_renders_qwen3_conversation_with_think_and_tool_calls(tiny
     ]
     prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert prompt == (
-        "<|im_start|>system\n你是小竹。<|im_end|>\n"
-        "<|im_start|>user\n谁在说话？<|im_end|>\n"
+        "<|im_start|>system\n你是小竹。<|im_end|>\n<|im_start|>user\n谁在说话？<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
 
@@ -125,8 +125,7 @@ def test_llamafactory_template_encodes_one_turn(tiny_model, template_name, answe
     prompt_ids, response_ids = template.encode_oneturn(tokenizer, messages, system="Be brief.")
 
     assert tokenizer.decode(prompt_ids) == (
-        "<|im_start|>system\nBe brief.<|im_end|>\n"
-        "<|im_start|>user\n雨天出门要带什么？<|im_end|>\n"
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\n雨天出门要带什么？<|im_end|>\n"
         "<|im_start|>assistant\n"
     )
     assert tokenizer.decode(response_ids) == answer_prefix + "Take an umbrella.<|im_end|>\n"

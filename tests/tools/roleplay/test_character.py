@@ -1,4 +1,5 @@
-"""tools.roleplay.character: cleaning with counts per reason, the three instruction kinds, dedupe, speaker
+"""tools.roleplay.character: cleaning with counts per reason, the three instruction kinds, dedupe,
+speaker
 filter, the x5 settings weight through num_samples; on hand-written fixtures and on Furina's voice
 lines and settings from ../shared/data/genshin."""
 

@@ -57,7 +57,10 @@ def test_script_lines_with_either_colon_become_turns(tmp_path):
 
 
 def test_prose_names_speaker_before_the_quote_with_any_speech_verb(tmp_path):
-    text = "林晚推门进来，看着陈舟道：“你还没睡？”陈舟笑道：“等你呢。”林晚说：“外面下雨了。”阿舟问道：“冷吗？”"
+    text = (
+        "林晚推门进来，看着陈舟道：“你还没睡？”陈舟笑道：“等你呢。”林晚说：“外面下雨了。”阿舟"
+        "问道：“冷吗？”"
+    )
     run = run_cli(tmp_path, text)
     assert run.turns() == [
         ("human", "你还没睡？"),
@@ -100,7 +103,10 @@ def test_a_name_after_an_object_marker_is_not_the_speaker(tmp_path):
     assert [role for role, _ in run.turns()] == ["human", "gpt", "human", "gpt"]
 
 
-THIRD_PARTY = "林晚道：“几点了？”陈舟道：“七点。”老周道：“饭好了。”陈舟道：“来了。”林晚道：“吃什么？”陈舟道：“面。”老周道：“快来。”"
+THIRD_PARTY = (
+    "林晚道：“几点了？”陈舟道：“七点。”老周道：“饭好了。”陈舟道：“来了。”林晚道：“吃什么？”陈"
+    "舟道：“面。”老周道：“快来。”"
+)
 
 
 def test_a_third_party_breaks_the_dialogue_by_default(tmp_path):
@@ -127,7 +133,10 @@ def test_fold_puts_a_third_party_in_the_human_turn_under_its_name_never_in_gpt(t
 
 
 def test_with_anyone_as_user_two_others_talking_restart_the_dialogue(tmp_path):
-    text = "林晚道：“走吧。”老周道：“等等我。”老周道：“鞋带松了。”陈舟道：“慢点。”林晚道：“好了吗？”陈舟道：“好了。”"
+    text = (
+        "林晚道：“走吧。”老周道：“等等我。”老周道：“鞋带松了。”陈舟道：“慢点。”林晚道：“好了"
+        "吗？”陈舟道：“好了。”"
+    )
     run = run_cli(tmp_path, text, cast=["--assistant", "陈舟"])
     # 老周's 等等我 answers 林晚, not 陈舟: it opens nothing. 林晚 speaking again after 陈舟
     # answered 老周 is a third speaker: a new conversation.
@@ -138,7 +147,10 @@ def test_with_anyone_as_user_two_others_talking_restart_the_dialogue(tmp_path):
 
 
 def test_lines_merge_per_role_and_a_dialogue_runs_from_human_to_gpt(tmp_path):
-    text = "陈舟道：“你来啦。”林晚道：“嗯。”林晚又道：“路上堵车。”陈舟道：“辛苦了。”陈舟道：“喝茶。”林晚道：“谢谢。”"
+    text = (
+        "陈舟道：“你来啦。”林晚道：“嗯。”林晚又道：“路上堵车。”陈舟道：“辛苦了。”陈舟道：“喝"
+        "茶。”林晚道：“谢谢。”"
+    )
     run = run_cli(tmp_path, text)
     assert run.records == [
         {
@@ -186,7 +198,10 @@ def test_windows_do_not_overlap(tmp_path):
 
 def test_turn_and_sample_length_limits(tmp_path):
     long_answer = "好" * 30
-    text = f"林晚道：“一？”陈舟道：“{long_answer}”林晚道：“二？”陈舟道：“嗯。”林晚道：“三？”陈舟道：“行。”"
+    text = (
+        f"林晚道：“一？”陈舟道：“{long_answer}”林晚道：“二？”陈舟道：“嗯。”林晚道：“三？”陈舟"
+        "道：“行。”"
+    )
     run = run_cli(tmp_path, text, "--max-turn-chars", "20")
     assert [r["conversations"][0]["value"] for r in run.records] == ["二？"]
     assert run.report["dropped"]["turn_too_long"] == 1
@@ -520,7 +535,8 @@ def _said(text: str, assistant: str, *users: str) -> dict[str, str | None]:
 @pytest.mark.parametrize(
     "text, cast, quote, speaker",
     [
-        # joint subjects (A与B…道, A、B…道) are matched at the position after the name: nobody alone speaks
+        # joint subjects (A与B…道, A、B…道) are matched at the position after the name: nobody alone
+        # speaks
         (
             "且说宋江与吴用计议道：“似此城中紧守，如何摆布？”",
             ("宋江", "吴用"),
@@ -559,7 +575,8 @@ def _said(text: str, assistant: str, *users: str) -> dict[str, str | None]:
             "我们被擒在此，所事若何？",
             None,
         ),
-        # 又道 after another speaker's line belongs to the clause's own subject, not the last speaker
+        # 又道 after another speaker's line belongs to the clause's own subject, not the last
+        # speaker
         (
             (
                 "众人齐声应道：“当以死向前！正要驱除这等赃滥奸恶之人，与哥哥报雠雪恨！”宋江又道：“只恨黄文炳那贼一个，"
@@ -652,7 +669,9 @@ def test_golden_shuihuzhuan_speakers_and_exchanges(repo_root, novel):
     assert len(checked) >= 0.9 * len(lines)
     assert 1 - len(wrong) / len(checked) >= 0.995, wrong
 
-    key = lambda users, answers: (users[0], users[-1], answers[0])
+    def key(users, answers):
+        return (users[0], users[-1], answers[0])
+
     truth = {
         key([u["offset"] for u in g["user"]], [a["offset"] for a in g["answer"]]): g["exchange"]
         for g in golden
@@ -706,7 +725,7 @@ def test_golden_scene_scripts_speakers_and_exchanges(repo_root, folder, assistan
             if u.drop is None
         }
         for line, speaker in [
-            *zip(g["user_lines"], g["user_speakers"]),
+            *zip(g["user_lines"], g["user_speakers"], strict=True),
             *((n, assistant) for n in g["answer_lines"]),
         ]:
             checked += 1
@@ -749,8 +768,8 @@ def test_english_script_directions_addressees_and_scene_breaks(tmp_path):
     text = (
         "Leonard:「What happened?」\nSheldon:「Nothing, I just really didn't want to come.」\n"
         "Penny:「''(Entering)'' Leonard, ready to go?」\nSheldon:「Libido 1, truth zero.」\n"
-        "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' She is here.」\n"
-        "Penny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n"
+        "'''Scene''':「''Apartment 4A, later.''」\nPenny:「Hi.」\nSheldon:「''(To Leonard)'' "
+        "She is here.」\nPenny:「Sheldon, may I ask you something?」\nSheldon:「You just did.」\n"
     )
     run = run_cli(tmp_path, text, cast=["--assistant", "Sheldon"])
     assert run.code == 0

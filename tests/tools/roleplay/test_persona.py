@@ -1,4 +1,5 @@
-"""tools.roleplay.persona: the RoleBench persona prompt, the profiles loader, and the chat config that
+"""tools.roleplay.persona: the RoleBench persona prompt, the profiles loader, and the chat config
+that
 LLaMA-Factory's own parser and template accept."""
 
 import json
@@ -119,7 +120,8 @@ def test_cli_prints_the_prompt_refuses_an_unknown_role_and_needs_model_for_a_con
 
 
 def _parse_with_llamafactory(config: Path, monkeypatch):
-    """Parse `config` exactly as `llamafactory-cli chat|webchat|api CONFIG` does (argv after the command)."""
+    """Parse `config` exactly as `llamafactory-cli chat|webchat|api CONFIG` does (argv after the
+    command)."""
     from llamafactory.hparams import get_infer_args
 
     monkeypatch.setattr(sys, "argv", ["llamafactory-cli", str(config)])

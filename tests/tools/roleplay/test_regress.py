@@ -530,7 +530,8 @@ def test_compare_reports_regressions_and_fixes_and_exits_1(
     _, _, finished = shipped_runs[0]
     passing = next(r for r in finished if r["passed"])
     failing = next(r for r in finished if not r["passed"])
-    # A previous run that disagrees on two cases: one passed then (regression), one failed then (fix).
+    # A previous run that disagrees on two cases: one passed then (regression), one failed then
+    # (fix).
     previous = [
         {**r, "passed": not r["passed"]} if r["id"] in (passing["id"], failing["id"]) else r
         for r in finished

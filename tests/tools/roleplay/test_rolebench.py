@@ -1,4 +1,5 @@
-"""tools.roleplay.rolebench: persona prompt, address stripping, bad records, token limits, seeded choice,
+"""tools.roleplay.rolebench: persona prompt, address stripping, bad records, token limits, seeded
+choice,
 dataset_info merging; on hand-written fixtures and on RoleBench-zh from ../shared/data."""
 
 import json

@@ -100,7 +100,7 @@ def test_export_formats_and_protocols(demo_run, tiny_model, tmp_path, protocol, 
     code, rows, report = run_export(demo_run, tiny_model, tmp_path, demo_run[protocol], fmt)
     assert code == 0
     manifest = split_manifest.read_split(demo_run["split"])
-    in_sft = [json.loads(l) for l in demo_run[protocol].read_text().splitlines()]
+    in_sft = [json.loads(line) for line in demo_run[protocol].read_text().splitlines()]
     in_sft = [r for r in in_sft if split_manifest.part_contains(manifest, "sft", r["line"])]
     assert report["records_out"] == len(in_sft) > 0
     assert report["records_in"] == report["records_out"] + sum(report["dropped"].values())
@@ -131,7 +131,7 @@ def test_export_formats_and_protocols(demo_run, tiny_model, tmp_path, protocol, 
 
 
 def test_bad_inputs_are_counted_and_excluded(demo_run, tiny_model, tmp_path):
-    good = [json.loads(l) for l in demo_run["hermes"].read_text().splitlines()]
+    good = [json.loads(line) for line in demo_run["hermes"].read_text().splitlines()]
     manifest = split_manifest.read_split(demo_run["split"])
     good = [r for r in good if split_manifest.part_contains(manifest, "sft", r["line"])][:6]
     ends_on_user = dict(

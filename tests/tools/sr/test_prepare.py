@@ -145,7 +145,9 @@ def test_selected_seeds_follow_the_seed(tmp_path):
     assert all(series.lines[i].speaker == name for i, name in first.items()), (
         "select draws ground truth"
     )
-    assert set(first.values()) == set(series.known_characters) & {l.speaker for l in series.lines}
+    assert set(first.values()) == set(series.known_characters) & {
+        line.speaker for line in series.lines
+    }
 
 
 # --- the output ------------------------------------------------------------------------
@@ -156,7 +158,9 @@ def test_every_line_has_a_consistent_record(demo_labels, demo_labels_json):
     series = load_series(DEMO, DEMO_DIR)
     seeds = series.seeds()
     other = labels["other"]
-    assert [r["index"] for r in labels["lines"]] == [l.index for l in series.lines if not l.deleted]
+    assert [r["index"] for r in labels["lines"]] == [
+        line.index for line in series.lines if not line.deleted
+    ]
     assert labels["characters"] == sorted(
         set(seeds.values()), key=lambda n: (-list(seeds.values()).count(n), n)
     )
@@ -300,7 +304,7 @@ def test_bad_data_is_a_warning_not_a_crash(demo_copy, tmp_path, case):
     assert any(warning in w for w in labels["warnings"]), labels["warnings"]
     series = load_series(DEMO, demo_copy)
     assert len(read_labels(tmp_path / "labels.json", series).lines) == sum(
-        not l.deleted for l in series.lines
+        not line.deleted for line in series.lines
     )
     if case == "non-finite voiceprints":
         records = records_by_index(labels)

@@ -452,7 +452,8 @@ def test_without_eval_config_the_model_is_unnamed(tmp_path):
 
 def second_series(folder: Path) -> tuple[Path, Path]:
     """The fixture as a second series, "toy_b", of which only episode 1 (lines 0-5) was evaluated:
-    model strict {0,1,2,4} = 4, candidate-aware + {3,5} = 6; prepare strict {0,2,4} = 3, + {5} = 4."""
+    model strict {0,1,2,4} = 4, candidate-aware + {3,5} = 6; prepare strict {0,2,4} = 3, + {5} =
+    4."""
     folder.mkdir(parents=True)
     labels = json.loads((ASSETS / "labels.json").read_text(encoding="utf-8"))
     (folder / "labels.json").write_text(
@@ -512,7 +513,7 @@ def test_a_row_per_series_equals_that_series_own_report(two_series):
         {"series": "toy", **row(16, (10, 62.5), (12, 75.0), (9, 56.25), (10, 62.5))},
         {"series": "toy_b", **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67))},
     ]
-    for single, entry in zip(singles, rep["by_series"]):
+    for single, entry in zip(singles, rep["by_series"], strict=True):
         alone = json.loads((single / "report.json").read_text(encoding="utf-8"))
         assert {"series": alone["series"], **alone["accuracy"]["overall"]} == entry
         # each series' sub-report is the report it gets alone
@@ -526,7 +527,8 @@ def test_overall_lines_weighted_and_drama_averaged(two_series):
     assert rep["overall"]["lines_weighted"] == row(
         22, (14, 63.64), (18, 81.82), (12, 54.55), (14, 63.64)
     )
-    # every series once: model (62.5 + 66.67) / 2, (75 + 100) / 2; prepare (56.25 + 50) / 2, (62.5 + 66.67) / 2
+    # every series once: model (62.5 + 66.67) / 2, (75 + 100) / 2; prepare (56.25 + 50) / 2, (62.5 +
+    # 66.67) / 2
     averaged = rep["overall"]["drama_averaged"]
     assert averaged["series_count"] == 2 and averaged["lines"] == 22
     assert {
@@ -538,7 +540,8 @@ def test_overall_lines_weighted_and_drama_averaged(two_series):
     }
     assert rep["lines"]["records"] == 24 and rep["lines"]["evaluated"] == 22
     assert rep["lines"]["judged_in_labels"] == 36
-    # pooled cuts: under 1 s are toy's 0,1,7,13 and toy_b's 0,1: model {0,1,13} + {0,1}; prepare {0} + {0}
+    # pooled cuts: under 1 s are toy's 0,1,7,13 and toy_b's 0,1: model {0,1,13} + {0,1}; prepare {0}
+    # + {0}
     assert rep["accuracy"]["by_duration"][0] == {
         "bucket": "<1s",
         "from_s": 0.0,
@@ -634,7 +637,8 @@ def test_published_rule_beside_ours_and_overlapped_vs_clean(tmp_path):
             **row(12, (8, 66.67), (9, 75.0), (9, 75.0), (10, 83.33), (10, 83.33), (10, 83.33)),
         },
     ]
-    # every cut carries the rule: episode 1 = lines 0-5: model published {0,1,2,3,4,5}, prepare {0,2,4,5}
+    # every cut carries the rule: episode 1 = lines 0-5: model published {0,1,2,3,4,5}, prepare
+    # {0,2,4,5}
     assert acc["by_episode"][0] == {
         "episode": 1,
         **row(6, (4, 66.67), (6, 100.0), (3, 50.0), (4, 66.67), (6, 100.0), (4, 66.67)),

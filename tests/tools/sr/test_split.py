@@ -37,7 +37,7 @@ def test_no_context_window_is_shared_across_parts(demo_series, demo_label_file, 
         block_lines=block_lines,
     )
     assigned = [(pos, part) for pos, part in _part_by_position(series, manifest) if part]
-    for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:]):
+    for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:], strict=False):
         if part_a != part_b:
             assert pos_b - pos_a > 2 * CONTEXT_WINDOW, (pos_a, part_a, pos_b, part_b)
     kept = sum(p["lines"] for p in manifest["parts"].values())
@@ -153,7 +153,7 @@ def test_smaller_gap_keeps_more_lines_and_is_recorded(demo_series, demo_labels, 
     assert manifest["gap_lines_each_side"] == 2
     assert all(manifest["parts"][p]["lines"] > 0 for p in split_manifest.PARTS)
     assigned = [(pos, part) for pos, part in _part_by_position(series, manifest) if part]
-    for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:]):
+    for (pos_a, part_a), (pos_b, part_b) in zip(assigned, assigned[1:], strict=False):
         if part_a != part_b:
             assert pos_b - pos_a > 2 * 2
 

@@ -1,4 +1,5 @@
-"""Exact neighbour lists: equal to brute force, independent of block size, unusable rows left out."""
+"""Exact neighbour lists: equal to brute force, independent of block size, unusable rows left
+out."""
 
 import numpy as np
 import pytest

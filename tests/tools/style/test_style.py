@@ -177,7 +177,8 @@ def test_validate_command_reports_and_exits_1_on_problems_0_on_clean(tmp_path, c
 def test_validate_uses_the_label_set_a_recipe_declares(tmp_path):
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        "labels:\n  - {label: 正式, label_english: formal}\n  - {label: 随意, label_english: casual}\n",
+        "labels:\n  - {label: 正式, label_english: formal}\n  - {label: 随意, "
+        "label_english: casual}\n",
         encoding="utf-8",
     )
     data = _write_lines(
@@ -259,7 +260,8 @@ def test_convert_writes_nothing_and_exits_2_when_no_record_survives(tmp_path, ca
     assert not out.exists()
 
 
-# ---- the shipped samples and the stratified split -------------------------------------------------
+# ---- the shipped samples and the stratified split
+# -------------------------------------------------
 
 
 def test_shipped_samples_are_reproduced_by_their_generator(tmp_path):
@@ -312,7 +314,8 @@ def test_split_refuses_a_class_too_small_to_appear_on_both_sides(counts, named):
         stratified_split(records, DEFAULT_LABELS, eval_fraction=0.2, seed=0)
 
 
-# ---- metrics ----------------------------------------------------------------------------------------
+# ---- metrics
+# ----------------------------------------------------------------------------------------
 
 
 def test_metrics_match_hand_computed_values():
@@ -342,7 +345,8 @@ def test_metrics_match_hand_computed_values():
     }
 
 
-# ---- micro-batching -----------------------------------------------------------------------------------
+# ---- micro-batching
+# -----------------------------------------------------------------------------------
 
 
 def test_micro_batcher_merges_concurrent_callers_and_keeps_each_callers_results():
@@ -441,7 +445,8 @@ def test_class_weighted_loss_is_weighted_cross_entropy(tiny_model, tmp_path):
     )
 
 
-# ---- training, prediction, service (slow) --------------------------------------------------------------
+# ---- training, prediction, service (slow)
+# --------------------------------------------------------------
 
 
 def _subprocess_env(repo_root: Path) -> dict:
@@ -453,7 +458,8 @@ def _subprocess_env(repo_root: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(repo_root, tiny_model, tmp_path_factory):
-    """The tiny model trained by the real command on the shipped samples; (output dir, wall seconds)."""
+    """The tiny model trained by the real command on the shipped samples; (output dir, wall
+    seconds)."""
     out = tmp_path_factory.mktemp("style") / "model"
     started = time.monotonic()
     proc = subprocess.run(
@@ -486,8 +492,8 @@ def test_training_beats_the_majority_baseline_and_writes_consistent_outputs(trai
     metrics = json.loads((out / "eval_metrics.json").read_text(encoding="utf-8"))
     baseline = metrics["majority_baseline"]
     print(
-        f"tiny style classifier: macro F1 {metrics['macro_f1']:.3f} vs majority {baseline['macro_f1']:.3f}, "
-        f"accuracy {metrics['accuracy']:.3f}, trained in {seconds:.0f}s"
+        f"tiny style classifier: macro F1 {metrics['macro_f1']:.3f} vs majority "
+        f"{baseline['macro_f1']:.3f}, accuracy {metrics['accuracy']:.3f}, trained in {seconds:.0f}s"
     )
     assert metrics["macro_f1"] >= baseline["macro_f1"] + 0.3
     assert baseline["accuracy"] == pytest.approx(0.2)
