@@ -374,7 +374,7 @@ def two_series_dir(tmp_path_factory) -> Path:
 
 def make(target: str, *variables: str) -> list[str]:
     """A `make` command line run with this interpreter's environment (what `make install` built)."""
-    if shutil.which("make") is None or not (Path(sys.prefix) / ".make-installed").exists():
+    if shutil.which("make") is None or not (Path(sys.prefix) / ".dramakit-env").exists():
         pytest.skip("needs make and an environment built by `make install`")
     return ["make", "--no-print-directory", target, f"VENV={sys.prefix}", *variables]
 
