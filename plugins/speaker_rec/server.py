@@ -55,10 +55,8 @@ import logging
 import os
 import resource
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -576,63 +574,6 @@ async def serve(
     watchdog.cancel()
     server.close()
     await runner.cleanup()
-
-
-def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> dict:
-    """Poll `<url>/health` until it answers 200 and return its JSON; TimeoutError after
-    `timeout` seconds, RuntimeError as soon as `proc` (the server, if given) has exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"the tool server at {url} exited with {proc.returncode} before it was ready"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                return json.loads(reply.read())
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"tool server {url} not healthy after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def running_server(
-    args: list[str],
-    *,
-    port: int,
-    env: dict | None = None,
-    log_path: Path | None = None,
-    timeout: float = 60.0,
-):
-    """Run `python -m plugins.speaker_rec.server ARGS --port PORT` from the repository root on
-    127.0.0.1; yield its base URL once /health answers, then stop exactly that process (SIGTERM,
-    by its pid) and check it shut down cleanly. For tests, benchmarks and launchers."""
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
-    with open(log_path or os.devnull, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plugins.speaker_rec.server", *args, "--port", str(port)],
-            cwd=repo,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, timeout, proc)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the tool server exited with {proc.returncode} on SIGTERM")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -40,8 +40,10 @@ import uuid
 from pathlib import Path
 
 from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, URL_ENV
+from tools.common import process
 from tools.common.fileio import atomic_write_json, atomic_write_text
-from tools.common.openai_endpoint import free_port, port_in_use, wait_http_ok
+from tools.common.openai_endpoint import free_port, port_in_use
+from tools.common.process import wait_http_ok
 
 log = logging.getLogger("rl")
 
@@ -243,9 +245,9 @@ class Started:
         atomic_write_json(self.record, self.pids)
 
     def stop(self) -> None:
-        """Stop every started process, newest first: SIGTERM to the process we started (the tool
-        server shuts down; `ray start --block` drains its node and stops Ray's processes), then
-        SIGKILL, by pid, to whatever of its tree (seen just before) outlives the grace period."""
+        """Stop every started process, newest first, by pid (tools.common.process.stop: SIGTERM
+        to its process group, then SIGKILL after the grace period); then SIGKILL whatever of its
+        tree (seen just before) left the group and outlived it."""
         import psutil
 
         for name in reversed(list(self.procs)):
@@ -257,23 +259,20 @@ class Started:
                 tree = []
             self.pids[name] = sorted(set(self.pids[name]) | {p.pid for p in tree})
             self._save()
-            if proc.poll() is None:
-                proc.terminate()
-            _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_S)
+            process.stop(proc, STOP_GRACE_S)
+            _, alive = psutil.wait_procs(tree[1:], timeout=0)
             for p in alive:
                 try:
                     log.warning(
-                        "%s: pid %d (%s) outlived SIGTERM by %d s; killing it",
+                        "%s: pid %d (%s) outlived its group's SIGTERM; killing it",
                         name,
                         p.pid,
                         p.name(),
-                        STOP_GRACE_S,
                     )
                     p.kill()
                 except psutil.NoSuchProcess:
                     pass
             psutil.wait_procs(alive, timeout=STOP_GRACE_S)
-            proc.wait()
             log.info("stopped %s (%d processes)", name, len(tree))
 
 
@@ -315,16 +314,8 @@ def start_tool_server(
     ]
     log_path = run_dir / "tool_server.log"
     log.info("tool server: %s (log %s)", shlex.join(command), log_path)
-    with open(log_path, "w") as log_file:
-        # Its own session: Ctrl-C reaches only us, and we stop it after the job.
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            start_new_session=True,
-        )
+    # Its own session: Ctrl-C reaches only us, and we stop it after the job.
+    proc = process.start(command, log_path, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     started.add("tool_server", proc)
     url = f"http://{host}:{args.tool_port}"
     try:
@@ -379,15 +370,7 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
     env.pop("RAY_ADDRESS", None)
     log_path = run_dir / "ray_head.log"
     log.info("local Ray head: %s (log %s)", shlex.join(command), log_path)
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    proc = process.start(command, log_path, cwd=REPO, env=env)
     started.add("ray_head", proc)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
     try:
