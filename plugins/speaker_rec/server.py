@@ -76,7 +76,7 @@ from plugins.speaker_rec.trajectory_store import (
     TrajectoryStore,
 )
 
-log = logging.getLogger("tool_server")
+logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -170,7 +170,7 @@ class ToolService:
             try:
                 observation, done, valid = self.observe(*item)
             except Exception:  # an internal bug on one item must not fail the batch
-                log.exception("internal error on trajectory %s", shown_id(item[0]))
+                logger.exception("internal error on trajectory %s", shown_id(item[0]))
                 observation, done, valid = self._error(
                     item[0], "internal error while judging this action"
                 )
@@ -517,7 +517,7 @@ async def serve(
     request head is overdue meanwhile."""
     room = descriptor_room(limits.max_connections)
     if room < limits.max_connections:
-        log.warning(
+        logger.warning(
             "only %d connections fit under this process's limit on open files (asked for "
             "--max-connections %d)",
             room,
@@ -552,7 +552,7 @@ async def serve(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
+    logger.info(
         "serving %s on http://%s:%d (idle timeout %.0f s, token %s)",
         ", ".join(service.series),
         host,
@@ -569,8 +569,8 @@ async def serve(
                 continue  # the worker thread is judging a batch; sweep next time
             freed = service.store.sweep()
             if freed:
-                log.info("freed %d idle trajectories; %d live", freed, len(service.store))
-    log.info("stopping: %d trajectories live", len(service.store))
+                logger.info("freed %d idle trajectories; %d live", freed, len(service.store))
+    logger.info("stopping: %d trajectories live", len(service.store))
     watchdog.cancel()
     server.close()
     await runner.cleanup()

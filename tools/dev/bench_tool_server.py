@@ -49,7 +49,7 @@ from tools.common.openai_endpoint import free_port
 from tools.common.process import running_server
 from tools.dev.bench_parse import adversarial_actions
 
-log = logging.getLogger("bench_tool_server")
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 # Targets on 2 cores at 256 concurrent trajectories; the anchor is verl-tool's own server with a

@@ -45,7 +45,7 @@ from plugins.speaker_rec.series import SERIES_NAME
 from tools.common.fileio import atomic_write_text, read_jsonl
 from tools.common.tiny_model_files import is_tiny_model
 
-log = logging.getLogger("report")
+logger = logging.getLogger(__name__)
 
 FORMAT = "dramakit-report/1"
 SERIES_FORMAT = "dramakit-series-report/1"
@@ -904,7 +904,7 @@ def write_series_report(report: dict, out_dir: Path) -> None:
 
 
 def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
-    log.info(
+    logger.info(
         "%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare %s %% / %s %% -> %s",
         what,
         lines["evaluated"],
@@ -981,7 +981,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for warning in (overview if several else runs[0].report)["warnings"]:
-        log.warning("%s", warning)
+        logger.warning("%s", warning)
     if not several:
         report = runs[0].report
         write_report(report, args.out_dir)

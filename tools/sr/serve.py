@@ -26,7 +26,7 @@ from tools.common.process import start as start_process
 from tools.common.process import stop_group, wait_ready
 from tools.sr.port_ranges import parse_ranges
 
-log = logging.getLogger("serve")
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "vllm", "llamafactory")
 STOP_GRACE_S = 30.0
@@ -144,7 +144,7 @@ def start(args: argparse.Namespace) -> int:
                     f"{path}: a server we started is still running on port {port}; "
                     "run `python -m tools.sr.serve stop` first"
                 )
-            log.warning("%s: stale pid file (its process is gone), removed", path)
+            logger.warning("%s: stale pid file (its process is gone), removed", path)
             path.unlink()
         if port_in_use(args.host, port):
             raise ValueError(f"port {port} on {args.host} is already in use")
@@ -175,7 +175,7 @@ def start(args: argparse.Namespace) -> int:
                     "start_ticks": process_start_ticks(proc.pid),
                 },
             )
-            log.info(
+            logger.info(
                 "port %d: pid %d, %s (log %s)",
                 port,
                 proc.pid,
@@ -191,7 +191,7 @@ def start(args: argparse.Namespace) -> int:
                 raise RuntimeError(
                     f"{e}; last lines of {log_file(args.run_dir, port)}:\n{tail}"
                 ) from None
-            log.info("ready: %s (served name %s)", url, args.served_name)
+            logger.info("ready: %s (served name %s)", url, args.served_name)
     except BaseException:
         for port, _ in started:
             stop_port(args.run_dir, port)
@@ -232,7 +232,7 @@ def stop(args: argparse.Namespace) -> int:
     )
     for port in pid_files(args.run_dir, ports):
         outcome = stop_port(args.run_dir, port)
-        log.info(
+        logger.info(
             "port %d: %s",
             port,
             {

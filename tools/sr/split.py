@@ -27,7 +27,7 @@ from tools.common.series_args import add_series_args, load_series_and_labels
 from tools.sr.selection import parse_named_numbers
 from tools.sr.split_manifest import FORMAT, PARTS
 
-log = logging.getLogger("split")
+logger = logging.getLogger(__name__)
 
 DEFAULT_RATIOS = "sft=0.6,rl_train=0.2,rl_val=0.05,eval=0.15"
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines, args.gap_lines)
     if args.gap_lines < CONTEXT_WINDOW:
-        log.warning(
+        logger.warning(
             "--gap-lines %d < the context window %d: prompts of different parts share lines",
             args.gap_lines,
             CONTEXT_WINDOW,
@@ -186,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, manifest, indent=1)
     for part in PARTS:
         if ratios[part] > 0 and not manifest["parts"][part]["lines"]:
-            log.warning(
+            logger.warning(
                 "part %s got no lines: units are too coarse for its ratio (try --block-lines)", part
             )
     summary = ", ".join(f"{p} {manifest['parts'][p]['lines']}" for p in PARTS)
-    log.info(
+    logger.info(
         "%s: %s; %d lines dropped in gaps -> %s",
         args.series,
         summary,
