@@ -137,7 +137,7 @@ def build_manifest(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.split",
         description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole episodes "
@@ -166,10 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         help="lines dropped on each side of a boundary between parts (default: the prompt's "
         "context window, %(default)s; less lets parts share context: for tiny demo series only)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.block_lines < 0 or args.gap_lines < 0:
         parser.error("--block-lines and --gap-lines must be >= 0")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Assign the series' lines to the parts and write the manifest; 2 on bad input."""
     try:
         ratios = parse_ratios(args.ratios)
         series, labels = load_series_and_labels(args)
