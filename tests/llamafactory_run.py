@@ -31,7 +31,9 @@ from pathlib import Path
 import yaml
 
 from repo_paths import REPO_ROOT
-from tools.common.openai_endpoint import free_port, wait_ready
+from tools.common import process
+from tools.common.openai_endpoint import free_port
+from tools.common.process import wait_ready
 
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")
 TAIL_CHARS = 4000
@@ -183,10 +185,7 @@ def start_api_server(
         "PYTHONPATH": str(REPO_ROOT),
     }
     env.pop("API_KEY", None)  # a key in the caller's environment would make the server demand it
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT
-        )
+    proc = process.start(command, log_path, env=env, cwd=REPO_ROOT)
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_ready(url, API_START_TIMEOUT, proc)
@@ -197,13 +196,8 @@ def start_api_server(
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Stop exactly this process: SIGTERM, then SIGKILL after 30 s."""
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+    """Stop exactly this server (its process group): SIGTERM, then SIGKILL after 30 s."""
+    process.stop(proc)
 
 
 @contextlib.contextmanager

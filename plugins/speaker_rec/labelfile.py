@@ -17,11 +17,13 @@ The file is one JSON object: the run's settings, counts, warnings and accuracy s
 The header's `published_known` lists the characters the published code's judging rule
 (correctness.published) counts as known, so the report can judge by it too.
 
-Traces, the tool server, export and eval read it with `read_labels`; the report reads the
-records' own fields.
+`read_labels_json` reads and checks the format (header and each record's fields, naming the
+file and the record); the report builds on it. Traces, the tool server, export and eval read it
+with `read_labels`, which adds the cross-checks against the series.
 """
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +32,31 @@ from plugins.speaker_rec.toolset import LineLabel
 
 FORMAT = "dramakit-labels/1"
 SAMPLE_TYPES = ("wrong", "low_score", "close", "confident")
+CORRECTNESS_RULES = ("strict", "candidate_aware")  # the keys of a record's `correct`
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_correct(value) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(value.get(rule), bool) for rule in CORRECTNESS_RULES
+    )
+
+
+# Each record's fields and what a readable value is (extra fields are accepted as they come).
+RECORD_CHECKS = {
+    "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+    "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "duration": lambda v: _is_number(v) and v >= 0,
+    "label": lambda v: isinstance(v, str),
+    "margin": _is_number,
+    "sample": lambda v: v in SAMPLE_TYPES,
+    "truth": lambda v: v is None or isinstance(v, str),
+    "correct": lambda v: v is None or _is_correct(v),
+    "source": lambda v: isinstance(v, str),
+}
 
 
 @dataclass
@@ -53,22 +80,59 @@ def dumps(header: dict, records: list[dict]) -> str:
     return head[:-2] + ',\n "lines": [\n' + body + "\n ]\n}\n"
 
 
+def read_labels_json(path: Path | str) -> dict:
+    """Read a labels.json and check its format: the header (`format`, `other`, `lines`,
+    `published_known`) and every record's fields (RECORD_CHECKS, `truth` and `correct` set
+    together, no index twice, `overlap` a bool when present). Returns the parsed object; raises
+    ValueError naming the file, the record (`lines[i]`) and the reason."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path}: file is missing") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(
+            f"{path}: malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
+        ) from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: malformed JSON ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a labels file (format is not {FORMAT!r})")
+    if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):
+        raise ValueError(f"{path}: the header lacks 'other' or 'lines'")
+    known = data.get("published_known")
+    if known is not None and not (
+        isinstance(known, list) and all(isinstance(name, str) for name in known)
+    ):
+        raise ValueError(f"{path}: 'published_known' is not a list of names ({known!r})")
+    seen = set()
+    for position, record in enumerate(data["lines"]):
+        where = f"{path}: lines[{position}]"
+        if not isinstance(record, dict):
+            raise ValueError(f"{where}: not a JSON object")
+        for key, ok in RECORD_CHECKS.items():
+            if key not in record or not ok(record[key]):
+                raise ValueError(f"{where}: missing or invalid {key!r} ({record.get(key)!r})")
+        if (record["truth"] is None) != (record["correct"] is None):
+            raise ValueError(f"{where}: 'truth' and 'correct' must both be set or both be null")
+        if record["index"] in seen:
+            raise ValueError(f"{where}: index {record['index']} appears twice")
+        if "overlap" in record and not isinstance(record["overlap"], bool):
+            raise ValueError(f"{where}: invalid 'overlap' ({record['overlap']!r})")
+        seen.add(record["index"])
+    return data
+
+
 def read_labels(path: Path | str, series: Series) -> LabelFile:
-    """Read and check a labels.json written for `series`; raises ValueError naming the file
-    and the reason when it is not one."""
+    """Read a labels.json (read_labels_json) and check it against `series`: written for it,
+    every index a non-deleted line, every line labelled, candidates ending with the "other"
+    label; raises ValueError naming the file, the record and the reason."""
     path = Path(path)
 
     def bad(reason: str) -> ValueError:
         return ValueError(f"{path}: {reason}")
 
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise bad("file is missing") from None
-    except json.JSONDecodeError as e:
-        raise bad(f"malformed JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise bad(f"not a labels file (format is not {FORMAT!r})")
+    data = read_labels_json(path)
     if data.get("series") != series.name:
         raise bad(f"written for series {data.get('series')!r}, not {series.name!r}")
     other = data.get("other")

@@ -58,7 +58,7 @@ __all__ = [
     "series_dir",
 ]
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 EPISODE_FILE = re.compile(r"^([0-9]{4})\.(json|npy)$")
@@ -306,7 +306,7 @@ def load_series(name: str, data_dir: Path | str, policy: ReadPolicy = DEFAULT_PO
     embeddings = _read_embeddings(root / "sv_embedding", numbers, episodes, load)
     embedding_ok = np.isfinite(embeddings).all(axis=1)
     if not embedding_ok.all():
-        log.info("%s: %d voiceprint rows are not finite", name, int((~embedding_ok).sum()))
+        logger.info("%s: %d voiceprint rows are not finite", name, int((~embedding_ok).sum()))
     known, faces = [], None
     if load.files.is_dir(root / "face_data"):
         known, faces = _read_faces(root / "face_data", numbers, episodes, load)
@@ -323,7 +323,7 @@ def load_series(name: str, data_dir: Path | str, policy: ReadPolicy = DEFAULT_PO
     }
     warnings = load.warnings()
     for warning in warnings:
-        log.warning("%s", warning)
+        logger.warning("%s", warning)
     return Series(
         name=name,
         root=root,

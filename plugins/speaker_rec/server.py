@@ -59,10 +59,8 @@ import logging
 import os
 import resource
 import signal
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter, deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,7 +80,7 @@ from plugins.speaker_rec.trajectory_store import (
     TrajectoryStore,
 )
 
-log = logging.getLogger("tool_server")
+logger = logging.getLogger(__name__)
 
 DEFAULT_IDLE_TIMEOUT_S = 600.0
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -176,7 +174,7 @@ class ToolService:
             try:
                 observation, done, valid = self.observe(*item)
             except Exception:  # an internal bug on one item must not fail the batch
-                log.exception("internal error on trajectory %s", shown_id(item[0]))
+                logger.exception("internal error on trajectory %s", shown_id(item[0]))
                 observation, done, valid = self._error(
                     item[0], "internal error while judging this action"
                 )
@@ -525,7 +523,7 @@ async def serve(
     request head is overdue meanwhile."""
     room = descriptor_room(limits.max_connections)
     if room < limits.max_connections:
-        log.warning(
+        logger.warning(
             "only %d connections fit under this process's limit on open files (asked for "
             "--max-connections %d)",
             room,
@@ -560,7 +558,7 @@ async def serve(
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info(
+    logger.info(
         "serving %s on http://%s:%d (idle timeout %.0f s, token %s)",
         ", ".join(service.series),
         host,
@@ -577,68 +575,11 @@ async def serve(
                 continue  # the worker thread is judging a batch; sweep next time
             freed = service.store.sweep()
             if freed:
-                log.info("freed %d idle trajectories; %d live", freed, len(service.store))
-    log.info("stopping: %d trajectories live", len(service.store))
+                logger.info("freed %d idle trajectories; %d live", freed, len(service.store))
+    logger.info("stopping: %d trajectories live", len(service.store))
     watchdog.cancel()
     server.close()
     await runner.cleanup()
-
-
-def wait_healthy(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> dict:
-    """Poll `<url>/health` until it answers 200 and return its JSON; TimeoutError after
-    `timeout` seconds, RuntimeError as soon as `proc` (the server, if given) has exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"the tool server at {url} exited with {proc.returncode} before it was ready"
-            )
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                return json.loads(reply.read())
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"tool server {url} not healthy after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
-@contextlib.contextmanager
-def running_server(
-    args: list[str],
-    *,
-    port: int,
-    env: dict | None = None,
-    log_path: Path | None = None,
-    timeout: float = 60.0,
-):
-    """Run `python -m plugins.speaker_rec.server ARGS --port PORT` from the repository root on
-    127.0.0.1; yield its base URL once /health answers, then stop exactly that process (SIGTERM,
-    by its pid) and check it shut down cleanly. For tests, benchmarks and launchers."""
-    repo = Path(__file__).resolve().parents[2]
-    env = {**os.environ, **(env or {})}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(repo), env.get("PYTHONPATH")]))
-    with open(log_path or os.devnull, "w") as log_file:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "plugins.speaker_rec.server", *args, "--port", str(port)],
-            cwd=repo,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_healthy(url, timeout, proc)
-        yield url, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        raise RuntimeError(f"the tool server exited with {proc.returncode} on SIGTERM")
 
 
 def main(argv: list[str] | None = None) -> int:

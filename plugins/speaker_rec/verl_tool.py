@@ -34,7 +34,7 @@ from plugins.speaker_rec import toolset
 from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.tool_endpoint import DEFAULT_URL, TOKEN_ENV, URL_ENV
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 30.0
 EXTRAS_KEY = "extras"
@@ -145,7 +145,7 @@ class SpeakerRecTool(BaseTool):
                         response.status == 503 and attempt == 1
                     ):  # at its connection limit: wait as told
                         delay = response.headers.get("Retry-After", "1")
-                        log.warning("tool server %s is busy; retrying in %s s", url, delay)
+                        logger.warning("tool server %s is busy; retrying in %s s", url, delay)
                         await asyncio.sleep(min(10.0, float(delay)) if delay.isdigit() else 1.0)
                         continue
                     if response.status != 200:
@@ -159,4 +159,4 @@ class SpeakerRecTool(BaseTool):
                     raise RuntimeError(
                         f"tool server {url} unreachable after 2 attempts: {e!r}"
                     ) from e
-                log.warning("tool server %s: %r; retrying once", url, e)
+                logger.warning("tool server %s: %r; retrying once", url, e)

@@ -119,8 +119,8 @@ def pick_lines(env: SpeakerEnv, labels, count: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def tool_server_url(repo_root, demo_labels, tmp_path_factory):
-    from plugins.speaker_rec.server import running_server
     from tools.common.openai_endpoint import free_port
+    from tools.common.process import running_server
 
     log_path = tmp_path_factory.mktemp("tool-server") / "server.log"
     args = ["--series", SERIES, "--labels", str(demo_labels), "--data-dir", "data/demo"]

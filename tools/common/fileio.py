@@ -18,7 +18,7 @@ from pathlib import Path
 
 from tools.common.text_input import read_text
 
-log = logging.getLogger("fileio")
+logger = logging.getLogger(__name__)
 
 # How many offending records a report names per reason (the counts stay exact).
 EXAMPLES_PER_REASON = 5
@@ -293,12 +293,12 @@ class AppendOnlyJsonl:
                 "refusing to append (rerun with --dedupe to keep the first of each)"
             )
         if duplicates:
-            log.warning(
+            logger.warning(
                 "%s: dropping %d duplicated records (kept the first of each)", self.path, duplicates
             )
             atomic_write_bytes(self.path, b"".join(kept))
         elif good_bytes < size:
-            log.warning(
+            logger.warning(
                 "%s: cutting off a torn last record (%d bytes)", self.path, size - good_bytes
             )
             with self.path.open("r+b") as f:

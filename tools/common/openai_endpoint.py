@@ -1,16 +1,11 @@
-"""Small helpers for local servers: a free loopback port, whether a port is taken, waiting until a
-server answers
-(`GET /v1/models` of an OpenAI-compatible endpoint, or any URL), and keeping credentials that users
-put in
-endpoint URLs (`http://user:key@host/v1`) out of files and logs. Used by the commands, benchmarks
-and tests that start servers (llamafactory-cli api, vLLM, the scripted teacher, a Ray head)."""
+"""Small helpers for local servers: a free loopback port, whether a port is taken, and keeping
+credentials that users put in endpoint URLs (`http://user:key@host/v1`) out of files and logs.
+Used by the commands, benchmarks and tests that start servers (llamafactory-cli api, vLLM, the
+scripted teacher, a Ray head); starting, waiting for and stopping them is tools.common.process."""
 
 import logging
 import re
 import socket
-import subprocess
-import time
-import urllib.request
 
 # The userinfo of a URL anywhere in a text: what follows "scheme://" up to an "@" before the host
 # ends.
@@ -55,32 +50,3 @@ def port_in_use(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-def wait_http_ok(
-    url: str, timeout: float, proc: subprocess.Popen | None = None, interval: float = 0.2
-) -> bytes:
-    """Poll GET `url` until it answers 200 and return the body; raise TimeoutError after
-    `timeout` seconds, or RuntimeError as soon as `proc` (the server's process, if given) has
-    exited."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(
-                f"the server at {url} exited with {proc.returncode} before it was ready"
-            )
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return reply.read()
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} not ready after {timeout:.0f} s")
-        time.sleep(interval)
-
-
-def wait_ready(url: str, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Poll `<url>/models` of an OpenAI-compatible base URL until it answers 200 (see
-    wait_http_ok)."""
-    wait_http_ok(f"{url}/models", timeout, proc)

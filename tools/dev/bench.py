@@ -29,8 +29,9 @@ import numpy as np
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
+from tools.common import process
 from tools.common.fileio import atomic_write_json, atomic_write_text
-from tools.common.openai_endpoint import free_port, wait_ready
+from tools.common.openai_endpoint import free_port
 from tools.dev import bench_eval, bench_parse, bench_prepare, bench_tool_server
 from tools.dev.bench_prepare import prepare_command
 from tools.sr import rollout
@@ -96,7 +97,7 @@ def bench_traces(
         lines = sorted(labels.lines)
         todo = [lines[i % len(lines)] for i in range(trajectories)]
         port = free_port()
-        teacher = subprocess.Popen(
+        teacher = process.start(
             [
                 sys.executable,
                 "-m",
@@ -106,12 +107,11 @@ def bench_traces(
                 "--latency",
                 str(latency),
             ],
-            stdout=subprocess.DEVNULL,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
         try:
             url = f"http://127.0.0.1:{port}/v1"
-            wait_ready(url)
+            process.wait_ready(url, 30, teacher)
             client = rollout.teacher_client(url, timeout=30, retries=0)
 
             async def solve(i: int) -> dict:
@@ -124,8 +124,7 @@ def bench_traces(
                 asyncio.run(rollout.write_records(output, todo, solve, workers))
             seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         finally:
-            teacher.terminate()
-            teacher.wait()
+            process.stop(teacher)
         turns = sum(
             json.loads(line)["turns"] for line in out.read_text(encoding="utf-8").splitlines()
         )

@@ -27,8 +27,9 @@ from pathlib import Path
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
+from tools.common import process
 from tools.common.fileio import AppendOnlyJsonl
-from tools.common.openai_endpoint import free_port, wait_ready
+from tools.common.openai_endpoint import free_port
 from tools.sr import prepare
 from tools.sr.eval_pool import RetryPolicy, run_pool
 
@@ -42,7 +43,7 @@ def start_stand_ins(n: int, latency: float) -> list[tuple[subprocess.Popen, str]
     try:
         for _ in range(n):
             port = free_port()
-            proc = subprocess.Popen(
+            proc = process.start(
                 [
                     sys.executable,
                     "-m",
@@ -52,11 +53,10 @@ def start_stand_ins(n: int, latency: float) -> list[tuple[subprocess.Popen, str]
                     "--latency",
                     str(latency),
                 ],
-                stdout=subprocess.DEVNULL,
                 env={**os.environ, "PYTHONPATH": str(REPO)},
             )
             servers.append((proc, f"http://127.0.0.1:{port}/v1"))
-            wait_ready(servers[-1][1], 30, proc)
+            process.wait_ready(servers[-1][1], 30, proc)
     except BaseException:
         stop_stand_ins(servers)
         raise
@@ -65,8 +65,7 @@ def start_stand_ins(n: int, latency: float) -> list[tuple[subprocess.Popen, str]
 
 def stop_stand_ins(servers: list[tuple[subprocess.Popen, str]]) -> None:
     for proc, _ in servers:
-        proc.terminate()
-        proc.wait()
+        process.stop(proc)
 
 
 def run(

@@ -29,7 +29,7 @@ DEFAULT_REFERENCE = REPO / "data" / "reference" / "dramasr_published.json"
 # Targets on 2 cores: (lines up to, seconds, MiB): a whole drama, and a 60k-line synthetic series.
 PREPARE_TARGETS = ((30_000, 20.0, 1024.0), (60_000, 45.0, 4096.0))
 
-log = logging.getLogger("bench_prepare")
+logger = logging.getLogger(__name__)
 
 
 def run_measured(cmd: list[str]) -> tuple[float, float, float]:
@@ -126,7 +126,7 @@ def find_series(data_dirs: list[Path]) -> list[tuple[Path, str]]:
     found = []
     for data_dir in data_dirs:
         if not data_dir.is_dir():
-            log.warning("skip %s: not present", data_dir)
+            logger.warning("skip %s: not present", data_dir)
             continue
         found += [
             (data_dir, p.parent.name)
@@ -157,13 +157,13 @@ def run(
         work = Path(tmp)
         found = find_series(data_dirs)
         for data_dir, name in found:
-            log.info("prepare %s", name)
+            logger.info("prepare %s", name)
             rows.append(measure(data_dir, name, work, reference.get(name)))
         if synthetic_lines and rows:
             largest = max(range(len(rows)), key=lambda i: rows[i]["lines"])
             data_dir, name = found[largest]
             synthetic = f"synthetic_{synthetic_lines}"
-            log.info("build %s from %s", synthetic, name)
+            logger.info("build %s from %s", synthetic, name)
             build_synthetic(load_series(name, data_dir), work, synthetic, synthetic_lines, seed)
             record = measure(work, synthetic, work, None)
             record["series"] = f"{synthetic} (from {name}, seed {seed})"

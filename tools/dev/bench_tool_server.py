@@ -45,12 +45,13 @@ from tqdm import tqdm
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import TOOL_NAMES, Action, render_turn
 from plugins.speaker_rec.series import load_series
-from plugins.speaker_rec.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV, running_server
+from plugins.speaker_rec.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV
 from plugins.speaker_rec.trajectory_store import DEFAULT_MAX_LIVE
 from tools.common.openai_endpoint import free_port
+from tools.common.process import running_server
 from tools.dev.bench_parse import adversarial_actions
 
-log = logging.getLogger("bench_tool_server")
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 # Targets on 2 cores at 256 concurrent trajectories; the anchor is verl-tool's own server with a

@@ -22,7 +22,7 @@ from tools.common.fileio import AppendOnlyJsonl
 from tools.common.openai_endpoint import redact
 from tools.sr import rollout
 
-log = logging.getLogger("eval")
+logger = logging.getLogger(__name__)
 
 # Status codes that say "the server is busy or broken", not "this request is wrong".
 TRANSIENT_STATUS = {408, 409, 429}
@@ -104,7 +104,7 @@ class PortPool:
         endpoint.consecutive_failures += 1
         if not endpoint.dead and endpoint.consecutive_failures >= self.policy.max_failures:
             endpoint.dead = True
-            log.warning(
+            logger.warning(
                 "port %d dropped after %d failures in a row (last: %s); %d ports left",
                 endpoint.port,
                 endpoint.consecutive_failures,
@@ -171,7 +171,7 @@ async def evaluate_line(
             )
         except PortDead:
             retried += session.retried + 1
-            log.info("line %d moves off dropped port %d", index, endpoint.port)
+            logger.info("line %d moves off dropped port %d", index, endpoint.port)
             continue
         finally:
             await pool.release(endpoint)

@@ -49,7 +49,7 @@ from tools.sr.port_ranges import parse_ranges
 from tools.sr.rollout import open_output
 from tools.sr.split_manifest import PARTS, part_contains, read_split
 
-log = logging.getLogger("eval")
+logger = logging.getLogger(__name__)
 
 FORMAT = "dramakit-eval/1"
 CONFIG_NAME = "eval_config.json"
@@ -172,7 +172,7 @@ def check_config(
                 f"{path}: {results} was made with another configuration (differs in "
                 f"{', '.join(changed)}); refusing to append (use another --out, or --force)"
             )
-        log.warning(
+        logger.warning(
             "--force: appending to results made with another configuration (differs in %s)",
             ", ".join(changed),
         )
@@ -307,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                 },
             )
             todo = [i for i in lines if i not in output.keys]
-            log.info(
+            logger.info(
                 "%d lines, %d already done, %d to run on %d ports (model %s)",
                 len(lines),
                 len(lines) - len(todo),
@@ -344,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     served = Counter({endpoint.port: endpoint.trajectories for endpoint in pool.endpoints})
     dropped = [endpoint.port for endpoint in pool.endpoints if endpoint.dead]
-    log.info(
+    logger.info(
         "this run: trajectories per port %s%s",
         dict(served),
         f"; dropped ports {dropped}" if dropped else "",

@@ -46,7 +46,7 @@ from tools.common.llamafactory_dataset import (
 from tools.sr import export_rl
 from tools.sr.split_manifest import PARTS, part_contains, read_split
 
-log = logging.getLogger("export")
+logger = logging.getLogger(__name__)
 
 DEFAULT_TOKENIZER = Path(".cache/models/tiny-qwen3")
 PERCENTILES = (50, 90, 99, 100)
@@ -362,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         [DatasetOutput(args.name, rows, report, columns=COLUMNS[args.format])],
         args.format,
     )
-    log.info(
+    logger.info(
         "%s; %d rows -> %s", report.summary_line(), len(rows), args.out_dir / f"{args.name}.json"
     )
     return 0

@@ -31,7 +31,7 @@ from tools.common.fileio import Report, atomic_write_bytes, atomic_write_json
 from tools.common.series_args import add_series_args, load_series_and_labels
 from tools.sr.split_manifest import part_contains, read_split
 
-log = logging.getLogger("export.rl")
+logger = logging.getLogger(__name__)
 
 DATA_SOURCE = "dramakit/speaker_rec"
 ABILITY = "speaker_recognition"
@@ -237,7 +237,7 @@ def export(
     }
     atomic_write_json(out_dir / REPORT_NAME, report)
     for part, (rows, part_report) in converted.items():
-        log.info(
+        logger.info(
             "%s -> %s (%d rows)",
             part_report.summary_line(),
             out_dir / f"{PARTS[part]}.parquet",

@@ -2,7 +2,7 @@
 
 import logging
 
-log = logging.getLogger("serve")
+logger = logging.getLogger(__name__)
 
 
 def parse_ranges(spec: str, option: str) -> list[int]:

@@ -28,7 +28,7 @@ from tools.sr.accuracy import accuracy_cell, accuracy_table
 from tools.sr.propagation import Inputs, Params, Propagation, Result
 from tools.sr.seeding import MIN_SECONDS, select_seeds
 
-log = logging.getLogger("prepare")
+logger = logging.getLogger(__name__)
 
 DEFAULT_LOW_SCORE = 0.5
 DEFAULT_CLOSE_MARGIN = 0.05
@@ -316,7 +316,7 @@ def run(
     )
     presence = onscreen.face_presence(series, known, params.window_s, params.face_min_score)
     warnings = warnings + data_warnings(series, presence)
-    log.info("neighbour lists ready in %.1f s", time.perf_counter() - started)
+    logger.info("neighbour lists ready in %.1f s", time.perf_counter() - started)
 
     inputs = Inputs(
         units=units,
@@ -342,7 +342,7 @@ def run(
     )
     propagation = Propagation(inputs, params)
     result = propagation.run(progress=progress)
-    log.info("propagation done in %.1f s", time.perf_counter() - started)
+    logger.info("propagation done in %.1f s", time.perf_counter() - started)
 
     members = {name: [i for i, n in seeds.items() if n == name and usable[i]] for name in known}
     members = {name: lines for name, lines in members.items() if lines}
@@ -485,9 +485,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot write {args.out}: {e.strerror or e}", file=sys.stderr)
         return 2
     for warning in header["warnings"]:
-        log.warning("%s", warning)
+        logger.warning("%s", warning)
     summary = header["summary"]
-    log.info(
+    logger.info(
         "%s: %d judged lines; strict %.2f%% (nearest centroid %.2f%%), candidate-aware "
         "%.2f%%, published "
         "rule %.2f%%, <1 s strict %s%%; truth in candidates or open-set %.2f%%; wrote %s in %.1f s",

@@ -49,7 +49,7 @@ from tqdm import tqdm
 
 from tools.sr.voiceprint import cosine_pairs
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -351,7 +351,7 @@ class Propagation:
                 merged = self._merges(level)
                 if not (found or merged):
                     break
-        log.info("propagation: %s", self.stats)
+        logger.info("propagation: %s", self.stats)
         return self._result()
 
     # -- output -------------------------------------------------------------------------

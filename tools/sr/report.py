@@ -40,18 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plugins.speaker_rec.correctness import published
-from plugins.speaker_rec.labelfile import FORMAT as LABELS_FORMAT
-from plugins.speaker_rec.labelfile import SAMPLE_TYPES
+from plugins.speaker_rec.labelfile import CORRECTNESS_RULES, SAMPLE_TYPES, read_labels_json
 from plugins.speaker_rec.labels import is_other
 from plugins.speaker_rec.series import SERIES_NAME
 from tools.common.fileio import atomic_write_text, read_jsonl
 from tools.common.tiny_model_files import is_tiny_model
 
-log = logging.getLogger("report")
+logger = logging.getLogger(__name__)
 
 FORMAT = "dramakit-report/1"
 SERIES_FORMAT = "dramakit-series-report/1"
-RULES = ("strict", "candidate_aware")  # ours
+RULES = CORRECTNESS_RULES  # ours
 PUBLISHED = "published"  # the published code's rule, beside ours when labels.json says who is known
 SOURCES = ("model", "prepare")
 DEFAULT_EDGES = (1.0, 2.0, 4.0, 8.0)
@@ -110,54 +109,17 @@ def _check_correct(value) -> bool:
 
 
 def read_labels_for_report(path: Path) -> Labels:
-    """labels.json's header and per-line records, checked field by field for what the report
-    uses."""
+    """labels.json's header and per-line records (labelfile.read_labels_json checks the format)."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{path}: file is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: malformed JSON ({e})") from None
-    if not isinstance(data, dict) or data.get("format") != LABELS_FORMAT:
-        raise InputError(f"{path}: not a labels file (format is not {LABELS_FORMAT!r})")
-    if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):
-        raise InputError(f"{path}: the header lacks 'other' or 'lines'")
+        data = read_labels_json(path)
+    except ValueError as e:
+        raise InputError(str(e)) from None
     known = data.get("published_known")
-    if known is not None and not (
-        isinstance(known, list) and all(isinstance(name, str) for name in known)
-    ):
-        raise InputError(f"{path}: 'published_known' is not a list of names ({known!r})")
-    checks = {
-        "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
-        "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "duration": lambda v: _is_number(v) and v >= 0,
-        "label": lambda v: isinstance(v, str),
-        "margin": _is_number,
-        "sample": lambda v: v in SAMPLE_TYPES,
-        "truth": lambda v: v is None or isinstance(v, str),
-        "correct": lambda v: v is None or _check_correct(v),
-        "source": lambda v: isinstance(v, str),
-    }
-    lines = {}
-    for position, record in enumerate(data["lines"]):
-        where = f"{path}: lines[{position}]"
-        if not isinstance(record, dict):
-            raise InputError(f"{where}: not a JSON object")
-        for key, ok in checks.items():
-            if key not in record or not ok(record[key]):
-                raise InputError(f"{where}: missing or invalid {key!r} ({record.get(key)!r})")
-        if (record["truth"] is None) != (record["correct"] is None):
-            raise InputError(f"{where}: 'truth' and 'correct' must both be set or both be null")
-        if record["index"] in lines:
-            raise InputError(f"{where}: index {record['index']} appears twice")
-        if "overlap" in record and not isinstance(record["overlap"], bool):
-            raise InputError(f"{where}: invalid 'overlap' ({record['overlap']!r})")
-        lines[record["index"]] = record
     return Labels(
         str(data.get("series")),
         str(data.get("language")),
         data["other"],
-        lines,
+        {record["index"]: record for record in data["lines"]},
         None if known is None else frozenset(known),
     )
 
@@ -959,7 +921,7 @@ def write_series_report(report: dict, out_dir: Path) -> None:
 
 
 def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
-    log.info(
+    logger.info(
         "%s: %d of %d judged lines: model strict %s %% / candidate-aware %s %%, prepare "
         "%s %% / %s %% -> %s",
         what,
@@ -1045,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     for warning in (overview if several else runs[0].report)["warnings"]:
-        log.warning("%s", warning)
+        logger.warning("%s", warning)
     if not several:
         report = runs[0].report
         write_report(report, args.out_dir)

@@ -42,10 +42,12 @@ import uuid
 from pathlib import Path
 
 from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, URL_ENV
+from tools.common import process
 from tools.common.fileio import atomic_write_json, atomic_write_text
-from tools.common.openai_endpoint import free_port, port_in_use, wait_http_ok
+from tools.common.openai_endpoint import free_port, port_in_use
+from tools.common.process import wait_http_ok
 
-log = logging.getLogger("rl")
+logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_RECIPE = Path("recipes/rl/speaker_rec_grpo.yaml")
@@ -145,7 +147,7 @@ def exported_max_turns(config) -> int:
         )
     limit = limits.pop()
     if limit != recipe_limit:
-        log.warning(
+        logger.warning(
             "the prompts state %d turns but multi_turn.max_assistant_turns is %s",
             limit,
             recipe_limit,
@@ -165,7 +167,7 @@ def check_data(config) -> dict[str, int]:
     for key in ("train_files", "val_files"):
         for name in _files(config.data[key]):
             if "://" in name:
-                log.warning("data.%s: %s is remote; not checked here", key, name)
+                logger.warning("data.%s: %s is remote; not checked here", key, name)
                 continue
             path = Path(name)
             if not path.is_file():
@@ -248,9 +250,9 @@ class Started:
         atomic_write_json(self.record, self.pids)
 
     def stop(self) -> None:
-        """Stop every started process, newest first: SIGTERM to the process we started (the tool
-        server shuts down; `ray start --block` drains its node and stops Ray's processes), then
-        SIGKILL, by pid, to whatever of its tree (seen just before) outlives the grace period."""
+        """Stop every started process, newest first, by pid (tools.common.process.stop: SIGTERM
+        to its process group, then SIGKILL after the grace period); then SIGKILL whatever of its
+        tree (seen just before) left the group and outlived it."""
         import psutil
 
         for name in reversed(list(self.procs)):
@@ -262,24 +264,21 @@ class Started:
                 tree = []
             self.pids[name] = sorted(set(self.pids[name]) | {p.pid for p in tree})
             self._save()
-            if proc.poll() is None:
-                proc.terminate()
-            _, alive = psutil.wait_procs(tree, timeout=STOP_GRACE_S)
+            process.stop(proc, STOP_GRACE_S)
+            _, alive = psutil.wait_procs(tree[1:], timeout=0)
             for p in alive:
                 try:
-                    log.warning(
-                        "%s: pid %d (%s) outlived SIGTERM by %d s; killing it",
+                    logger.warning(
+                        "%s: pid %d (%s) outlived its group's SIGTERM; killing it",
                         name,
                         p.pid,
                         p.name(),
-                        STOP_GRACE_S,
                     )
                     p.kill()
                 except psutil.NoSuchProcess:
                     pass
             psutil.wait_procs(alive, timeout=STOP_GRACE_S)
-            proc.wait()
-            log.info("stopped %s (%d processes)", name, len(tree))
+            logger.info("stopped %s (%d processes)", name, len(tree))
 
 
 def _probe_host(host: str) -> str:
@@ -321,17 +320,9 @@ def start_tool_server(
         str(max_turns),
     ]
     log_path = run_dir / "tool_server.log"
-    log.info("tool server: %s (log %s)", shlex.join(command), log_path)
-    with open(log_path, "w") as log_file:
-        # Its own session: Ctrl-C reaches only us, and we stop it after the job.
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
-            start_new_session=True,
-        )
+    logger.info("tool server: %s (log %s)", shlex.join(command), log_path)
+    # Its own session: Ctrl-C reaches only us, and we stop it after the job.
+    proc = process.start(command, log_path, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     started.add("tool_server", proc)
     url = f"http://{host}:{args.tool_port}"
     try:
@@ -344,7 +335,7 @@ def start_tool_server(
         ) from None
     if args.series not in health.get("series", []):
         raise LaunchError(f"the tool server at {url} does not serve {args.series}: {health}")
-    log.info("tool server healthy at %s: %s", url, json.dumps(health, ensure_ascii=False))
+    logger.info("tool server healthy at %s: %s", url, json.dumps(health, ensure_ascii=False))
     return health
 
 
@@ -385,16 +376,8 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
     }
     env.pop("RAY_ADDRESS", None)
     log_path = run_dir / "ray_head.log"
-    log.info("local Ray head: %s (log %s)", shlex.join(command), log_path)
-    with open(log_path, "w") as log_file:
-        proc = subprocess.Popen(
-            command,
-            cwd=REPO,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+    logger.info("local Ray head: %s (log %s)", shlex.join(command), log_path)
+    proc = process.start(command, log_path, cwd=REPO, env=env)
     started.add("ray_head", proc)
     address = f"http://127.0.0.1:{ports['dashboard-port']}"
     try:
@@ -408,7 +391,7 @@ def start_ray_head(num_cpus: int, run_dir: Path, started: Started) -> tuple[str,
         raise LaunchError(
             f"the local Ray head's job API {address} did not answer in {RAY_START_TIMEOUT_S} s"
         ) from None
-    log.info(
+    logger.info(
         "local Ray head ready: job API %s, GCS 127.0.0.1:%d, %d CPUs",
         address,
         ports["port"],
@@ -448,7 +431,7 @@ def require_gpus(config, gpus: float, nodes: int, address: str) -> None:
             "RL_ARGS='trainer.nnodes=1 trainer.n_gpus_per_node=N'; `make rl DRY_RUN=1` "
             "checks the config without GPUs"
         )
-    log.info(
+    logger.info(
         "the Ray cluster has %g GPUs on %d node(s); the recipe asks for %d", gpus, nodes, needed
     )
 
@@ -500,7 +483,7 @@ def run_job(address: str | None, command: str, env: dict, job_log: Path) -> int:
         **env,
         "env_vars": {k: ("***" if k == TOKEN_ENV else v) for k, v in env["env_vars"].items()},
     }
-    log.info(
+    logger.info(
         "submitting %s to %s; the same by hand: ray job submit --address %s --submission-id %s "
         "--runtime-env-json %s -- %s",
         submission_id,
@@ -524,14 +507,14 @@ def run_job(address: str | None, command: str, env: dict, job_log: Path) -> int:
         while not client.get_job_status(submission_id).is_terminal():
             time.sleep(0.5)
     except BaseException:
-        log.warning("stopping job %s", submission_id)
+        logger.warning("stopping job %s", submission_id)
         try:
             client.stop_job(submission_id)
         except Exception as e:  # the cluster may be gone already; the original error matters more
-            log.warning("could not stop job %s: %s", submission_id, e)
+            logger.warning("could not stop job %s: %s", submission_id, e)
         raise
     info = client.get_job_info(submission_id)
-    log.info(
+    logger.info(
         "job %s: %s%s", submission_id, info.status, f" ({info.message})" if info.message else ""
     )
     if info.driver_exit_code is not None:
@@ -559,8 +542,8 @@ def launch(args: argparse.Namespace) -> int:
     rows = check_data(config)  # before anything is written: bad data leaves no run directory behind
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", resolved)
-    log.info("resolved config written to %s", run_dir / "config.yaml")
-    log.info("data rows: %s", rows)
+    logger.info("resolved config written to %s", run_dir / "config.yaml")
+    logger.info("data rows: %s", rows)
 
     started = Started(run_dir / "pids.json")
     temp_dir = None
@@ -570,7 +553,7 @@ def launch(args: argparse.Namespace) -> int:
         start_tool_server(args, run_dir, started, exported_max_turns(config))
         address = os.environ.get("RAY_ADDRESS")
         if address:
-            log.info("using the Ray cluster at RAY_ADDRESS=%s", address)
+            logger.info("using the Ray cluster at RAY_ADDRESS=%s", address)
         else:
             address, temp_dir = start_ray_head(args.num_cpus, run_dir, started)
             os.environ["RAY_AUTH_MODE"] = "disabled"  # our client talks to our own head
@@ -588,7 +571,7 @@ def launch(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous_handler)
         if temp_dir is not None:
             shutil.rmtree(temp_dir, ignore_errors=True)
-    log.info(
+    logger.info(
         "%s finished with exit code %d; logs in %s",
         "dry run" if args.dry_run else "RL job",
         code,

@@ -17,7 +17,7 @@ from plugins.speaker_rec.env import SpeakerEnv, Trajectory
 from plugins.speaker_rec.protocol import Action, action_from_openai
 from tools.common.fileio import AppendOnlyJsonl
 
-log = logging.getLogger("traces")
+logger = logging.getLogger(__name__)
 
 
 HINT = {
@@ -249,7 +249,7 @@ async def write_records(
                     Exception
                 ) as e:  # one line's failure must not stop the run; a rerun retries it
                     failed += 1
-                    log.warning("line %d failed, will be retried on rerun: %s", i, e)
+                    logger.warning("line %d failed, will be retried on rerun: %s", i, e)
                 else:
                     output.append(record)
                     correct += record["correct"]["strict"]
@@ -260,5 +260,5 @@ async def write_records(
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(workers, len(todo))))))
     if failed:
-        log.warning("%d lines failed; rerun the same command to retry them", failed)
+        logger.warning("%d lines failed; rerun the same command to retry them", failed)
     return failed

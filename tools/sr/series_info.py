@@ -55,7 +55,7 @@ def summarize(series: Series) -> dict:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.series_info",
         description="Load a DramaSR-LRM series (drama_data/<series>/), validate every file, "
@@ -63,8 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         "malformed.",
     )
     add_series_args(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load and validate the series, print its JSON summary; 2 when it is malformed."""
     started = time.perf_counter()
     try:
         series = load_series_from_args(args)
@@ -75,6 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     summary["load_seconds"] = round(time.perf_counter() - started, 2)
     print(json.dumps(summary, ensure_ascii=False, indent=1))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -23,10 +22,12 @@ import urllib.request
 from pathlib import Path
 
 from tools.common.fileio import atomic_write_json
-from tools.common.openai_endpoint import port_in_use, wait_ready
+from tools.common.openai_endpoint import port_in_use
+from tools.common.process import start as start_process
+from tools.common.process import stop_group, wait_ready
 from tools.sr.port_ranges import parse_ranges
 
-log = logging.getLogger("serve")
+logger = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "vllm", "llamafactory")
 STOP_GRACE_S = 30.0
@@ -145,7 +146,7 @@ def start(args: argparse.Namespace) -> int:
                     f"{path}: a server we started is still running on port {port}; "
                     "run `python -m tools.sr.serve stop` first"
                 )
-            log.warning("%s: stale pid file (its process is gone), removed", path)
+            logger.warning("%s: stale pid file (its process is gone), removed", path)
             path.unlink()
         if port_in_use(args.host, port):
             raise ValueError(f"port {port} on {args.host} is already in use")
@@ -154,15 +155,12 @@ def start(args: argparse.Namespace) -> int:
     try:
         for offset, port in zip(offsets, ports, strict=True):
             command = server_command(backend, args, port)
-            with open(log_file(args.run_dir, port), "ab") as out:
-                proc = subprocess.Popen(
-                    command,
-                    env=server_env(backend, args, port, offset),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
+            proc = start_process(
+                command,
+                log_file(args.run_dir, port),
+                env=server_env(backend, args, port, offset),
+                append=True,
+            )
             started.append((port, proc))
             atomic_write_json(
                 pid_file(args.run_dir, port),
@@ -179,7 +177,7 @@ def start(args: argparse.Namespace) -> int:
                     "start_ticks": process_start_ticks(proc.pid),
                 },
             )
-            log.info(
+            logger.info(
                 "port %d: pid %d, %s (log %s)",
                 port,
                 proc.pid,
@@ -195,7 +193,7 @@ def start(args: argparse.Namespace) -> int:
                 raise RuntimeError(
                     f"{e}; last lines of {log_file(args.run_dir, port)}:\n{tail}"
                 ) from None
-            log.info("ready: %s (served name %s)", url, args.served_name)
+            logger.info("ready: %s (served name %s)", url, args.served_name)
     except BaseException:
         for port, _ in started:
             stop_port(args.run_dir, port)
@@ -214,39 +212,10 @@ def stop_port(run_dir: Path, port: int, grace: float = STOP_GRACE_S) -> str:
     if not is_ours(record):
         path.unlink()
         return "stale"
-    pid = record["pid"]
     # start_new_session made the server its group's leader: the group is the pid.
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while is_ours(record) and time.monotonic() < deadline:
-        _reap(pid)
-        time.sleep(0.2)
-    if is_ours(record):
-        log.warning(
-            "port %d: pid %d ignored SIGTERM for %.0f s, killing its group", port, pid, grace
-        )
-        _signal_group(pid, signal.SIGKILL)
-        while is_ours(record):
-            _reap(pid)
-            time.sleep(0.1)
+    stop_group(record["pid"], lambda: is_ours(record), grace)
     path.unlink()
     return "stopped"
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is our own child (started in this process),
-    so it does not linger as a zombie that still looks alive."""
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def pid_files(run_dir: Path, ports: list[int] | None) -> list[int]:
@@ -265,7 +234,7 @@ def stop(args: argparse.Namespace) -> int:
     )
     for port in pid_files(args.run_dir, ports):
         outcome = stop_port(args.run_dir, port)
-        log.info(
+        logger.info(
             "port %d: %s",
             port,
             {

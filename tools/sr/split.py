@@ -27,7 +27,7 @@ from tools.common.series_args import add_series_args, load_series_and_labels
 from tools.sr.selection import parse_named_numbers
 from tools.sr.split_manifest import FORMAT, PARTS
 
-log = logging.getLogger("split")
+logger = logging.getLogger(__name__)
 
 DEFAULT_RATIOS = "sft=0.6,rl_train=0.2,rl_val=0.05,eval=0.15"
 
@@ -138,7 +138,7 @@ def build_manifest(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.split",
         description="Assign the lines of a series to sft / rl_train / rl_val / eval by whole "
@@ -168,10 +168,20 @@ def main(argv: list[str] | None = None) -> int:
         help="lines dropped on each side of a boundary between parts (default: the prompt's "
         "context window, %(default)s; less lets parts share context: for tiny demo series only)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.block_lines < 0 or args.gap_lines < 0:
         parser.error("--block-lines and --gap-lines must be >= 0")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Assign the series' lines to the parts and write the manifest; 2 on bad input."""
     try:
         ratios = parse_ratios(args.ratios)
         series, labels = load_series_and_labels(args)
@@ -180,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     manifest = build_manifest(series, labels, ratios, args.seed, args.block_lines, args.gap_lines)
     if args.gap_lines < CONTEXT_WINDOW:
-        log.warning(
+        logger.warning(
             "--gap-lines %d < the context window %d: prompts of different parts share lines",
             args.gap_lines,
             CONTEXT_WINDOW,
@@ -188,11 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write_json(args.out, manifest, indent=1)
     for part in PARTS:
         if ratios[part] > 0 and not manifest["parts"][part]["lines"]:
-            log.warning(
+            logger.warning(
                 "part %s got no lines: units are too coarse for its ratio (try --block-lines)", part
             )
     summary = ", ".join(f"{p} {manifest['parts'][p]['lines']}" for p in PARTS)
-    log.info(
+    logger.info(
         "%s: %s; %d lines dropped in gaps -> %s",
         args.series,
         summary,

@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-log = logging.getLogger("split")
+logger = logging.getLogger(__name__)
 
 
 FORMAT = "dramakit-split/1"

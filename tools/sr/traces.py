@@ -44,7 +44,7 @@ from tools.sr.rollout import (
 )
 from tools.sr.selection import parse_rates, select_lines
 
-log = logging.getLogger("traces")
+logger = logging.getLogger(__name__)
 
 
 class OracleTeacher:
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with open_output(args.out, args.dedupe) as output:
             todo = [i for i in selected if i not in output.keys]
-            log.info(
+            logger.info(
                 "%d lines selected, %d already done, %d to run",
                 len(selected),
                 len(selected) - len(todo),

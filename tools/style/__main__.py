@@ -16,7 +16,7 @@ from pathlib import Path
 from plugins.style.labels import DEFAULT_LABELS, LabelSet
 from tools.common.fileio import atomic_write_json
 
-logger = logging.getLogger("tools.style")
+logger = logging.getLogger(__name__)
 
 
 def _labels_of(recipe: Path | None) -> LabelSet:

@@ -16,8 +16,9 @@ import aiohttp
 import pytest
 
 from plugins.speaker_rec.protocol import TOOL_NAMES
-from plugins.speaker_rec.server import TOKEN_ENV, running_server
+from plugins.speaker_rec.server import TOKEN_ENV
 from tools.common.openai_endpoint import free_port
+from tools.common.process import running_server
 
 pytestmark = pytest.mark.slow
 

@@ -15,10 +15,11 @@ from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import TOOL_NAMES
 from plugins.speaker_rec.series import load_series
-from plugins.speaker_rec.server import TOKEN_ENV, running_server
+from plugins.speaker_rec.server import TOKEN_ENV
 from plugins.speaker_rec.toolset import Toolset
 from plugins.speaker_rec.verl_tool import EXTRAS_KEY, ID_KEY, URL_ENV
 from tools.common.openai_endpoint import free_port
+from tools.common.process import running_server
 
 pytestmark = pytest.mark.slow
 
