@@ -582,7 +582,7 @@ async def serve(
     await runner.cleanup()
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m plugins.speaker_rec.server",
         description="Serve the speaker-recognition tools over HTTP in verl-tool's wire format "
@@ -675,6 +675,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR")
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -699,6 +704,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in positive:
         if getattr(args, name) <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the series and serve their tools until stopped; 2 on bad input or when it cannot
+    listen."""
     token = os.environ.get(TOKEN_ENV) or None
     install_log_filter((token,) if token else (), burst=args.log_burst)
     if token is not None and len(token) < MIN_TOKEN_CHARS:

@@ -180,7 +180,7 @@ def check_config(
     return written.get("previous", [])
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.evaluate",
         description="Evaluate a served model on speaker recognition: every judged line of a series "
@@ -259,6 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         help="when --out already holds several records of one line, keep the first of each "
         "(default: refuse, naming the count)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     redact_logs()
@@ -267,7 +272,12 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.retries < 0:
         parser.error("--retries must be >= 0")
+    return run(args, argv)
 
+
+def run(args: argparse.Namespace, argv: list[str] | None = None) -> int:
+    """Evaluate the served models on the chosen lines, appending to --out; 2 on bad input.
+    `argv` (default: the process's) is recorded, redacted, in the run's config."""
     try:
         urls = endpoint_urls(args)
         series, labels = load_series_and_labels(args)

@@ -267,7 +267,7 @@ def token_percentiles(rows: list[dict], fmt: str, tokenizer_dir: Path) -> dict:
     } | {"tokenizer": str(tokenizer_dir)}
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.export",
         description="Export speaker-recognition trajectories for training.",
@@ -312,8 +312,18 @@ def main(argv: list[str] | None = None) -> int:
         help="tokenizer dir for the length percentiles (default: the tiny model, %(default)s)",
     )
     export_rl.add_parser(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export the sft part of the traces (or, for rl, the verl parquet); 2 on bad input."""
     if args.command == "rl":
         return export_rl.run(args)
     try:

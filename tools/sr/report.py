@@ -935,7 +935,7 @@ def _log_figures(what: str, lines: dict, overall: dict, where: Path) -> None:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.report",
         description="Report an evaluation: join results.jsonl (tools.sr.evaluate) with labels.json "
@@ -985,6 +985,11 @@ def main(argv: list[str] | None = None) -> int:
         help="duration bucket edges in seconds (default: 1,2,4,8 -> <1, 1-2, 2-4, 4-8, >=8; "
         "lines under 1 s are the hard case the published work singled out)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.top_n < 1:
@@ -994,6 +999,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{len(args.results)} --results but {len(args.labels)} --labels: give one of "
             "each per series"
         )
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Join the results with the labels and write the reports; 2 on bad input."""
     try:
         runs = [
             read_series_run(results, labels, top_n=args.top_n, edges=args.buckets)
@@ -1013,13 +1023,13 @@ def main(argv: list[str] | None = None) -> int:
         write_report(report, args.out_dir)
         _log_figures(report["series"], report["lines"], report["accuracy"]["overall"], args.out_dir)
         return 0
-    for run in runs:
-        write_report(run.report, args.out_dir / run.report["series"])
+    for series_run in runs:
+        write_report(series_run.report, args.out_dir / series_run.report["series"])
         _log_figures(
-            run.report["series"],
-            run.report["lines"],
-            run.report["accuracy"]["overall"],
-            args.out_dir / run.report["series"],
+            series_run.report["series"],
+            series_run.report["lines"],
+            series_run.report["accuracy"]["overall"],
+            args.out_dir / series_run.report["series"],
         )
     write_series_report(overview, args.out_dir)
     _log_figures(

@@ -580,7 +580,7 @@ def launch(args: argparse.Namespace) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.rl",
         description="Run speaker-recognition GRPO with stock verl as a Ray job: compose and print "
@@ -654,19 +654,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "overrides", nargs="*", metavar="key=value", help="hydra overrides of the recipe"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        if args.check_config:
-            check_config(args.recipe, args.overrides)
-            print(CONFIG_OK, flush=True)
-            return 0
+    if not args.check_config:
         if not (args.series and args.labels):
             parser.error("--series and --labels are required (unless --check-config)")
         from plugins.speaker_rec.series import SERIES_NAME
 
         if not SERIES_NAME.match(args.series):
             parser.error(f"--series {args.series!r} is not an identifier")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Check the config, or launch the RL job; 2 when it cannot start, 130 when interrupted."""
+    try:
+        if args.check_config:
+            check_config(args.recipe, args.overrides)
+            print(CONFIG_OK, flush=True)
+            return 0
         series_runs = Path("runs") / args.series
         args.train = args.train or series_runs / "rl" / "train.parquet"
         args.val = args.val or series_runs / "rl" / "val.parquet"

@@ -276,7 +276,7 @@ def status(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.serve",
         description="Start, stop or list OpenAI-compatible model servers, one per port offset i on "
@@ -346,8 +346,18 @@ def main(argv: list[str] | None = None) -> int:
         "--ports", help="only these port offsets (default: every pid file in --run-dir)"
     )
     sub.add_parser("status", parents=[common], help="one JSON line per pid file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start, stop or report the servers; 2 on bad input, 1 when a server fails."""
     try:
         if args.action == "start":
             if not args.model.is_dir():

@@ -111,7 +111,7 @@ def run_oracle(env: SpeakerEnv, teacher: OracleTeacher, index: int, truth: str) 
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.traces",
         description="Ask a teacher model to solve selected lines with tools and store one "
@@ -162,6 +162,11 @@ def main(argv: list[str] | None = None) -> int:
         help="when --out already holds several records of one line, keep the first of each "
         "(default: refuse, naming the count)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     redact_logs()
@@ -171,6 +176,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --teacher-url (and --teacher-model) or --teacher oracle")
     if teacher_kind == "api" and not (args.teacher_url and args.teacher_model):
         parser.error("--teacher api needs --teacher-url and --teacher-model")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the teacher over the selected lines, appending to --out; 1 while lines failed, 2 on
+    bad input."""
     try:
         rates = parse_rates(args.select)
         series, labels = load_series_and_labels(args)
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit is not None:
         selected = selected[: args.limit]
 
-    if teacher_kind == "oracle":
+    if args.teacher == "oracle":
         oracle = OracleTeacher(args.seed)
 
         async def solve(i: int) -> dict:
