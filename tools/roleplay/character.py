@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import logging
 import re
 import sys
 from collections.abc import Iterator
@@ -352,7 +353,7 @@ def convert(args: argparse.Namespace) -> list[DatasetOutput]:
     return outputs
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.character",
         description="Convert a character's voice lines ({source_title, speaker, text}) and "
@@ -422,18 +423,24 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)"
     )
-    args = parser.parse_args(argv)
-    if not args.voice_lines and not args.settings:
-        parser.error("give --voice-lines, --settings or both")
-    if args.settings_weight < 1:
-        parser.error("--settings-weight must be at least 1")
-    return args
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: exit 0 with a summary line per dataset, or 2 with `file:
     reason`."""
-    args = _parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.voice_lines and not args.settings:
+        parser.error("give --voice-lines, --settings or both")
+    if args.settings_weight < 1:
+        parser.error("--settings-weight must be at least 1")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert and write the datasets, print a summary line each; 2 with `file: reason`."""
     try:
         outputs = convert(args)
     except ConversionError as e:

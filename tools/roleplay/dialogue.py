@@ -318,7 +318,7 @@ def backup_path(path: Path) -> Path:
     return candidate
 
 
-def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Path]:
+def convert_all(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Path]:
     """Do the whole job; nothing is written until every input has been read and converted.
     Returns the per-input reports, the combined report and the dataset file written."""
     stems = collections.Counter(p.stem for p in args.inputs)
@@ -410,7 +410,7 @@ def run(args: argparse.Namespace, cast: Cast) -> tuple[list[Report], Report, Pat
     return reports, total, target
 
 
-def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.dialogue",
         description="Extract one character's dialogue from novels / fan fiction (UTF-8 text: "
@@ -542,6 +542,19 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
         default=0,
         help="seed of the MinHash permutations of near-duplicate search (default: %(default)s)",
     )
+    return parser
+
+
+def _cast(args: argparse.Namespace) -> Cast:
+    return build_cast(
+        args.assistant, args.assistant_alias, args.user, args.user_alias, args.narrator
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: exit 0 with a summary line per input, or 2 with `file: reason`."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.out_dir is not None:
         if not args.name:
@@ -554,20 +567,16 @@ def _parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Cast]:
     if not 0 <= args.near_dup_threshold <= 1:
         parser.error("--near-dup-threshold must be between 0 and 1")
     try:
-        cast = build_cast(
-            args.assistant, args.assistant_alias, args.user, args.user_alias, args.narrator
-        )
+        _cast(args)
     except ValueError as e:
         parser.error(str(e))
-    return args, cast
+    return run(args)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: exit 0 with a summary line per input, or 2 with `file: reason`."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args, cast = _parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Convert every input and write the dataset and reports; 2 with `file: reason`."""
     try:
-        reports, total, target = run(args, cast)
+        reports, total, target = convert_all(args, _cast(args))
     except ConversionError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -72,7 +72,7 @@ def chat_config_yaml(
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.persona",
         description="Print the persona system prompt of a RoleBench role, or write a LLaMA-Factory "
@@ -103,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--adapter", help="LoRA adapter directory (adapter_name_or_path; finetuning_type lora)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -110,6 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--write-chat-config needs --model and --template")
     if not args.write_chat_config and (args.model or args.template or args.adapter):
         parser.error("--model, --template and --adapter only go with --write-chat-config")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the role's persona prompt or write a chat config; 2 on bad profiles."""
     try:
         profiles = load_profiles(args.profiles)
         prompt = persona_prompt(

@@ -522,7 +522,7 @@ def format_report(summary: dict) -> str:
 # ---- command line -----------------------------------------------------------
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress",
         description="Run a persona regression bank (JSONL cases with checks) against an "
@@ -621,14 +621,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--compare", metavar="PREVIOUS", help="results JSONL of an earlier run to compare with"
     )
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit with a usage error on options that do not go together."""
     if not 0 < args.leak_threshold <= 1:
         parser.error("--leak-threshold must be in (0, 1]")
     if args.check_leak:
         if not args.train:
             parser.error("--check-leak needs --train FILE ...")
-        return args
+        return
     if not args.out:
         parser.error("--out is required (except with --check-leak)")
     if not args.endpoint and not args.model:
@@ -641,7 +644,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--samples and --max-new-tokens must be >= 1, --temperature >= 0")
     if args.samples > 1 and args.temperature == 0:
         parser.error("--samples > 1 needs --temperature > 0 (greedy samples are all the same)")
-    return args
 
 
 def _prepare(
@@ -692,10 +694,18 @@ def _is_tiny_model(model: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_args(parser, args)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for name in ("httpx", "httpx2"):  # the openai client's transports log every request at INFO
         logging.getLogger(name).setLevel(logging.WARNING)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the bank (or only its leak check); 1 on a regression, a leak or failed generation, 2 on
+    bad input."""
     if args.check_leak:
         return _check_leak_only(args)
     settings = GenerationSettings(

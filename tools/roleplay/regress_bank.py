@@ -5,14 +5,13 @@ The bank format and its checks are documented in `tools.roleplay.bank`.
 """
 
 import argparse
+import logging
 import sys
 
 from tools.roleplay.bank import BankError, load_bank
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Validate bank files: exit 0 with a case count per file, 2 listing every
-    'file:line: reason'."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.regress_bank",
         description="Validate regression bank files (JSONL cases with checks; the format is in "
@@ -23,7 +22,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "banks", nargs="+", metavar="BANK", help="bank files, e.g. data/regression/孙悟空.jsonl"
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Validate bank files: exit 0 with a case count per file, 2 listing every
+    'file:line: reason'."""
     status = 0
     for bank in args.banks:
         try:

@@ -390,7 +390,7 @@ def choose_language(
     return lang, note
 
 
-def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.roleplay.rolebench",
         description="Convert RoleBench JSONL (role-specific and general, zh or en) and its profile "
@@ -462,17 +462,22 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--format", choices=FORMATS, default="alpaca", help="output format (default: %(default)s)"
     )
-    args = parser.parse_args(argv)
-    if args.k < 1:
-        parser.error("--k must be at least 1")
-    return args
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: exit 0 with the summary line, or 2 with `file: reason` on
     stderr."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.k < 1:
+        parser.error("--k must be at least 1")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert and write the dataset, print its summary; 2 with `file: reason` on bad input."""
     try:
         report = convert(args)
     except (ConversionError, ProfilesError, NotTextError) as e:

@@ -113,7 +113,7 @@ def _command(commands, name: str, summary: str) -> argparse.ArgumentParser:
     return commands.add_parser(name, help=summary, description=summary)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     from tools.style.server import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT
 
     parser = argparse.ArgumentParser(
@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
         "--per-class", type=int, default=60, help="records per style (default: %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
-    p.set_defaults(run=cmd_samples)
+    p.set_defaults(handler=cmd_samples)
 
     recipe_help = (
         "take the label set from this recipe's `labels:` (default: the five default styles)"
@@ -162,7 +162,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report", metavar="FILE", type=Path, help="also write the counts report as JSON here"
     )
-    p.set_defaults(run=cmd_convert)
+    p.set_defaults(handler=cmd_convert)
 
     p = _command(
         commands,
@@ -174,7 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--recipe", metavar="YAML", type=Path, help=recipe_help)
     p.add_argument("--report", metavar="FILE", type=Path, help="also write the report as JSON here")
-    p.set_defaults(run=cmd_validate)
+    p.set_defaults(handler=cmd_validate)
 
     p = _command(commands, "train", "train with the HF Trainer from a YAML recipe")
     p.add_argument("--recipe", type=Path, required=True, help="recipes/style/<name>.yaml")
@@ -184,7 +184,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override recipe keys, e.g. num_train_epochs=1",
     )
-    p.set_defaults(run=cmd_train)
+    p.set_defaults(handler=cmd_train)
 
     p = _command(
         commands, "predict", "predict a JSONL file ({input} or {question, answer} per line)"
@@ -201,7 +201,7 @@ def _parser() -> argparse.ArgumentParser:
         help="JSONL to write: each record plus `prediction`",
     )
     p.add_argument("--batch-size", type=int, default=32, help="(default: %(default)s)")
-    p.set_defaults(run=cmd_predict)
+    p.set_defaults(handler=cmd_predict)
 
     p = _command(commands, "serve", "HTTP service: GET /health, POST /predict, POST /predict_batch")
     p.add_argument("--model", metavar="DIR", required=True, help="directory written by `train`")
@@ -225,15 +225,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size", type=int, default=32, help="texts per forward pass (default: %(default)s)"
     )
-    p.set_defaults(run=cmd_serve)
+    p.set_defaults(handler=cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the chosen subcommand; 2 with the reason on bad input."""
     try:
-        return args.run(args)
+        return args.handler(args)
     except (ValueError, FileNotFoundError) as e:
         # StyleDataError is a ValueError; its message already names the file, line and reason.
         logger.debug("failed", exc_info=True)
