@@ -144,7 +144,7 @@ def bench_traces(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench",
         description="Benchmark the series loader and prepare on every series found under the given "
@@ -179,7 +179,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every benchmark asked for, one JSON record per figure; 1 when no series was found."""
     found = []
     for data_dir in args.data_dirs:
         if not data_dir.is_dir():
@@ -191,16 +201,16 @@ def main(argv: list[str] | None = None) -> int:
                 found.append((record["lines"], data_dir, sub.name))
                 print(json.dumps({"bench": "loader", **record}), flush=True)
     if not args.no_parse:
-        print(json.dumps(bench_parse.run()), flush=True)
+        print(json.dumps(bench_parse.measure_all()), flush=True)
     demo = [(d, n) for _, d, n in found if n == "chun_jiang"]
     if demo and not args.no_traces:
         print(json.dumps(bench_traces(*demo[0])), flush=True)
     if demo and not args.no_tool_server:
-        print(json.dumps(bench_tool_server.run(*demo[0])), flush=True)
+        print(json.dumps(bench_tool_server.measure_all(*demo[0])), flush=True)
     if demo and not args.no_eval:
-        print(json.dumps(bench_eval.run(*demo[0])), flush=True)
+        print(json.dumps(bench_eval.measure_all(*demo[0])), flush=True)
     if not args.no_prepare and found:
-        rows = bench_prepare.run(
+        rows = bench_prepare.measure_all(
             args.data_dirs, synthetic_lines=args.synthetic_lines, seed=args.seed
         )
         for record in rows:

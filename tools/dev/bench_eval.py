@@ -68,7 +68,7 @@ def stop_stand_ins(servers: list[tuple[subprocess.Popen, str]]) -> None:
         process.stop(proc)
 
 
-def run(
+def measure_all(
     data_dir: Path | str = REPO / "data" / "demo",
     series_name: str = "chun_jiang",
     ports: tuple[int, ...] = (1, 2, 4, 8),
@@ -160,7 +160,7 @@ def run(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_eval",
         description="Throughput of tools.sr.evaluate against 1, 2, 4, 8 stand-in servers (own "
@@ -183,17 +183,32 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", type=int, default=8, help="trajectories at a time per port"
     )
     parser.add_argument("--trajectories-per-port", type=int, default=48)
+    return parser
+
+
+def _port_counts(spec: str) -> tuple[int, ...]:
+    """'1,2,4' -> (1, 2, 4); ValueError when it is not a comma-separated list of counts."""
+    return tuple(int(p) for p in spec.split(","))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        ports = tuple(int(p) for p in args.ports.split(","))
+        ports = _port_counts(args.ports)
     except ValueError:
         parser.error(f"--ports: not a comma-separated list of counts: {args.ports!r}")
     if ports[0] != 1 or any(p < 1 for p in ports):
         parser.error("--ports: the first count must be 1 (the baseline)")
-    result = run(
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the scaling figures; 1 when the scaling is under its target."""
+    result = measure_all(
         args.data_dir,
         args.series,
-        ports,
+        _port_counts(args.ports),
         args.latency,
         args.concurrency,
         args.trajectories_per_port,

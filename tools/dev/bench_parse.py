@@ -86,7 +86,7 @@ def _score(text: str, protocol: str) -> dict:
     )
 
 
-def run(sizes: tuple[int, ...] = (MB, 8 * MB)) -> dict:
+def measure_all(sizes: tuple[int, ...] = (MB, 8 * MB)) -> dict:
     """Worst CPU seconds over the families and protocols at each size, parse and reward apart."""
     worst: dict[str, dict[int, tuple[float, str]]] = {"parse": {}, "reward": {}}
     for size in sizes:
@@ -119,7 +119,7 @@ def run(sizes: tuple[int, ...] = (MB, 8 * MB)) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_parse",
         description="Time model-output parsing and the reward on hostile turns of 1 MB and 8 MB "
@@ -129,10 +129,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--sizes-mb", type=int, nargs="+", default=[1, 8], help="turn sizes (default: 1 8)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if any(size < 1 for size in args.sizes_mb):
         parser.error("--sizes-mb must be positive")
-    result = run(tuple(size * MB for size in args.sizes_mb))
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the parsing figures; 1 when a target is missed."""
+    result = measure_all(tuple(size * MB for size in args.sizes_mb))
     print(json.dumps(result), flush=True)
     return 0 if all(target["met"] for target in result["targets"].values()) else 1
 

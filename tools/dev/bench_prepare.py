@@ -142,7 +142,7 @@ def measure(data_dir: Path, name: str, work: Path, reference: dict | None) -> di
     return row(name, json.loads(out.read_text(encoding="utf-8")), seconds, cpu, mib, reference)
 
 
-def run(
+def measure_all(
     data_dirs: list[Path],
     reference_path: Path | None = DEFAULT_REFERENCE,
     synthetic_lines: int = 0,
@@ -219,7 +219,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_prepare",
         description="Run prepare on every series under the given drama_data directories and write "
@@ -251,14 +251,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the synthetic series (default: %(default)s)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.synthetic_lines < 0:
         parser.error("--synthetic-lines must be 0 or more")
     if args.reference and not args.reference.exists():
         parser.error(f"--reference {args.reference} does not exist")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Prepare every series, write and print the table; 1 when a figure misses its target or no
+    series is found, 2 when prepare fails."""
     try:
-        rows = run(args.data_dirs, args.reference, args.synthetic_lines, args.seed)
+        rows = measure_all(args.data_dirs, args.reference, args.synthetic_lines, args.seed)
     except RuntimeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

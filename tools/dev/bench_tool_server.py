@@ -241,7 +241,7 @@ async def live_count(url: str) -> int:
         return (await response.json())["live_trajectories"]
 
 
-def run(
+def measure_all(
     data_dir: Path | str = REPO / "data" / "demo",
     series: str = "chun_jiang",
     *,
@@ -547,7 +547,7 @@ def run_hostile(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.bench_tool_server",
         description="Benchmark the speaker-recognition tool server (its own process) with a local "
@@ -572,6 +572,11 @@ def main(argv: list[str] | None = None) -> int:
         help="never-finished trajectories and unknown-id finishes sent to the second server "
         "(0: skip the hostile figures; default: %(default)s)",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if (
@@ -585,8 +590,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.never_finish * 10 > args.memory_trajectories:
         parser.error("--never-finish may be at most a tenth of --memory-trajectories")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure and print the tool server figures; 1 when a target is missed, 2 when prepare
+    fails."""
     try:
-        result = run(
+        result = measure_all(
             args.data_dir,
             args.series,
             memory_trajectories=args.memory_trajectories,

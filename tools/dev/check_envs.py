@@ -127,7 +127,7 @@ def run_check(name: str, command: list[str]) -> tuple[bool, str, str, float]:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.check_envs", description=__doc__.split("\n\n")[0]
     )
@@ -135,9 +135,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--venv", action="append", required=True, type=Path, help="one per --stack, in order"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if len(args.stack) != len(args.venv):
         parser.error("give one --venv per --stack")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run every check of the stacks' environments; 1 when one fails."""
     results = []
     with tempfile.TemporaryDirectory(prefix="dramakit-check-envs-") as runs:
         for stack, venv in zip(args.stack, args.venv, strict=True):

@@ -719,8 +719,7 @@ def write_series(files, out):
     shutil.rmtree(old, ignore_errors=True)
 
 
-def main(argv=None):
-    """CLI entry point; returns the process exit status."""
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.demo_series",
         description="Generate a demo series in the DramaSR-LRM layout from a YAML script.",
@@ -734,7 +733,17 @@ def main(argv=None):
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of timings, voiceprints, faces and seeds"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the series from its script and write it; 2 on a bad script."""
     try:
         script = load_script(args.script)
         files = build_series(script, args.seed)

@@ -207,7 +207,7 @@ def python_of(venv: Path) -> Path:
     return venv / "bin" / "python"
 
 
-def run(cmd: list[str], **kwargs) -> None:
+def run_echoed(cmd: list[str], **kwargs) -> None:
     """Run a command, echoing it; a failure raises EnvError naming the command."""
     print("+", " ".join(cmd), flush=True)
     result = subprocess.run(cmd, **kwargs)
@@ -224,8 +224,8 @@ def uv() -> Path:
     )
     if not stamp.exists():
         if not python_of(UV_TOOL_ENV).exists():
-            run([sys.executable, "-m", "venv", str(UV_TOOL_ENV)])
-        run(
+            run_echoed([sys.executable, "-m", "venv", str(UV_TOOL_ENV)])
+        run_echoed(
             [
                 str(python_of(UV_TOOL_ENV)),
                 "-m",

@@ -45,7 +45,7 @@ from tools.dev.envspec import (
     load_stack,
     python_of,
     read_lock,
-    run,
+    run_echoed,
     uv,
     version_problems,
 )
@@ -244,7 +244,7 @@ def site_packages(venv: Path) -> Path:
 def create(venv: Path, stack: Stack) -> None:
     """A new virtual environment, marked as ours before anything goes into it."""
     # The CUDA stacks are installed by uv, which needs no pip inside the environment.
-    run(
+    run_echoed(
         [
             sys.executable,
             "-m",
@@ -272,14 +272,14 @@ def install_cpu(venv: Path, stack: Stack) -> None:
         str(constraints),
     ]
     steps = stack.install
-    run(pip + steps["first"])
-    run(pip + stack.requirements)
+    run_echoed(pip + steps["first"])
+    run_echoed(pip + stack.requirements)
     for package in steps.get("uninstall", []):
         probe = subprocess.run(
             [str(python), "-m", "pip", "show", "-q", package], capture_output=True
         )
         if probe.returncode == 0:
-            run([str(python), "-m", "pip", "uninstall", "-y", "-q", package])
+            run_echoed([str(python), "-m", "pip", "uninstall", "-y", "-q", package])
     for rel in steps.get("strip_shared_libs", []):
         for lib in (site_packages(venv) / rel).glob("*.so"):
             lib.unlink()
@@ -287,7 +287,7 @@ def install_cpu(venv: Path, stack: Stack) -> None:
 
 def install_cuda(venv: Path, stack: Stack) -> None:
     """Exactly the locked set, every file checked against the lock's hashes; nothing else."""
-    run(
+    run_echoed(
         [
             str(uv()),
             "pip",
@@ -343,7 +343,7 @@ def ensure(venv: Path, stack: Stack) -> None:
         check_foreign(venv, stack)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.install_env",
         description="Build an environment of one stack (envs/<stack>.toml) from its lock, or "
@@ -362,7 +362,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--force", action="store_true", help="reinstall our own environment even if up to date"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Ensure, install or check the environment; 1 when a check finds gaps, 2 on errors."""
     if sys.version_info[:2] != (3, 11):
         print(
             "error: dramakit builds its environments with Python 3.11, this is "

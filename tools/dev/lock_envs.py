@@ -232,7 +232,7 @@ def print_table(rows: list[tuple]) -> None:
         print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.lock_envs", description=__doc__.split("\n\n")[0]
     )
@@ -245,7 +245,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="lock: take the newest versions the declarations admit",
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Lock the stacks, or check upstream's newest releases; 1 when a lock fails, 2 on errors."""
     try:
         stacks = [load_stack(name) for name in (args.stack or STACKS)]
         if args.action == "lock":

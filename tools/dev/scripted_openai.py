@@ -190,7 +190,7 @@ class ScriptedOpenAI:
         return Handler
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.scripted_openai",
         description="Serve a scripted OpenAI-compatible teacher on 127.0.0.1 (calls audio_sim, "
@@ -211,7 +211,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--latency", type=float, default=0.0, help="seconds to wait before each answer"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve the scripted teacher until interrupted; 2 when asked to bind beyond loopback."""
     if not is_loopback(args.host) and not args.allow_non_loopback:
         print(
             f"error: refusing to bind {args.host}: the stand-in teacher serves loopback only "

@@ -131,7 +131,7 @@ def build_synthetic(
     return root
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.synthetic_series",
         description="Build a synthetic series of --lines lines from a real one (repeated episodes, "
@@ -146,6 +146,11 @@ def main(argv: list[str] | None = None) -> int:
         "--name", required=True, help="name of the synthetic series (an identifier)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seeds the voiceprint perturbation")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not SERIES_NAME.match(args.name):
         parser.error(f"--name {args.name!r} is not an identifier")
@@ -153,6 +158,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--lines must be at least 1")
     if (args.out_dir / args.name).exists():
         parser.error(f"{args.out_dir / args.name} exists; choose another --name or remove it")
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the real series and write the synthetic one, printing its folder; 2 on a bad series."""
     try:
         series = load_series_from_args(args)
     except SeriesError as e:

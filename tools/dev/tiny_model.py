@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -187,7 +188,7 @@ def build_tiny_model(
     return out
 
 
-def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     defaults = TinyModelSettings()
     parser = argparse.ArgumentParser(
         prog="python -m tools.dev.tiny_model",
@@ -214,22 +215,32 @@ def _parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         flag = "--" + field.name.replace("_", "-")
         default = getattr(defaults, field.name)
         arch.add_argument(flag, type=type(default), default=default, help=f"(default: {default})")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Command-line entry point: build the model and print where it is and its parameter count."""
+def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parse_args(argv)
+    args = build_parser().parse_args(argv)
+    return run(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the model and print where it is and its parameter count; 2 when the settings or
+    --out are refused."""
     settings = TinyModelSettings(
         **{f.name: getattr(args, f.name) for f in dataclasses.fields(TinyModelSettings)}
     )
-    out = build_tiny_model(args.out, seed=args.seed, settings=settings, force=args.force)
+    try:
+        out = build_tiny_model(args.out, seed=args.seed, settings=settings, force=args.force)
+    except (ValueError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     stamp = read_stamp(out)
     print(
         f"{out}: tiny Qwen3, random weights (plumbing only), {stamp['num_parameters']:,} parameters"
     )
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
