@@ -11,16 +11,17 @@ body's own timeout is the handler's business.
 
 `SafeLogFilter` keeps the log useful under hostile clients: no traceback for a client that
 hangs up or sends a malformed request (one line naming the exception type instead), any
-Authorization value or bearer token redacted, and at most `burst` lines per message template
-per `window` seconds, with a count of what was suppressed.
+Authorization value, bearer token or URL userinfo redacted (plugins.redaction), and at most
+`burst` lines per message template per `window` seconds, with a count of what was suppressed.
 """
 
 import asyncio
 import logging
-import re
 import time
 
 from aiohttp import web
+
+from plugins.redaction import RedactingFilter, install_filter
 
 BUSY_RESPONSE = (
     b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
@@ -135,18 +136,9 @@ try:  # aiohttp's own names for them, where this version has them
     CLIENT_ERRORS += (ClientConnectionResetError, HttpProcessingError)
 except ImportError:  # pragma: no cover - older aiohttp
     pass
-CREDENTIAL = re.compile(r"(?i)\b(authorization|bearer)\b([\s:=\"'\\]*)[^\s\"',;\\]+")
 
 
-def redact_credentials(text: str, secrets: tuple[str, ...] = ()) -> str:
-    """`text` with every Authorization value, bearer token and each of `secrets` replaced by ***."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return CREDENTIAL.sub(r"\1\2***", text)
-
-
-class SafeLogFilter(logging.Filter):
+class SafeLogFilter(RedactingFilter):
     """Redacts credentials, drops tracebacks of client errors and rate-limits each message
     template to `burst` lines per `window` seconds (see the module docstring)."""
 
@@ -157,8 +149,8 @@ class SafeLogFilter(logging.Filter):
         window: float = 60.0,
         max_keys: int = 1024,
     ):
-        super().__init__()
-        self.secrets, self.burst, self.window, self.max_keys = secrets, burst, window, max_keys
+        super().__init__(secrets)
+        self.burst, self.window, self.max_keys = burst, window, max_keys
         self.counts: dict[
             tuple, list
         ] = {}  # (logger, template) -> [window start, lines, suppressed]
@@ -186,19 +178,13 @@ class SafeLogFilter(logging.Filter):
             record.exc_info, record.exc_text = None, None
         if suppressed_before:
             message = f"{message} (and {suppressed_before} more like it, suppressed)"
-        record.msg, record.args = redact_credentials(message, self.secrets), None
-        if record.exc_info:  # an internal error keeps its traceback, redacted when formatted
-            record.exc_text = redact_credentials(
-                logging.Formatter().formatException(record.exc_info), self.secrets
-            )
-        return True
+        record.msg, record.args = message, None
+        # redacted, an internal error's traceback included
+        return super().filter(record)
 
 
 def install_log_filter(
     secrets: tuple[str, ...] = (), burst: int = 10, window: float = 60.0
 ) -> SafeLogFilter:
     """Put one `SafeLogFilter` on every handler of the root logger (call after basicConfig)."""
-    safe = SafeLogFilter(secrets, burst, window)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(safe)
-    return safe
+    return install_filter(SafeLogFilter(secrets, burst, window))

@@ -17,9 +17,9 @@ from urllib.parse import urlparse
 
 import openai
 
+from plugins.redaction import redact
 from plugins.speaker_rec.env import SpeakerEnv
 from tools.common.fileio import AppendOnlyJsonl
-from tools.common.openai_endpoint import redact
 from tools.sr import rollout
 
 logger = logging.getLogger(__name__)

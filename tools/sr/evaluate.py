@@ -33,11 +33,11 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
+from plugins.redaction import redact, redact_logs
 from plugins.speaker_rec.correctness import is_judged
 from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.series import SeriesError
 from tools.common.fileio import OutputError, atomic_write_json
-from tools.common.openai_endpoint import redact, redact_logs
 from tools.common.series_args import (
     add_rollout_args,
     add_series_args,

@@ -22,11 +22,11 @@ import sys
 import time
 from pathlib import Path
 
+from plugins.redaction import redact_logs
 from plugins.speaker_rec.env import SpeakerEnv, Trajectory
 from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.series import SeriesError
 from tools.common.fileio import OutputError
-from tools.common.openai_endpoint import redact_logs
 from tools.common.series_args import (
     add_rollout_args,
     add_series_args,

@@ -119,18 +119,3 @@ def test_append_only_output_is_locked_resumed_and_deduplicated(tmp_path):
         AppendOnlyJsonl(out, key),
     ):
         pass
-
-
-def test_url_userinfo_is_redacted_in_text_and_logs(caplog):
-    import logging
-
-    from tools.common.openai_endpoint import RedactUserinfo, redact
-
-    assert (
-        redact("--urls=http://user:k3y@host:8000/v1 https://tok@h/v1 http://h/a@b")
-        == "--urls=http://***@host:8000/v1 https://***@h/v1 http://h/a@b"
-    )
-    record = logging.LogRecord(
-        "x", logging.INFO, __file__, 1, "calling %s", ("http://u:k3y@h/v1",), None
-    )
-    assert RedactUserinfo().filter(record) and record.getMessage() == "calling http://***@h/v1"
