@@ -35,11 +35,14 @@ SAMPLE_TYPES = ("wrong", "low_score", "close", "confident")
 CORRECTNESS_RULES = ("strict", "candidate_aware")  # the keys of a record's `correct`
 
 
-def _is_number(value) -> bool:
+def is_number(value) -> bool:
+    """A finite int or float (not a bool): what a JSON number field must hold."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_correct(value) -> bool:
+def is_correctness(value) -> bool:
+    """A `correct` value: a bool for each of CORRECTNESS_RULES (labels.json and results.jsonl
+    alike)."""
     return isinstance(value, dict) and all(
         isinstance(value.get(rule), bool) for rule in CORRECTNESS_RULES
     )
@@ -49,12 +52,12 @@ def _is_correct(value) -> bool:
 RECORD_CHECKS = {
     "index": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "duration": lambda v: _is_number(v) and v >= 0,
+    "duration": lambda v: is_number(v) and v >= 0,
     "label": lambda v: isinstance(v, str),
-    "margin": _is_number,
+    "margin": is_number,
     "sample": lambda v: v in SAMPLE_TYPES,
     "truth": lambda v: v is None or isinstance(v, str),
-    "correct": lambda v: v is None or _is_correct(v),
+    "correct": lambda v: v is None or is_correctness(v),
     "source": lambda v: isinstance(v, str),
 }
 

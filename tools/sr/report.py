@@ -40,7 +40,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from plugins.speaker_rec.correctness import published
-from plugins.speaker_rec.labelfile import CORRECTNESS_RULES, SAMPLE_TYPES, read_labels_json
+from plugins.speaker_rec.labelfile import (
+    CORRECTNESS_RULES,
+    SAMPLE_TYPES,
+    is_correctness,
+    is_number,
+    read_labels_json,
+)
 from plugins.speaker_rec.labels import is_other
 from plugins.speaker_rec.series import SERIES_NAME
 from tools.common.fileio import atomic_write_text, read_jsonl
@@ -100,14 +106,6 @@ class Line:
 # ---- reading ------------------------------------------------------------------------------
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_correct(value) -> bool:
-    return isinstance(value, dict) and all(isinstance(value.get(rule), bool) for rule in RULES)
-
-
 def read_labels_for_report(path: Path) -> Labels:
     """labels.json's header and per-line records (labelfile.read_labels_json checks the format)."""
     try:
@@ -129,16 +127,16 @@ RESULT_CHECKS = {
     "episode": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "sample_type": lambda v: isinstance(v, str),
     "answer": lambda v: v is None or isinstance(v, str),
-    "correct": _check_correct,
+    "correct": is_correctness,
     "complete": lambda v: isinstance(v, bool),
     "turns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "invalid_turns": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "duplicates": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
     "tool_calls": lambda v: isinstance(v, list) and all(isinstance(name, str) for name in v),
     "timing": lambda v: (
-        isinstance(v, dict) and _is_number(v.get("seconds")) and isinstance(v.get("requests"), int)
+        isinstance(v, dict) and is_number(v.get("seconds")) and isinstance(v.get("requests"), int)
     ),
-    "latency_s": lambda v: isinstance(v, list) and all(_is_number(x) and x >= 0 for x in v),
+    "latency_s": lambda v: isinstance(v, list) and all(is_number(x) and x >= 0 for x in v),
     "port": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "attempts": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
 }
