@@ -27,6 +27,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from plugins.speaker_rec.json_document import read_json_document
 from plugins.speaker_rec.series import Series
 from plugins.speaker_rec.toolset import LineLabel
 
@@ -89,16 +90,7 @@ def read_labels_json(path: Path | str) -> dict:
     together, no index twice, `overlap` a bool when present). Returns the parsed object; raises
     ValueError naming the file, the record (`lines[i]`) and the reason."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file is missing") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path}: malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: malformed JSON ({e})") from None
+    data = read_json_document(path)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ValueError(f"{path}: not a labels file (format is not {FORMAT!r})")
     if not isinstance(data.get("other"), str) or not isinstance(data.get("lines"), list):

@@ -2,9 +2,10 @@
 Written by tools.sr.split; read by export, export_rl and eval.
 """
 
-import json
 import logging
 from pathlib import Path
+
+from plugins.speaker_rec.json_document import read_json_document
 
 logger = logging.getLogger(__name__)
 
@@ -16,14 +17,7 @@ PARTS = ("sft", "rl_train", "rl_val", "eval")
 def read_split(path: Path | str) -> dict:
     """A split manifest read back and checked; raises ValueError naming the file and reason."""
     path = Path(path)
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"{path}: file is missing") from None
-    except json.JSONDecodeError as e:
-        raise ValueError(
-            f"{path}: malformed JSON: {e.msg} at line {e.lineno} column {e.colno}"
-        ) from None
+    manifest = read_json_document(path)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ValueError(f"{path}: not a split manifest (format is not {FORMAT!r})")
     if set(manifest.get("parts", {})) != set(PARTS):
