@@ -6,6 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from tools.common.tiny_model_files import STAMP_NAME, read_stamp
+from tools.dev import tiny_model
 from tools.dev.tiny_model import TinyModelSettings, build_tiny_model
 
 # Smaller than the default so the builds in these tests stay cheap; the embedding dominates anyway.
@@ -70,6 +71,19 @@ def test_refuses_to_replace_a_directory_it_did_not_build(tmp_path):
     with pytest.raises(FileExistsError):
         build_tiny_model(foreign, settings=SMALL)
     assert not (foreign / STAMP_NAME).exists()
+
+
+def test_the_command_refuses_with_a_message_not_a_traceback(tmp_path, capsys):
+    foreign = tmp_path / "someone-elses-model"
+    foreign.mkdir()
+    assert tiny_model.main(["--out", str(foreign)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {foreign} exists and was not written by tools.dev.tiny_model; pass --force to "
+        "replace it\n"
+    )
+    assert tiny_model.main(["--out", str(tmp_path / "m"), "--vocab-size", "10"]) == 2
+    assert "vocab_size 10 < tokenizer size" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == [foreign]
 
 
 def test_chat_template_renders_qwen3_conversation_with_think_and_tool_calls(tiny_model):
