@@ -32,7 +32,7 @@ import yaml
 
 from repo_paths import REPO_ROOT
 from tools.common import process
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import wait_ready
 
 RECIPE = Path("recipes/sft/tiny_smoke_cpu.yaml")

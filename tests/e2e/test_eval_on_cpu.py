@@ -22,7 +22,7 @@ from plugins.speaker_rec.env import SpeakerEnv
 from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
 from repo_paths import REPO_ROOT
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.dev.scripted_openai import ScriptedOpenAI
 from tools.sr import evaluate as sr_eval
 

@@ -119,7 +119,7 @@ def pick_lines(env: SpeakerEnv, labels, count: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def tool_server_url(repo_root, demo_labels, tmp_path_factory):
-    from tools.common.openai_endpoint import free_port
+    from tools.common.ports import free_port
     from tools.common.process import running_server
 
     log_path = tmp_path_factory.mktemp("tool-server") / "server.log"

@@ -13,7 +13,7 @@ import psutil
 import pytest
 
 from repo_paths import REPO_ROOT
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.sr import export, rl, split
 
 pytestmark = pytest.mark.slow

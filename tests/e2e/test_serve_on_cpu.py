@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tools.common.openai_endpoint import port_in_use
+from tools.common.ports import port_in_use
 from tools.sr import port_ranges, serve
 
 

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from repo_paths import REPO_ROOT
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.roleplay import character, rolebench
 from tools.sr import export, split, traces
 

@@ -31,7 +31,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import SERIES_NAME, load_series
 from tools.common import process
 from tools.common.fileio import atomic_write_json, atomic_write_text
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.dev import bench_eval, bench_parse, bench_prepare, bench_tool_server
 from tools.dev.bench_prepare import prepare_command
 from tools.sr import rollout

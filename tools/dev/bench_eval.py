@@ -29,7 +29,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.series import load_series
 from tools.common import process
 from tools.common.fileio import AppendOnlyJsonl
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.sr import prepare
 from tools.sr.eval_pool import RetryPolicy, run_pool
 

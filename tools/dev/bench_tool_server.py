@@ -47,7 +47,7 @@ from plugins.speaker_rec.protocol import TOOL_NAMES, Action, render_turn
 from plugins.speaker_rec.series import load_series
 from plugins.speaker_rec.server import DEFAULT_MAX_BODY_BYTES, TOKEN_ENV
 from plugins.speaker_rec.trajectory_store import DEFAULT_MAX_LIVE
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import running_server
 from tools.dev.bench_parse import adversarial_actions
 

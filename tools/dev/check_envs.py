@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 TAIL = 1500

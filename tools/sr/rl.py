@@ -44,7 +44,7 @@ from pathlib import Path
 from plugins.speaker_rec.tool_endpoint import DEFAULT_PORT, TOKEN_ENV, URL_ENV
 from tools.common import process
 from tools.common.fileio import atomic_write_json, atomic_write_text
-from tools.common.openai_endpoint import free_port, port_in_use
+from tools.common.ports import free_port, port_in_use
 from tools.common.process import wait_http_ok
 
 logger = logging.getLogger(__name__)
@@ -226,7 +226,7 @@ def check_config(recipe: Path, overrides: list[str]) -> None:
     url = os.environ.get(URL_ENV)
     if not url:
         raise LaunchError(f"{URL_ENV} is not set on the worker")
-    health = json.loads(wait_http_ok(url.rstrip("/") + "/health", 30))
+    health = process.wait_healthy(url.rstrip("/"), 30)
     print(f"tool server {url}: {health}")
 
 
@@ -326,9 +326,7 @@ def start_tool_server(
     started.add("tool_server", proc)
     url = f"http://{host}:{args.tool_port}"
     try:
-        health = json.loads(
-            wait_http_ok(f"{url}/health", TOOL_SERVER_TIMEOUT_S, proc, interval=0.1)
-        )
+        health = process.wait_healthy(url, TOOL_SERVER_TIMEOUT_S, proc)
     except (RuntimeError, TimeoutError) as e:
         raise LaunchError(
             f"{e}; its log {log_path} ends:\n{log_path.read_text()[-2000:]}"

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from tools.common.fileio import atomic_write_json
-from tools.common.openai_endpoint import port_in_use
+from tools.common.ports import port_in_use
 from tools.common.process import start as start_process
 from tools.common.process import stop_group, wait_ready
 from tools.sr.port_ranges import parse_ranges

@@ -15,7 +15,7 @@ from plugins.speaker_rec.labelfile import read_labels
 from plugins.speaker_rec.protocol import Action, render_turn
 from plugins.speaker_rec.series import load_series
 from plugins.speaker_rec.server import TOKEN_ENV
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import running_server
 
 SERIES = "chun_jiang"

@@ -17,7 +17,7 @@ import pytest
 
 from plugins.speaker_rec.protocol import TOOL_NAMES
 from plugins.speaker_rec.server import TOKEN_ENV
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import running_server
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from plugins.speaker_rec.series import load_series
 from plugins.speaker_rec.server import TOKEN_ENV
 from plugins.speaker_rec.toolset import Toolset
 from plugins.speaker_rec.verl_tool import EXTRAS_KEY, ID_KEY, URL_ENV
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import running_server
 
 pytestmark = pytest.mark.slow

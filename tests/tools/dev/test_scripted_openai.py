@@ -8,7 +8,7 @@ import sys
 import urllib.request
 
 from repo_paths import REPO_ROOT
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.common.process import wait_ready
 from tools.dev.scripted_openai import default_policy
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tools.common.fileio import AppendOnlyJsonl, OutputBusy, OutputError
-from tools.common.openai_endpoint import free_port
+from tools.common.ports import free_port
 from tools.roleplay import regress
 from tools.roleplay.bank import load_bank
 

@@ -1,7 +1,7 @@
-"""Small helpers for local servers: a free loopback port and whether a port is taken. Used by
-the commands, benchmarks and tests that start servers (llamafactory-cli api, vLLM, the scripted
-teacher, a Ray head); starting, waiting for and stopping them is tools.common.process, and keeping
-the credentials users put in endpoint URLs out of files and logs is plugins.redaction."""
+"""Free loopback ports and whether a port is taken, for the commands, benchmarks and tests that
+start servers (llamafactory-cli api, vLLM, the scripted teacher, a Ray head, the tool server).
+Starting, waiting for and stopping them is tools.common.process; keeping the credentials users
+put in endpoint URLs out of files and logs is plugins.redaction."""
 
 import socket
 
