@@ -27,8 +27,10 @@ another similarity scale gets comparable levels. At each level:
    form components; one of `new_role_min_lines` or more whose best class scores below
    level - margin on average becomes a new role, one that reaches the level joins that class.
 3. A new role whose lines now score level + `merge_margin` against a character on average
-   merges into it: characters grow during the sweep, and a voice that looked new early (seed
-   lines unlike the rest of a character's lines) may turn out to be theirs.
+   (scored where the character is present; or, for that same character, on all the role's
+   lines, so a seeded voice split off while off screen comes back) merges into it: characters
+   grow during the sweep, and a voice that looked new early (seed lines unlike the rest of a
+   character's lines) may turn out to be theirs.
 
 A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
 
@@ -185,12 +187,17 @@ class Propagation:
         return face | (hi > lo)
 
     def voice_scores(
-        self, rows: np.ndarray, with_unheard: bool = False, decide: bool = False
+        self,
+        rows: np.ndarray,
+        with_unheard: bool = False,
+        decide: bool = False,
+        anywhere: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
         without one, at the fill value; `decide` counts never-seen characters present (see
-        `_present`). Sorted by row, best first, then class."""
+        `_present`); `anywhere` scores every class with a labelled neighbour, present or not.
+        Sorted by row, best first, then class."""
         k = self._top_k()
         labels_ext = np.append(self.labels, -1)  # neighbour slot -1 reads this sentinel
         neighbour_labels = labels_ext[self.x.neighbours[rows]]
@@ -210,7 +217,7 @@ class Propagation:
         gr, gc = r[first], c[first]
         gk = k[gc]
         score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
-        present = self._present(rows[gr], gc, decide)
+        present = np.ones(len(gr), dtype=bool) if anywhere else self._present(rows[gr], gc, decide)
         if with_unheard and self.x.never_seen is not None:
             # No face evidence at all is no evidence of absence (a narrator, a voice off
             # screen): offered as candidates where the voice points to them.
@@ -281,13 +288,13 @@ class Propagation:
         return [rows[root == g] for g in np.flatnonzero(sizes >= self.p.new_role_min_lines)]
 
     def _class_means(
-        self, groups: list[np.ndarray], known_only: bool
+        self, groups: list[np.ndarray], known_only: bool, anywhere: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per group of lines: (best class, its mean voice score over the group's lines), a
         line without a score for the class counting 0; class -1 where nothing scores."""
         members = np.concatenate(groups)
         owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-        r, c, s = self.voice_scores(members)
+        r, c, s = self.voice_scores(members, anywhere=anywhere)
         if known_only:
             keep = c < self.n_known
             r, c, s = r[keep], c[keep], s[keep]
@@ -323,13 +330,25 @@ class Propagation:
         return changed
 
     def _merges(self, level: float) -> bool:
-        roles = [g for g in range(self.n_known, self.n_classes) if (self.labels == g).any()]
-        if not roles:
+        in_roles = np.flatnonzero(self.labels >= self.n_known)
+        if len(in_roles) == 0:
             return False
-        groups = [np.flatnonzero(self.labels == g) for g in roles]
+        # One stable sort instead of a scan of every line per role: each group keeps its lines
+        # in index order, roles in id order.
+        by_role = in_roles[np.argsort(self.labels[in_roles], kind="stable")]
+        _, first = np.unique(self.labels[by_role], return_index=True)
+        groups = np.split(by_role, first[1:])
         best, value = self._class_means(groups, known_only=True)
+        # The same character's voice ignoring where they are present: a role that is one
+        # seeded character's voice where neither their face nor a labelled line of theirs is
+        # near (off screen) scores 0 on those lines and could never merge back.
+        anywhere_best, anywhere_value = self._class_means(groups, known_only=True, anywhere=True)
         changed = False
-        for lines, cls, mean in zip(groups, best, value, strict=True):
+        for lines, cls, mean, voice_cls, voice_mean in zip(
+            groups, best, value, anywhere_best, anywhere_value, strict=True
+        ):
+            if cls >= 0 and voice_cls == cls:
+                mean = max(mean, voice_mean)
             if cls >= 0 and mean >= level + self.p.merge_margin:
                 self.labels[lines] = cls
                 self.stats["new_roles_merged"] += 1

@@ -380,3 +380,43 @@ def test_every_shared_drama_beats_the_published_propagation_by_its_own_rule(tmp_
     )
     assert summary["truth_in_candidates_or_open_set"] >= 98.5
     assert summary["candidates"]["median_named"] + 1 <= 4, "the list with the other label"
+
+
+def test_a_role_that_is_a_seeded_voice_off_screen_merges_back():
+    """A new role whose lines' neighbours are all one seeded character's lines, that character
+    on screen at one of them only (off screen, neither face nor labelled line near, at the
+    others), is their voice split off: it merges."""
+    from tools.sr.propagation import Inputs, Propagation
+
+    n, k = 7, 3
+    neighbours = np.full((n, k), -1, dtype=np.int64)
+    similarity = np.full((n, k), -np.inf, dtype=np.float32)
+    neighbours[3:] = [0, 1, 2]
+    similarity[3:] = 0.9
+    starts = np.array([0.0, 1.0, 2.0, 1000.0, 1001.0, 1002.0, 1003.0])
+    inputs = Inputs(
+        units=np.zeros((n, 4), dtype=np.float32),
+        neighbours=neighbours,
+        similarity=similarity,
+        usable=np.ones(n, dtype=bool),
+        starts=starts,
+        ends=starts + 0.8,
+        durations=np.full(n, 2.0),
+        presence=np.zeros((n, 1), dtype=bool),
+        face_near=np.zeros((n, 1), dtype=bool),
+        unnamed_face_near=np.zeros(n, dtype=bool),
+        known=["A"],
+        seeds={0: 0, 1: 0, 2: 0},
+        new_role_name=lambda i: f"role-{i}",
+    )
+    inputs.presence[3, 0] = True
+    run = Propagation(inputs)
+    run.labels[3:] = 1  # one new role, found while A was off screen
+    run.n_classes = 2
+    assert run._merges(0.5)
+    assert run.labels.tolist() == [0] * n
+    # A voice that is not A's stays a role.
+    run.labels[3:] = 1
+    run.x.similarity[3:] = 0.3
+    assert not run._merges(0.5)
+    assert run.labels[3:].tolist() == [1] * 4
