@@ -34,6 +34,17 @@ another similarity scale gets comparable levels. At each level:
 
 A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
 
+Seed lines can be unlike the character's usual voice (a shout; one clip counted twice, once in
+an episode and again in the next one's recap): then they label nothing over the whole sweep,
+and the character's lines go to whoever shares their scenes. Such a *starved* character gets
+face anchors and the sweep runs once more from the seeds and the anchors. The anchors are lines
+no seeded character's voice claimed where the character's face is the only face right at the
+line (the speaker is most often the one face shown alone): the one of them linked to the most
+such lines of other scenes (further apart than `window_s`, by a similarity of at least
+level_low + `new_role_margin`, the link of the sweep's last new roles), with those lines, when
+they are `new_role_min_lines` or more. A voice recurring across scenes under that face is the
+character's; one scene's voice off screen is not.
+
 Candidate list of a line: its present classes by voice score, the present characters it has
 no labelled neighbour of at the fill value, and the seeded characters never detected on screen
 (a narrator, a voice off screen: no face evidence is no evidence of absence) where one of their
@@ -355,13 +366,57 @@ class Propagation:
                 changed = True
         return changed
 
-    def run(self, progress: bool = False) -> Result:
-        """Sweep the levels, then build every line's candidate list."""
-        steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
-        levels = [
-            round(self.p.level_high + self.offset - i * self.p.level_step, 6)
-            for i in range(steps + 1)
-        ]
+    def _face_anchors(self) -> dict[int, np.ndarray]:
+        """Per starved seeded character (its seed lines labelled nothing over the sweep): its
+        face anchors (see the module's docstring), where there are enough of them."""
+        counts = np.bincount(self.labels[self.labels >= 0], minlength=self.n_classes)
+        seeded = np.bincount(self.labels[self.is_seed & (self.labels >= 0)], minlength=self.n_known)
+        starved = np.flatnonzero((seeded > 0) & (counts[: self.n_known] == seeded))
+        if len(starved) == 0:
+            return {}
+        alone = (
+            (self.x.face_near.sum(axis=1) == 1)
+            & ~self.x.unnamed_face_near
+            & self.x.usable
+            & ~self.is_seed
+            & ((self.labels < 0) | (self.labels >= self.n_known))
+        )
+        link = self.p.level_low + self.offset + self.p.new_role_margin
+        anchors = {}
+        for c in starved.tolist():
+            lines = np.flatnonzero(alone & self.x.face_near[:, c])
+            if len(lines) == 0:
+                continue
+            member = np.zeros(self.n + 1, dtype=bool)  # neighbour slot -1 reads the last, False
+            member[lines] = True
+            neighbours = self.x.neighbours[lines]
+            apart = np.abs(self.x.starts[neighbours] - self.x.starts[lines][:, None])
+            linked = (
+                member[neighbours] & (self.x.similarity[lines] >= link) & (apart > self.p.window_s)
+            )
+            best = int(np.argmax(linked.sum(axis=1)))  # the first of equals: deterministic
+            group = np.r_[lines[best], neighbours[best][linked[best]]]
+            if len(group) >= self.p.new_role_min_lines:
+                anchors[c] = np.sort(group)
+        return anchors
+
+    def _restart(self, anchors: dict[int, np.ndarray], level: float) -> None:
+        """Back to the seeds, plus the anchors labelled at `level`."""
+        self.labels[~self.is_seed] = -1
+        self.level[:] = np.nan
+        self.n_classes = self.n_known
+        for c, lines in anchors.items():
+            self.labels[lines] = c
+            self.level[lines] = level
+        self.stats.update(
+            face_anchored_characters=len(anchors),
+            face_anchored_lines=int(sum(len(lines) for lines in anchors.values())),
+            new_roles_found=0,
+            components_joined=0,
+            new_roles_merged=0,
+        )
+
+    def _sweep(self, levels: list[float], progress: bool) -> None:
         for level in tqdm(levels, desc="propagation levels", unit="level", disable=not progress):
             while True:
                 self.stats["passes"] += 1
@@ -370,6 +425,25 @@ class Propagation:
                 merged = self._merges(level)
                 if not (found or merged):
                     break
+
+    def run(self, progress: bool = False) -> Result:
+        """Sweep the levels (once more from the seeds and the face anchors when a seeded
+        character was starved), then build every line's candidate list."""
+        steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
+        levels = [
+            round(self.p.level_high + self.offset - i * self.p.level_step, 6)
+            for i in range(steps + 1)
+        ]
+        self._sweep(levels, progress)
+        anchors = self._face_anchors()
+        if anchors:
+            logger.info(
+                "propagation: seed lines of %d characters labelled nothing; sweeping again from "
+                "the seeds and their face anchors",
+                len(anchors),
+            )
+            self._restart(anchors, levels[0])
+            self._sweep(levels, progress)
         logger.info("propagation: %s", self.stats)
         return self._result()
 
