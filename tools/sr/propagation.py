@@ -27,10 +27,23 @@ another similarity scale gets comparable levels. At each level:
    form components; one of `new_role_min_lines` or more whose best class scores below
    level - margin on average becomes a new role, one that reaches the level joins that class.
 3. A new role whose lines now score level + `merge_margin` against a character on average
-   merges into it: characters grow during the sweep, and a voice that looked new early (seed
-   lines unlike the rest of a character's lines) may turn out to be theirs.
+   (scored where the character is present; or, for that same character, on all the role's
+   lines, so a seeded voice split off while off screen comes back) merges into it: characters
+   grow during the sweep, and a voice that looked new early (seed lines unlike the rest of a
+   character's lines) may turn out to be theirs.
 
 A level repeats while steps 2-3 change anything. Lines still unlabelled at the end are "other".
+
+Seed lines can be unlike the character's usual voice (a shout; one clip counted twice, once in
+an episode and again in the next one's recap): then they label nothing over the whole sweep,
+and the character's lines go to whoever shares their scenes. Such a *starved* character gets
+face anchors and the sweep runs once more from the seeds and the anchors. The anchors are lines
+no seeded character's voice claimed where the character's face is the only face right at the
+line (the speaker is most often the one face shown alone): the one of them linked to the most
+such lines of other scenes (further apart than `window_s`, by a similarity of at least
+level_low + `new_role_margin`, the link of the sweep's last new roles), with those lines, when
+they are `new_role_min_lines` or more. A voice recurring across scenes under that face is the
+character's; one scene's voice off screen is not.
 
 Candidate list of a line: its present classes by voice score, the present characters it has
 no labelled neighbour of at the fill value, and the seeded characters never detected on screen
@@ -185,12 +198,17 @@ class Propagation:
         return face | (hi > lo)
 
     def voice_scores(
-        self, rows: np.ndarray, with_unheard: bool = False, decide: bool = False
+        self,
+        rows: np.ndarray,
+        with_unheard: bool = False,
+        decide: bool = False,
+        anywhere: bool = False,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
         without one, at the fill value; `decide` counts never-seen characters present (see
-        `_present`). Sorted by row, best first, then class."""
+        `_present`); `anywhere` scores every class with a labelled neighbour, present or not.
+        Sorted by row, best first, then class."""
         k = self._top_k()
         labels_ext = np.append(self.labels, -1)  # neighbour slot -1 reads this sentinel
         neighbour_labels = labels_ext[self.x.neighbours[rows]]
@@ -210,7 +228,7 @@ class Propagation:
         gr, gc = r[first], c[first]
         gk = k[gc]
         score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
-        present = self._present(rows[gr], gc, decide)
+        present = np.ones(len(gr), dtype=bool) if anywhere else self._present(rows[gr], gc, decide)
         if with_unheard and self.x.never_seen is not None:
             # No face evidence at all is no evidence of absence (a narrator, a voice off
             # screen): offered as candidates where the voice points to them.
@@ -281,13 +299,13 @@ class Propagation:
         return [rows[root == g] for g in np.flatnonzero(sizes >= self.p.new_role_min_lines)]
 
     def _class_means(
-        self, groups: list[np.ndarray], known_only: bool
+        self, groups: list[np.ndarray], known_only: bool, anywhere: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per group of lines: (best class, its mean voice score over the group's lines), a
         line without a score for the class counting 0; class -1 where nothing scores."""
         members = np.concatenate(groups)
         owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-        r, c, s = self.voice_scores(members)
+        r, c, s = self.voice_scores(members, anywhere=anywhere)
         if known_only:
             keep = c < self.n_known
             r, c, s = r[keep], c[keep], s[keep]
@@ -323,26 +341,82 @@ class Propagation:
         return changed
 
     def _merges(self, level: float) -> bool:
-        roles = [g for g in range(self.n_known, self.n_classes) if (self.labels == g).any()]
-        if not roles:
+        in_roles = np.flatnonzero(self.labels >= self.n_known)
+        if len(in_roles) == 0:
             return False
-        groups = [np.flatnonzero(self.labels == g) for g in roles]
+        # One stable sort instead of a scan of every line per role: each group keeps its lines
+        # in index order, roles in id order.
+        by_role = in_roles[np.argsort(self.labels[in_roles], kind="stable")]
+        _, first = np.unique(self.labels[by_role], return_index=True)
+        groups = np.split(by_role, first[1:])
         best, value = self._class_means(groups, known_only=True)
+        # The same character's voice ignoring where they are present: a role that is one
+        # seeded character's voice where neither their face nor a labelled line of theirs is
+        # near (off screen) scores 0 on those lines and could never merge back.
+        anywhere_best, anywhere_value = self._class_means(groups, known_only=True, anywhere=True)
         changed = False
-        for lines, cls, mean in zip(groups, best, value, strict=True):
+        for lines, cls, mean, voice_cls, voice_mean in zip(
+            groups, best, value, anywhere_best, anywhere_value, strict=True
+        ):
+            if cls >= 0 and voice_cls == cls:
+                mean = max(mean, voice_mean)
             if cls >= 0 and mean >= level + self.p.merge_margin:
                 self.labels[lines] = cls
                 self.stats["new_roles_merged"] += 1
                 changed = True
         return changed
 
-    def run(self, progress: bool = False) -> Result:
-        """Sweep the levels, then build every line's candidate list."""
-        steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
-        levels = [
-            round(self.p.level_high + self.offset - i * self.p.level_step, 6)
-            for i in range(steps + 1)
-        ]
+    def _face_anchors(self) -> dict[int, np.ndarray]:
+        """Per starved seeded character (its seed lines labelled nothing over the sweep): its
+        face anchors (see the module's docstring), where there are enough of them."""
+        counts = np.bincount(self.labels[self.labels >= 0], minlength=self.n_classes)
+        seeded = np.bincount(self.labels[self.is_seed & (self.labels >= 0)], minlength=self.n_known)
+        starved = np.flatnonzero((seeded > 0) & (counts[: self.n_known] == seeded))
+        if len(starved) == 0:
+            return {}
+        alone = (
+            (self.x.face_near.sum(axis=1) == 1)
+            & ~self.x.unnamed_face_near
+            & self.x.usable
+            & ~self.is_seed
+            & ((self.labels < 0) | (self.labels >= self.n_known))
+        )
+        link = self.p.level_low + self.offset + self.p.new_role_margin
+        anchors = {}
+        for c in starved.tolist():
+            lines = np.flatnonzero(alone & self.x.face_near[:, c])
+            if len(lines) == 0:
+                continue
+            member = np.zeros(self.n + 1, dtype=bool)  # neighbour slot -1 reads the last, False
+            member[lines] = True
+            neighbours = self.x.neighbours[lines]
+            apart = np.abs(self.x.starts[neighbours] - self.x.starts[lines][:, None])
+            linked = (
+                member[neighbours] & (self.x.similarity[lines] >= link) & (apart > self.p.window_s)
+            )
+            best = int(np.argmax(linked.sum(axis=1)))  # the first of equals: deterministic
+            group = np.r_[lines[best], neighbours[best][linked[best]]]
+            if len(group) >= self.p.new_role_min_lines:
+                anchors[c] = np.sort(group)
+        return anchors
+
+    def _restart(self, anchors: dict[int, np.ndarray], level: float) -> None:
+        """Back to the seeds, plus the anchors labelled at `level`."""
+        self.labels[~self.is_seed] = -1
+        self.level[:] = np.nan
+        self.n_classes = self.n_known
+        for c, lines in anchors.items():
+            self.labels[lines] = c
+            self.level[lines] = level
+        self.stats.update(
+            face_anchored_characters=len(anchors),
+            face_anchored_lines=int(sum(len(lines) for lines in anchors.values())),
+            new_roles_found=0,
+            components_joined=0,
+            new_roles_merged=0,
+        )
+
+    def _sweep(self, levels: list[float], progress: bool) -> None:
         for level in tqdm(levels, desc="propagation levels", unit="level", disable=not progress):
             while True:
                 self.stats["passes"] += 1
@@ -351,6 +425,25 @@ class Propagation:
                 merged = self._merges(level)
                 if not (found or merged):
                     break
+
+    def run(self, progress: bool = False) -> Result:
+        """Sweep the levels (once more from the seeds and the face anchors when a seeded
+        character was starved), then build every line's candidate list."""
+        steps = round((self.p.level_high - self.p.level_low) / self.p.level_step)
+        levels = [
+            round(self.p.level_high + self.offset - i * self.p.level_step, 6)
+            for i in range(steps + 1)
+        ]
+        self._sweep(levels, progress)
+        anchors = self._face_anchors()
+        if anchors:
+            logger.info(
+                "propagation: seed lines of %d characters labelled nothing; sweeping again from "
+                "the seeds and their face anchors",
+                len(anchors),
+            )
+            self._restart(anchors, levels[0])
+            self._sweep(levels, progress)
         logger.info("propagation: %s", self.stats)
         return self._result()
 
