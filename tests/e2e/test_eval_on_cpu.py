@@ -59,6 +59,19 @@ def count_lines(out: Path) -> int:
     return out.read_text(encoding="utf-8").count("\n") if out.exists() else 0
 
 
+def wait_for_record_from(out: Path, port: int, timeout: float) -> None:
+    """Until `out` holds a whole record that the server on `port` answered (a loaded machine can
+    let the other server answer the first lines alone)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = out.read_text(encoding="utf-8") if out.exists() else ""
+        whole = text[: text.rfind("\n") + 1].splitlines()
+        if any(json.loads(line)["port"] == port for line in whole):
+            return
+        assert time.monotonic() < deadline, f"no record from port {port} in {out}"
+        time.sleep(0.02)
+
+
 def wait_for_lines(out: Path, n: int, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while count_lines(out) < n:
@@ -160,7 +173,8 @@ def test_a_port_killed_mid_run_hands_its_lines_to_the_other(
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for_lines(out, 4, timeout=120)
+        victim_port = int(victim_url.rsplit(":", 1)[1].split("/")[0])
+        wait_for_record_from(out, victim_port, timeout=120)
         victim.send_signal(signal.SIGKILL)  # a server that dies with requests in flight
         victim.wait()
         at_kill = count_lines(out)
@@ -174,7 +188,6 @@ def test_a_port_killed_mid_run_hands_its_lines_to_the_other(
     assert len(lines) == len(set(lines)) and sorted(lines) == config["lines"] and len(lines) == 24
     assert at_kill < len(records), "the kill must land mid-run"
     ports = Counter(r["port"] for r in records)
-    victim_port = int(victim_url.rsplit(":", 1)[1].split("/")[0])
     assert 0 < ports[victim_port] < ports[int(api_server.rsplit(":", 1)[1].split("/")[0])]
     assert "dropped" in err
 
