@@ -4,8 +4,10 @@ Every unit voiceprint is scaled to norm `NORM` and rounded to integers. Then eve
 two components and every partial sum of a dot product is an integer below 2**24, which float32
 holds exactly: BLAS returns the same bits whatever its blocking or number of threads, so
 prepare's output does not depend on the machine. (The rounding moves a cosine by about 1e-4.)
-The dense N x N matrix is never built: rows go through in blocks and only the k nearest
-neighbours of each line are kept, so memory grows linearly with the number of lines.
+The dense N x N matrix is never built: rows go through in panels, each product is computed once
+(the upper triangle) and offered to both of its lines, and only entries that can still enter a
+line's k nearest are kept, so memory grows linearly with the number of lines. Products are
+integers, so ties are exact and broken by the lower index, as a full sort would.
 """
 
 import numpy as np
@@ -14,7 +16,12 @@ from tqdm import tqdm
 # sqrt(2**24) = 4096 minus the rounding's worst-case growth of the norm (0.5 * sqrt(dim)).
 NORM = 4000.0
 SCALE = NORM * NORM
-BLOCK_ROWS = 512
+BLOCK_ROWS = 512  # lines per panel of the neighbour search (at most 2**11: see _keys)
+CHUNK_COLS = 4096  # columns of a panel looked at between merges
+# Sort keys pack (line in its panel, 2**24 - product, column) into 11 + 26 + 26 bits of an int64.
+_BITS = 26
+_MASK = (1 << _BITS) - 1
+_OFFSET = 1 << 24
 
 
 def integer_units(embeddings: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -48,37 +55,130 @@ def nearest_neighbours(
     width = min(k, max(len(cols) - 1, 0))
     if width == 0:
         return index, sims
-    targets = units[cols].T.copy()
-    rows_todo = np.flatnonzero(usable)
-    for start in tqdm(
-        range(0, len(rows_todo), BLOCK_ROWS),
-        desc="voiceprint neighbours",
-        unit="block",
-        disable=not progress,
-    ):
-        rows = rows_todo[start : start + BLOCK_ROWS]
-        block = units[rows] @ targets
-        # Rows are usable lines, so each finds itself among the columns.
-        block[np.arange(len(rows)), np.searchsorted(cols, rows)] = -np.inf
-        found, values = _top_per_row(block, width)
-        index[rows, :width] = cols[found]
-        sims[rows, :width] = values / np.float32(SCALE)
+    found, values = _exact_top(units[cols], width, progress)
+    index[cols, :width] = cols[found]
+    sims[cols, :width] = values / np.float32(SCALE)
     return index, sims
 
 
-def _top_per_row(block: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """(columns, values) of the `width` largest entries of each row, best first, ties broken
-    by the lower column. Partitioning values and then picking the entries at or above each
-    row's width-th largest is several times cheaper than partitioning indices."""
-    kth = np.partition(block, -width, axis=1)[:, -width]
-    r, c = np.nonzero(block >= kth[:, None])  # at least `width` per row, more on ties
-    values = block[r, c]
-    order = np.lexsort((c, -values, r))
-    r, c, values = r[order], c[order], values[order]
-    counts = np.bincount(r, minlength=len(block))
-    rank = np.arange(len(r)) - np.repeat(np.cumsum(counts) - counts, counts)
-    keep = rank < width
-    return c[keep].reshape(len(block), width), values[keep].reshape(len(block), width)
+def _exact_top(rows: np.ndarray, width: int, progress: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(columns int64 [m, width], products float32 [m, width]) of every row's `width` largest
+    products with the other rows, best first, ties broken by the lower column.
+
+    Each product is computed once, in row panels against the panel's own and later rows, and
+    offered to both of its lines. An entry goes into a line's list only if it beats the
+    line's width-th best so far: columns arrive in ascending order, so an entry equal to it
+    loses the tie. A line without `width` entries yet keeps the chunk's own top `width` and
+    their ties. Only lists of about `width` entries per line are ever held."""
+    m = len(rows)
+    if m >= 1 << _BITS:
+        raise ValueError(f"{m} voiceprints are too many for one neighbour search")
+    panel = BLOCK_ROWS
+    lists = _Lists(m, width, panel)
+    found = np.empty((m, width), dtype=np.int64)
+    values = np.empty((m, width), dtype=np.float32)
+    for start in tqdm(
+        range(0, m, panel), desc="voiceprint neighbours", unit="panel", disable=not progress
+    ):
+        stop = min(start + panel, m)
+        block = rows[start:stop] @ rows[start:].T
+        block[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
+        for lo in range(0, m - start, CHUNK_COLS):
+            chunk = block[:, lo : lo + CHUNK_COLS]
+            first = start + lo  # column of chunk[:, 0]
+            # This panel's lines against the chunk's columns.
+            r, c = _above(chunk, lists.floor[start:stop], width, axis=1)
+            lists.offer(start, r, first + c, chunk[r, c])
+            # The chunk's lines of later panels against this panel's columns.
+            skip = max(stop - first, 0)
+            if skip < chunk.shape[1]:
+                later = chunk[:, skip:]
+                r, c = _above(later, lists.floor[first + skip : first + chunk.shape[1]], width, 0)
+                lists.offer_later(first + skip + c, start + r, later[r, c])
+        found[start:stop], values[start:stop] = lists.final(start)
+    return found, values
+
+
+def _above(chunk: np.ndarray, floor: np.ndarray, width: int, axis: int):
+    """(row, column) of the entries of `chunk` that may enter the lists of the lines along
+    `axis` (1: rows are the lines, 0: columns are), given each line's width-th best so far."""
+    threshold = floor.copy()
+    fresh = np.flatnonzero(np.isneginf(threshold))
+    if len(fresh) and chunk.shape[axis] >= width:
+        part = chunk[fresh] if axis == 1 else chunk[:, fresh]
+        kth = np.partition(part, -width, axis=axis).take(-width, axis=axis)
+        # Every entry below the chunk's own width-th best is beaten by `width` of its entries;
+        # one equal to it may still win its tie: keep it (the values are integers).
+        threshold[fresh] = np.nextafter(kth, np.float32(-np.inf))
+    mask = chunk > (threshold[:, None] if axis == 1 else threshold[None, :])
+    flat = np.flatnonzero(mask)
+    return np.divmod(flat, chunk.shape[1])
+
+
+class _Lists:
+    """Every line's best `width` entries so far as sort keys, per panel of lines, with the
+    entries offered since the last merge; `floor` is each line's width-th best product so
+    far (-inf while it has fewer)."""
+
+    def __init__(self, m: int, width: int, panel: int):
+        self.m, self.width, self.panel = m, width, panel
+        n_panels = -(-m // panel)
+        self.best = [np.empty(0, dtype=np.int64) for _ in range(n_panels)]
+        self.pending: list[list[np.ndarray]] = [[] for _ in range(n_panels)]
+        self.pending_size = np.zeros(n_panels, dtype=np.int64)
+        self.floor = np.full(m, -np.inf, dtype=np.float32)
+        self.cap = 2 * panel * width
+
+    def offer(self, start: int, local: np.ndarray, cols: np.ndarray, products: np.ndarray):
+        """Entries (line start + local, column, product) for lines of the panel at `start`."""
+        p = start // self.panel
+        self.pending[p].append(_keys(local, cols, products))
+        self.pending_size[p] += len(local)
+        if self.pending_size[p] > self.cap:
+            self._merge(p)
+
+    def offer_later(self, lines: np.ndarray, cols: np.ndarray, products: np.ndarray):
+        """Entries for lines of any later panels."""
+        if len(lines) == 0:
+            return
+        order = np.argsort(lines // self.panel, kind="stable")
+        lines, cols, products = lines[order], cols[order], products[order]
+        panels = lines // self.panel
+        bounds = np.flatnonzero(np.r_[True, panels[1:] != panels[:-1], True])
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            start = int(panels[a]) * self.panel
+            self.offer(start, lines[a:b] - start, cols[a:b], products[a:b])
+
+    def _merge(self, p: int) -> None:
+        keys = np.sort(np.concatenate([self.best[p], *self.pending[p]]))
+        self.pending[p], self.pending_size[p] = [], 0
+        local = keys >> (2 * _BITS)
+        counts = np.bincount(local, minlength=min(self.panel, self.m - p * self.panel))
+        rank = np.arange(len(keys)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.best[p] = keys[rank < self.width]
+        last = keys[rank == self.width - 1]
+        self.floor[p * self.panel + (last >> (2 * _BITS))] = _products(last)
+
+    def final(self, start: int) -> tuple[np.ndarray, np.ndarray]:
+        """(columns, products) of the panel's lines, every product now offered."""
+        p = start // self.panel
+        self._merge(p)
+        keys = self.best[p].reshape(-1, self.width)
+        self.best[p] = np.empty(0, dtype=np.int64)
+        return keys & _MASK, _products(keys)
+
+
+def _keys(local: np.ndarray, cols: np.ndarray, products: np.ndarray) -> np.ndarray:
+    """Sort keys that order entries by line, then product descending, then column."""
+    return (
+        (local.astype(np.int64) << (2 * _BITS))
+        | ((_OFFSET - products.astype(np.int64)) << _BITS)
+        | cols.astype(np.int64)
+    )
+
+
+def _products(keys: np.ndarray) -> np.ndarray:
+    return (_OFFSET - ((keys >> _BITS) & _MASK)).astype(np.float32)
 
 
 def nearest_centroid(
