@@ -60,7 +60,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from tqdm import tqdm
 
-from tools.sr.voiceprint import cosine_pairs
+from tools.sr.voiceprint import cosine_rows
 
 logger = logging.getLogger(__name__)
 
@@ -275,10 +275,11 @@ class Propagation:
         if m < self.p.new_role_min_lines:
             return []
         a_parts, b_parts = [], []
+        chain = self.x.units[rows]  # gathered once; each offset compares two views of it
         for offset in range(1, self.p.new_role_reach + 1):
             a = np.arange(m - offset)
             linked = (
-                cosine_pairs(self.x.units, rows[a], rows[a + offset])
+                cosine_rows(chain[: len(a)], chain[offset : offset + len(a)])
                 >= level + self.p.new_role_margin
             )
             a_parts.append(a[linked])

@@ -37,9 +37,11 @@ def integer_units(embeddings: np.ndarray, usable: np.ndarray) -> np.ndarray:
     return np.rint(rows * NORM).astype(np.float32)
 
 
-def cosine_pairs(units: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Cosine similarity of rows a[i] and b[i] (integer units), as float32."""
-    return ((units[a] * units[b]).sum(axis=1, dtype=np.float64) / SCALE).astype(np.float32)
+def cosine_rows(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Cosine similarity of left[i] and right[i] (integer units), as float32. The products
+    are exact integers in float32 whatever the order of summation, so this equals a float64
+    sum bit for bit; views (no gathered copies) are welcome."""
+    return (np.einsum("ij,ij->i", left, right).astype(np.float64) / SCALE).astype(np.float32)
 
 
 def nearest_neighbours(

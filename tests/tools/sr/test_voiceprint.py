@@ -97,3 +97,10 @@ def test_neighbours_with_many_ties_match_brute_force(monkeypatch, panel, chunk, 
     assert np.array_equal(index[rows], want_index[rows])
     assert np.array_equal(sims[rows], want_sims[rows].astype(np.float32))
     assert (index[~usable] == -1).all()
+
+
+def test_cosine_rows_equal_the_float64_sum(embeddings):
+    usable = np.isfinite(embeddings).all(axis=1)
+    units = voiceprint.integer_units(embeddings, usable)
+    exact = (units[:-3].astype(np.float64) * units[3:]).sum(axis=1) / voiceprint.SCALE
+    assert np.array_equal(voiceprint.cosine_rows(units[:-3], units[3:]), exact.astype(np.float32))
