@@ -16,8 +16,7 @@ from tqdm import tqdm
 # sqrt(2**24) = 4096 minus the rounding's worst-case growth of the norm (0.5 * sqrt(dim)).
 NORM = 4000.0
 SCALE = NORM * NORM
-BLOCK_ROWS = 512  # lines per panel of the neighbour search (at most 2**11: see _keys)
-CHUNK_COLS = 4096  # columns of a panel looked at between merges
+BLOCK_ROWS = 512  # lines per panel, and columns per tile, of the neighbour search (<= 2**11)
 # Sort keys pack (line in its panel, 2**24 - product, column) into 11 + 26 + 26 bits of an int64.
 _BITS = 26
 _MASK = (1 << _BITS) - 1
@@ -70,7 +69,7 @@ def _exact_top(rows: np.ndarray, width: int, progress: bool) -> tuple[np.ndarray
     Each product is computed once, in row panels against the panel's own and later rows, and
     offered to both of its lines. An entry goes into a line's list only if it beats the
     line's width-th best so far: columns arrive in ascending order, so an entry equal to it
-    loses the tie. A line without `width` entries yet keeps the chunk's own top `width` and
+    loses the tie. A line without `width` entries yet keeps the tile's own top `width` and
     their ties. Only lists of about `width` entries per line are ever held."""
     m = len(rows)
     if m >= 1 << _BITS:
@@ -85,36 +84,33 @@ def _exact_top(rows: np.ndarray, width: int, progress: bool) -> tuple[np.ndarray
         stop = min(start + panel, m)
         block = rows[start:stop] @ rows[start:].T
         block[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
-        for lo in range(0, m - start, CHUNK_COLS):
-            chunk = block[:, lo : lo + CHUNK_COLS]
-            first = start + lo  # column of chunk[:, 0]
-            # This panel's lines against the chunk's columns.
-            r, c = _above(chunk, lists.floor[start:stop], width, axis=1)
-            lists.offer(start, r, first + c, chunk[r, c])
-            # The chunk's lines of later panels against this panel's columns.
-            skip = max(stop - first, 0)
-            if skip < chunk.shape[1]:
-                later = chunk[:, skip:]
-                r, c = _above(later, lists.floor[first + skip : first + chunk.shape[1]], width, 0)
-                lists.offer_later(first + skip + c, start + r, later[r, c])
+        for first in range(start, m, panel):  # one panel of columns at a time
+            tile = block[:, first - start : first - start + panel]
+            # This panel's lines against the tile's columns.
+            r, c = _above(tile, lists.floor[start:stop], width, axis=1)
+            lists.offer(start, r, first + c, tile[r, c])
+            if first >= stop:  # the tile's lines (a later panel) against this panel's columns
+                r, c = _above(tile, lists.floor[first : first + tile.shape[1]], width, axis=0)
+                lists.offer(first, c, start + r, tile[r, c])
         found[start:stop], values[start:stop] = lists.final(start)
     return found, values
 
 
-def _above(chunk: np.ndarray, floor: np.ndarray, width: int, axis: int):
-    """(row, column) of the entries of `chunk` that may enter the lists of the lines along
+def _above(tile: np.ndarray, floor: np.ndarray, width: int, axis: int):
+    """(row, column) of the entries of `tile` that may enter the lists of the lines along
     `axis` (1: rows are the lines, 0: columns are), given each line's width-th best so far."""
     threshold = floor.copy()
     fresh = np.flatnonzero(np.isneginf(threshold))
-    if len(fresh) and chunk.shape[axis] >= width:
-        part = chunk[fresh] if axis == 1 else chunk[:, fresh]
-        kth = np.partition(part, -width, axis=axis).take(-width, axis=axis)
-        # Every entry below the chunk's own width-th best is beaten by `width` of its entries;
+    if len(fresh) and tile.shape[axis] >= width:
+        # One line per row, contiguous: partitioning along strided columns is several times slower.
+        part = tile[fresh] if axis == 1 else np.ascontiguousarray(tile[:, fresh].T)
+        kth = np.partition(part, -width, axis=1)[:, -width]
+        # Every entry below the tile's own width-th best is beaten by `width` of its entries;
         # one equal to it may still win its tie: keep it (the values are integers).
         threshold[fresh] = np.nextafter(kth, np.float32(-np.inf))
-    mask = chunk > (threshold[:, None] if axis == 1 else threshold[None, :])
+    mask = tile > (threshold[:, None] if axis == 1 else threshold[None, :])
     flat = np.flatnonzero(mask)
-    return np.divmod(flat, chunk.shape[1])
+    return np.divmod(flat, tile.shape[1])
 
 
 class _Lists:
@@ -138,18 +134,6 @@ class _Lists:
         self.pending_size[p] += len(local)
         if self.pending_size[p] > self.cap:
             self._merge(p)
-
-    def offer_later(self, lines: np.ndarray, cols: np.ndarray, products: np.ndarray):
-        """Entries for lines of any later panels."""
-        if len(lines) == 0:
-            return
-        order = np.argsort(lines // self.panel, kind="stable")
-        lines, cols, products = lines[order], cols[order], products[order]
-        panels = lines // self.panel
-        bounds = np.flatnonzero(np.r_[True, panels[1:] != panels[:-1], True])
-        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
-            start = int(panels[a]) * self.panel
-            self.offer(start, lines[a:b] - start, cols[a:b], products[a:b])
 
     def _merge(self, p: int) -> None:
         keys = np.sort(np.concatenate([self.best[p], *self.pending[p]]))
