@@ -96,6 +96,19 @@ class _Load:
         self.unknown: dict[tuple[Path, str], list] = {}  # (dir, field) -> [records, files]
         self.rollovers: dict[Path, list] = {}  # dir -> [timestamps, files, first place]
         self.hidden: dict[Path, list[str]] = {}  # dir -> hidden file names
+        self.times: dict[str, float] = {}  # timestamp text -> seconds, for repeated values
+
+    def timestamp(self, value: object, path: Path, where: str) -> float:
+        """`parse_timestamp`, remembering well-formed values without a field of 60: a release
+        repeats the same times many times over (start = end, several faces in one frame)."""
+        if type(value) is str:
+            seconds = self.times.get(value)
+            if seconds is not None:
+                return seconds
+        seconds = parse_timestamp(value, path, where, self)
+        if ":60" not in value:  # a str, or parse_timestamp would have refused it
+            self.times[value] = seconds
+        return seconds
 
     def unknown_fields(self, path: Path, fields) -> None:
         for name in fields:
@@ -476,8 +489,8 @@ def _read_subtitles(
                 raise SeriesError(
                     path, f"object_idx is {show(obj['object_idx'])}, expected {i}", where
                 )
-            start = parse_timestamp(obj["start_time"], path, where + ".start_time", load)
-            end = parse_timestamp(obj["end_time"], path, where + ".end_time", load)
+            start = load.timestamp(obj["start_time"], path, where + ".start_time")
+            end = load.timestamp(obj["end_time"], path, where + ".end_time")
             if end < start:
                 raise SeriesError(
                     path,
@@ -615,12 +628,10 @@ def _read_faces(
             )
             best = ids["0"]
             times.append(
-                episode.to_abs(
-                    parse_timestamp(obj["start_time"], path, where + ".start_time", load)
-                )
+                episode.to_abs(load.timestamp(obj["start_time"], path, where + ".start_time"))
             )
             if "end_time" in obj:  # unused, but checked and counted like every timestamp
-                parse_timestamp(obj["end_time"], path, where + ".end_time", load)
+                load.timestamp(obj["end_time"], path, where + ".end_time")
             names.append(variants.get(best["name"], best["name"]))
             score = best.get("score", 1.0)
             if type(score) not in (float, int) or not math.isfinite(score):
