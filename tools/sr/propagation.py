@@ -193,8 +193,14 @@ class Propagation:
             face[known] |= self.x.never_seen[classes[known]]
         labelled = np.flatnonzero(self.labels >= 0)
         keys = np.sort(self.labels[labelled] * self.n + labelled)
-        lo = np.searchsorted(keys, classes * self.n + self.window_lo[rows], side="left")
-        hi = np.searchsorted(keys, classes * self.n + self.window_hi[rows], side="left")
+        # Queries in class order (rows come sorted) search about twice as fast; a 16-bit stable
+        # argsort is a radix sort.
+        order = np.argsort(
+            classes.astype(np.int16 if self.n_classes < 2**15 else np.int64), kind="stable"
+        )
+        lo, hi = np.empty(len(rows), dtype=np.int64), np.empty(len(rows), dtype=np.int64)
+        lo[order] = np.searchsorted(keys, (classes * self.n + self.window_lo[rows])[order], "left")
+        hi[order] = np.searchsorted(keys, (classes * self.n + self.window_hi[rows])[order], "left")
         return face | (hi > lo)
 
     def voice_scores(
