@@ -1,7 +1,7 @@
 """Prepare on every series under the given directories, in one table: `make bench-prepare`.
 
-Per series, prepare runs in a process of its own (wall time and peak memory of that process
-alone) and its labels.json summary gives the figures: lines, strict and candidate-aware
+Per series, prepare runs in a process of its own (wall time, CPU seconds and peak memory of
+that process alone) and its labels.json summary gives the figures: lines, strict and candidate-aware
 accuracy by our rules, strict accuracy by the published code's rule (overall, on lines under
 1 s, on known and on other truths), overlapped lines, truth in the candidate list (or open-set)
 and the median list length with "other". Where the reference file gives the published
@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run prepare on every series under the given drama_data directories and write "
         "one table (JSON and Markdown) of its accuracy by our two rules and by the published "
         "code's rule, candidate "
-        "coverage, wall time and peak memory, beside the published propagation's figures.",
+        "coverage, wall time, CPU seconds and peak memory, beside the published propagation's "
+        "figures.",
     )
     parser.add_argument(
         "data_dirs", nargs="+", type=Path, help="directories holding <series>/ folders"
