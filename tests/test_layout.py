@@ -109,10 +109,6 @@ def test_test_file_names_are_unique():
     assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
 
 
-# Commands not yet on the skeleton: prepare is converted once concurrent work on it has merged.
-SKELETON_PENDING = {"tools.sr.prepare"}
-
-
 def is_dispatcher(path: Path) -> bool:
     """A line's `__main__.py` that only hands its command line to one of its commands."""
     return path.name == "__main__.py" and "tools.common.commands" in imported_modules(path)
@@ -199,8 +195,7 @@ def test_the_skeleton_finds_the_commands():
 def test_every_command_has_the_skeleton():
     violations = [
         f"{path.relative_to(REPO_ROOT)}: {problem}"
-        for name, path in command_modules().items()
-        if name not in SKELETON_PENDING
+        for path in command_modules().values()
         for problem in skeleton_problems(path)
     ]
     assert not violations, "\n".join(violations)
@@ -215,8 +210,3 @@ def test_the_skeleton_check_fails_a_command_without_it(tmp_path):
     )
     assert len(skeleton_problems(bare)) == 4
     assert skeleton_problems(REPO_ROOT / "tools" / "sr" / "split.py") == []
-
-
-def test_pending_commands_are_still_commands():
-    # an entry left here after its command was converted, moved or removed would hide nothing
-    assert SKELETON_PENDING <= set(command_modules())

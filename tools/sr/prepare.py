@@ -292,7 +292,7 @@ def summarise(
     }
 
 
-def run(
+def prepare_labels(
     series: Series,
     seeds: dict[int, str],
     seed_info: dict,
@@ -387,7 +387,8 @@ def run(
     return header, records
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `python -m tools.sr.prepare`."""
     parser = argparse.ArgumentParser(
         prog="python -m tools.sr.prepare",
         description="Label propagation from seed lines: for every line of a series, a "
@@ -453,11 +454,20 @@ def main(argv: list[str] | None = None) -> int:
         help="labels.json to write, e.g. runs/<series>/labels.json",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if args.max_candidates < 1:
         parser.error("--max-candidates must be at least 1")
+    return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
+    """Load the series and its seeds, propagate, write --out atomically; 2 on bad input."""
     started = time.perf_counter()
     try:
         series = load_series_from_args(args)
@@ -468,7 +478,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     params = Params(max_candidates=args.max_candidates)
-    header, records = run(
+    header, records = prepare_labels(
         series,
         seeds,
         seed_info,
