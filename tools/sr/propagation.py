@@ -209,12 +209,14 @@ class Propagation:
         with_unheard: bool = False,
         decide: bool = False,
         anywhere: bool = False,
+        best_first: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
         without one, at the fill value; `decide` counts never-seen characters present (see
         `_present`); `anywhere` scores every class with a labelled neighbour, present or not.
-        Sorted by row, best first, then class."""
+        Sorted by row, best first, then class; without `best_first` (and `with_unheard`), by
+        row then class."""
         gr, gc, score = self._group_scores(rows)
         present = np.ones(len(gr), dtype=bool) if anywhere else self._present(rows[gr], gc, decide)
         if with_unheard and self.x.never_seen is not None:
@@ -227,6 +229,8 @@ class Propagation:
             unheard = ~np.isin(fr * self.n_classes + fc, gr * self.n_classes + gc)
             gr, gc = np.r_[gr, fr[unheard]], np.r_[gc, fc[unheard]]
             score = np.r_[score, self.fill[rows[fr[unheard]]]]
+        if not best_first:
+            return gr, gc, score
         order = np.lexsort((gc, -score, gr))
         return gr[order], gc[order], score[order]
 
@@ -269,7 +273,9 @@ class Propagation:
         rows = self._unlabelled()
         if len(rows) == 0:
             return
-        r, c, s = self.voice_scores(rows, decide=True)
+        r, c, s = self.voice_scores(rows, decide=True, best_first=False)
+        if len(r) == 0:
+            return
         lines = rows[r]
         s = s + self.short[lines] - self.p.unnamed_face_penalty * self.x.unnamed_face_near[lines]
         known = c < self.n_known
@@ -278,9 +284,13 @@ class Propagation:
             # Present for want of any face evidence, not because of it: as far below a character
             # seen on screen as a face at the line lifts one above it.
             s[known] -= self.p.unseen_penalty * self.x.never_seen[c[known]]
-        order = np.lexsort((c, -s, r))
-        r, c, s = r[order], c[order], s[order]
-        take = np.r_[True, r[1:] != r[:-1]] & (s >= level)
+        # Each row's best score, the lowest class among equals (a row's entries come in class
+        # order): what the first of a (row, -score, class) sort would be.
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        best = np.repeat(np.maximum.reduceat(s, starts), np.diff(np.r_[starts, len(r)]))
+        top = np.flatnonzero(s == best)
+        top = top[np.r_[True, r[top][1:] != r[top][:-1]]]
+        take = top[s[top] >= level]
         chosen = rows[r[take]]
         self.labels[chosen] = c[take]
         self.level[chosen] = level
