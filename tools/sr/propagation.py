@@ -489,27 +489,34 @@ class Propagation:
     # -- output -------------------------------------------------------------------------
 
     def _result(self) -> Result:
-        roles = sorted(
-            {int(g) for g in self.labels[self.labels >= self.n_known]},
-            key=lambda g: int(np.flatnonzero(self.labels == g)[0]),
-        )
+        # Roles renumbered in the order of their first lines.
+        in_roles = np.flatnonzero(self.labels >= self.n_known)
+        old, first = np.unique(self.labels[in_roles], return_index=True)
+        roles = old[np.argsort(in_roles[first])]  # first lines differ: no ties
         renumbered = self.labels.copy()
-        for new, old in enumerate(roles, start=self.n_known):
-            renumbered[self.labels == old] = new
+        if len(roles):
+            new = np.zeros(int(roles.max()) + 1, dtype=self.labels.dtype)
+            new[roles] = np.arange(self.n_known, self.n_known + len(roles))
+            renumbered[in_roles] = new[self.labels[in_roles]]
         self.labels = renumbered
         self.n_classes = self.n_known + len(roles)
         self.stats["new_roles"] = len(roles)
         classes = list(self.x.known) + [self.x.new_role_name(i + 1) for i in range(len(roles))]
         source = []
+        is_seed, usable, labels = (
+            self.is_seed.tolist(),
+            self.x.usable.tolist(),
+            self.labels.tolist(),
+        )
         for i in range(self.n):
-            if self.is_seed[i]:
+            if is_seed[i]:
                 source.append("seed")
-            elif not self.x.usable[i]:
+            elif not usable[i]:
                 source.append("no_voiceprint")
-            elif self.labels[i] >= self.n_known:
+            elif labels[i] >= self.n_known:
                 source.append("new_role")
             else:
-                source.append("propagated" if self.labels[i] >= 0 else "other")
+                source.append("propagated" if labels[i] >= 0 else "other")
         return Result(
             classes,
             self.n_known,

@@ -193,3 +193,37 @@ def test_label_pass_takes_what_the_sorted_scores_give(seed, level):
     assert got.labels.tolist() == want.labels.tolist()
     assert got.level.tobytes() == want.level.tobytes()
     assert (got.labels != mid_sweep(seed, 8).labels).any() or level > 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roles_are_renumbered_by_their_first_lines(seed):
+    run = mid_sweep(seed, 8)
+    rng = np.random.default_rng(seed)
+    # Roles with ids out of order of their first lines, and gaps (merged roles).
+    roles = np.flatnonzero(run.labels >= 0)[::3]
+    run.labels[roles] = rng.choice([9, 14, 11, 20], size=len(roles))
+    run.n_classes = 21
+    before = run.labels.copy()
+    result = run._result()
+    order = sorted(
+        {int(g) for g in before[before >= 5]}, key=lambda g: np.flatnonzero(before == g)[0]
+    )
+    assert order != sorted(order)
+    want = before.copy()
+    for new, old in enumerate(order, start=5):
+        want[before == old] = new
+    assert result.labels.tolist() == want.tolist()
+    assert result.classes[5:] == [f"role-{i + 1}" for i in range(len(order))]
+    for i, source in enumerate(result.source):
+        expected = (
+            "seed"
+            if run.is_seed[i]
+            else "no_voiceprint"
+            if not run.x.usable[i]
+            else "new_role"
+            if want[i] >= 5
+            else "propagated"
+            if want[i] >= 0
+            else "other"
+        )
+        assert source == expected, i
