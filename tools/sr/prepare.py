@@ -10,6 +10,7 @@ voiceprint-only nearest-centroid baseline. Exit status 2 with `file: reason` on 
 import argparse
 import collections
 import logging
+import math
 import statistics
 import sys
 import time
@@ -155,13 +156,17 @@ def line_records(
     """One labels.json record per non-deleted line."""
     other = other_label(series.language)
     known = result.classes[: result.n_known]
+    known_set = frozenset(known)  # the rules only ask whether a name is in it
+    # Python values once, not a numpy scalar per line.
+    labels, levels = result.labels.tolist(), result.level.tolist()
+    voiced = series.embedding_ok.tolist()
     records = []
     for line in series.lines:
         if line.deleted:
             continue
         i = line.index
-        label = result.classes[result.labels[i]] if result.labels[i] >= 0 else other
-        if series.embedding_ok[i]:
+        label = result.classes[labels[i]] if labels[i] >= 0 else other
+        if voiced[i]:
             candidates = [[result.classes[c], round(score, 4)] for c, score in result.candidates[i]]
         else:  # no voiceprint: the characters on screen, unscored
             names = [known[c] for c in np.flatnonzero(presence.matrix[i])][: params.max_candidates]
@@ -174,9 +179,9 @@ def line_records(
         if line.speaker is not None and correctness.is_judged(line.kind):
             names = [name for name, _ in candidates]
             correct = {
-                "strict": correctness.strict(label, line.speaker, line.kind, known),
+                "strict": correctness.strict(label, line.speaker, line.kind, known_set),
                 "candidate_aware": correctness.candidate_aware(
-                    label, line.speaker, line.kind, known, names
+                    label, line.speaker, line.kind, known_set, names
                 ),
             }
         records.append(
@@ -186,7 +191,7 @@ def line_records(
                 "duration": round(line.duration, 3),
                 "label": label,
                 "source": result.source[i],
-                "level": None if np.isnan(result.level[i]) else float(result.level[i]),
+                "level": None if math.isnan(levels[i]) else levels[i],
                 "candidates": candidates + [[other, None]],
                 "margin": margin,
                 "sample": sample_type(
@@ -227,46 +232,50 @@ def summarise(
         for r in records
         if r["correct"] is not None and r["index"] not in seeds
     ]
+    known_set = frozenset(known)  # the rules only ask whether a name is in it
+    # Each rule's outcome and each split's membership once per line, shared by the tables.
+    episodes = [r["episode"] for r, _ in judged]
+    durations = [line.duration for _, line in judged]
 
-    def table(rule) -> dict:
-        return accuracy_table((r["episode"], line.duration, rule(r, line)) for r, line in judged)
+    def table(outcomes: list[bool]) -> dict:
+        return accuracy_table(zip(episodes, durations, outcomes, strict=True))
 
-    def splits(rule) -> dict:
+    published_known = series.published_known
+    parts = {
+        "known_truths": [line.speaker in published_known for _, line in judged],
+        "other_truths": [line.speaker not in published_known for _, line in judged],
+        "overlapped": [bool(line.overlap) for _, line in judged],
+        "clean": [not line.overlap for _, line in judged],
+    }
+
+    def splits(outcomes: list[bool]) -> dict:
         """The rule's accuracy on known vs other truths (known as the published rule counts
         them) and on overlapped vs clean lines."""
-        published_known = series.published_known
-        parts = {
-            "known_truths": lambda line: line.speaker in published_known,
-            "other_truths": lambda line: line.speaker not in published_known,
-            "overlapped": lambda line: bool(line.overlap),
-            "clean": lambda line: not line.overlap,
-        }
         return {
-            name: accuracy_cell(rule(r, line) for r, line in judged if part(line))
+            name: accuracy_cell(o for o, inside in zip(outcomes, part, strict=True) if inside)
             for name, part in parts.items()
         }
 
-    def published(r, line) -> bool:
-        return correctness.published(r["label"], line.speaker, series.published_known)
-
-    rules = {
-        "strict": lambda r, line: r["correct"]["strict"],
-        "candidate_aware": lambda r, line: r["correct"]["candidate_aware"],
-        "published": published,
+    outcomes = {
+        "strict": [r["correct"]["strict"] for r, _ in judged],
+        "candidate_aware": [r["correct"]["candidate_aware"] for r, _ in judged],
+        "published": [
+            correctness.published(r["label"], line.speaker, published_known) for r, line in judged
+        ],
     }
-    classes = collections.Counter(truth_class(line, known) for _, line in judged)
+    truths = [truth_class(line, known) for _, line in judged]
+    classes = collections.Counter(truths)
     covered = sum(
-        truth_class(line, known) != "closed"
-        or line.speaker in {name for name, _ in r["candidates"]}
-        for r, line in judged
+        truth != "closed" or line.speaker in {name for name, _ in r["candidates"]}
+        for truth, (r, line) in zip(truths, judged, strict=True)
     )
     named = [len(r["candidates"]) - 1 for r in records]
     return {
         "judged_lines": len(judged),
         "judged_excludes": "seed lines, deleted lines, lines without a ground truth",
         "truth_classes": dict(sorted(classes.items())),
-        "propagation": {name: table(rule) for name, rule in rules.items()},
-        "propagation_splits": {name: splits(rule) for name, rule in rules.items()},
+        "propagation": {name: table(o) for name, o in outcomes.items()},
+        "propagation_splits": {name: splits(o) for name, o in outcomes.items()},
         "published_rule": "the published code's own judging rule, beside ours so that figures "
         "compare with its "
         "published ones: right iff the label equals the truth, or neither is a known character "
@@ -275,9 +284,10 @@ def summarise(
             "description": "voiceprint only: nearest seed-character centroid by cosine, always "
             "a name",
             "strict": table(
-                lambda r, line: correctness.strict(
-                    baseline.get(r["index"]), line.speaker, line.kind, known
-                )
+                [
+                    correctness.strict(baseline.get(r["index"]), line.speaker, line.kind, known_set)
+                    for r, line in judged
+                ]
             ),
         },
         "truth_in_candidates_or_open_set": round(100.0 * covered / len(judged), 2)

@@ -209,31 +209,15 @@ class Propagation:
         with_unheard: bool = False,
         decide: bool = False,
         anywhere: bool = False,
+        best_first: bool = True,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(position in rows, class, voice score) for every present class of each of `rows`
         with a labelled line among its neighbours; `with_unheard` adds the present characters
         without one, at the fill value; `decide` counts never-seen characters present (see
         `_present`); `anywhere` scores every class with a labelled neighbour, present or not.
-        Sorted by row, best first, then class."""
-        k = self._top_k()
-        labels_ext = np.append(self.labels, -1)  # neighbour slot -1 reads this sentinel
-        neighbour_labels = labels_ext[self.x.neighbours[rows]]
-        r, slot = np.nonzero(neighbour_labels >= 0)
-        c = neighbour_labels[r, slot]
-        key = r * self.n_classes + c
-        order = np.argsort(key, kind="stable")  # keeps neighbours best-first inside a group
-        key, r, c = key[order], r[order], c[order]
-        sim = self.x.similarity[rows[r], slot[order]].astype(np.float64)
-        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
-        group = np.cumsum(first) - 1
-        rank = np.arange(len(key)) - np.flatnonzero(first)[group]
-        keep = rank < k[c]
-        n_groups = int(first.sum())
-        sums = np.bincount(group[keep], weights=sim[keep], minlength=n_groups)
-        taken = np.bincount(group[keep], minlength=n_groups)
-        gr, gc = r[first], c[first]
-        gk = k[gc]
-        score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
+        Sorted by row, best first, then class; without `best_first` (and `with_unheard`), by
+        row then class."""
+        gr, gc, score = self._group_scores(rows)
         present = np.ones(len(gr), dtype=bool) if anywhere else self._present(rows[gr], gc, decide)
         if with_unheard and self.x.never_seen is not None:
             # No face evidence at all is no evidence of absence (a narrator, a voice off
@@ -245,8 +229,40 @@ class Propagation:
             unheard = ~np.isin(fr * self.n_classes + fc, gr * self.n_classes + gc)
             gr, gc = np.r_[gr, fr[unheard]], np.r_[gc, fc[unheard]]
             score = np.r_[score, self.fill[rows[fr[unheard]]]]
+        if not best_first:
+            return gr, gc, score
         order = np.lexsort((gc, -score, gr))
         return gr[order], gc[order], score[order]
+
+    def _group_scores(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(position in rows, class, voice score) for every class with a labelled line among
+        the neighbours of each of `rows`, present or not; sorted by row, then class."""
+        k = self._top_k()
+        width = self.x.neighbours.shape[1]
+        # Neighbour slot -1 reads the sentinel at the end.
+        labels_ext = np.append(self.labels, -1).astype(np.int32)
+        neighbour_labels = labels_ext[self.x.neighbours[rows]]
+        flat = np.flatnonzero(neighbour_labels >= 0)
+        r = flat // width
+        c = neighbour_labels.ravel()[flat].astype(np.int64)
+        # (row, class, slot) packed in one int64 and sorted as values: groups by row then class,
+        # neighbours best-first inside a group, as a stable argsort of (row, class) would.
+        packed = (r * self.n_classes + c) * width + (flat - r * width)
+        packed.sort()
+        key, slot = np.divmod(packed, width)
+        r, c = np.divmod(key, self.n_classes)
+        sim = self.x.similarity[rows[r], slot].astype(np.float64)
+        first = np.r_[True, key[1:] != key[:-1]] if len(key) else np.zeros(0, dtype=bool)
+        group = np.cumsum(first) - 1
+        rank = np.arange(len(key)) - np.flatnonzero(first)[group]
+        keep = rank < k[c]
+        n_groups = int(first.sum())
+        sums = np.bincount(group[keep], weights=sim[keep], minlength=n_groups)
+        taken = np.bincount(group[keep], minlength=n_groups)
+        gr, gc = r[first], c[first]
+        gk = k[gc]
+        score = (sums + (gk - taken) * self.fill[rows[gr]]) / gk
+        return gr, gc, score
 
     # -- the sweep ----------------------------------------------------------------------
 
@@ -257,7 +273,9 @@ class Propagation:
         rows = self._unlabelled()
         if len(rows) == 0:
             return
-        r, c, s = self.voice_scores(rows, decide=True)
+        r, c, s = self.voice_scores(rows, decide=True, best_first=False)
+        if len(r) == 0:
+            return
         lines = rows[r]
         s = s + self.short[lines] - self.p.unnamed_face_penalty * self.x.unnamed_face_near[lines]
         known = c < self.n_known
@@ -266,9 +284,13 @@ class Propagation:
             # Present for want of any face evidence, not because of it: as far below a character
             # seen on screen as a face at the line lifts one above it.
             s[known] -= self.p.unseen_penalty * self.x.never_seen[c[known]]
-        order = np.lexsort((c, -s, r))
-        r, c, s = r[order], c[order], s[order]
-        take = np.r_[True, r[1:] != r[:-1]] & (s >= level)
+        # Each row's best score, the lowest class among equals (a row's entries come in class
+        # order): what the first of a (row, -score, class) sort would be.
+        starts = np.flatnonzero(np.r_[True, r[1:] != r[:-1]])
+        best = np.repeat(np.maximum.reduceat(s, starts), np.diff(np.r_[starts, len(r)]))
+        top = np.flatnonzero(s == best)
+        top = top[np.r_[True, r[top][1:] != r[top][:-1]]]
+        take = top[s[top] >= level]
         chosen = rows[r[take]]
         self.labels[chosen] = c[take]
         self.level[chosen] = level
@@ -306,32 +328,41 @@ class Propagation:
         return [rows[root == g] for g in np.flatnonzero(sizes >= self.p.new_role_min_lines)]
 
     def _class_means(
-        self, groups: list[np.ndarray], known_only: bool, anywhere: bool = False
-    ) -> tuple[np.ndarray, np.ndarray]:
+        self, groups: list[np.ndarray], known_only: bool, anywhere_too: bool = False
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per group of lines: (best class, its mean voice score over the group's lines), a
-        line without a score for the class counting 0; class -1 where nothing scores."""
+        line without a score for the class counting 0; class -1 where nothing scores. With
+        `anywhere_too`, a second such pair from the scores of every class, present or not
+        (`voice_scores(anywhere=True)`), sharing the one grouping of the neighbours."""
         members = np.concatenate(groups)
         owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
-        r, c, s = self.voice_scores(members, anywhere=anywhere)
+        sizes = np.array([len(g) for g in groups])
+        # Sorted by row, as voice_scores' output: each (group, class) total adds its lines'
+        # scores in the same order, so the sums are the same to the bit.
+        r, c, s = self._group_scores(members)
         if known_only:
             keep = c < self.n_known
             r, c, s = r[keep], c[keep], s[keep]
+        present = self._present(members[r], c)
+        views = [present, np.ones(len(r), dtype=bool)] if anywhere_too else [present]
+        return [self._best_means(owner[r[v]], c[v], s[v], sizes) for v in views]
+
+    def _best_means(
+        self, owner: np.ndarray, c: np.ndarray, s: np.ndarray, sizes: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         totals = np.bincount(
-            owner[r] * self.n_classes + c, weights=s, minlength=len(groups) * self.n_classes
+            owner * self.n_classes + c, weights=s, minlength=len(sizes) * self.n_classes
         )
-        means = (
-            totals.reshape(len(groups), self.n_classes)
-            / np.array([len(g) for g in groups])[:, None]
-        )
+        means = totals.reshape(len(sizes), self.n_classes) / sizes[:, None]
         best = means.argmax(axis=1)
-        value = means[np.arange(len(groups)), best]
+        value = means[np.arange(len(sizes)), best]
         return np.where(value > 0, best, -1), np.maximum(value, 0.0)
 
     def _new_roles(self, level: float) -> bool:
         groups = self._components(level)
         if not groups:
             return False
-        best, value = self._class_means(groups, known_only=False)
+        [(best, value)] = self._class_means(groups, known_only=False)
         changed = False
         for group, cls, mean in zip(groups, best, value, strict=True):
             if mean + self.p.new_role_margin < level:
@@ -356,11 +387,12 @@ class Propagation:
         by_role = in_roles[np.argsort(self.labels[in_roles], kind="stable")]
         _, first = np.unique(self.labels[by_role], return_index=True)
         groups = np.split(by_role, first[1:])
-        best, value = self._class_means(groups, known_only=True)
-        # The same character's voice ignoring where they are present: a role that is one
-        # seeded character's voice where neither their face nor a labelled line of theirs is
-        # near (off screen) scores 0 on those lines and could never merge back.
-        anywhere_best, anywhere_value = self._class_means(groups, known_only=True, anywhere=True)
+        # The same character's voice ignoring where they are present (the second pair): a role
+        # that is one seeded character's voice where neither their face nor a labelled line of
+        # theirs is near (off screen) scores 0 on those lines and could never merge back.
+        (best, value), (anywhere_best, anywhere_value) = self._class_means(
+            groups, known_only=True, anywhere_too=True
+        )
         changed = False
         for lines, cls, mean, voice_cls, voice_mean in zip(
             groups, best, value, anywhere_best, anywhere_value, strict=True
@@ -457,27 +489,34 @@ class Propagation:
     # -- output -------------------------------------------------------------------------
 
     def _result(self) -> Result:
-        roles = sorted(
-            {int(g) for g in self.labels[self.labels >= self.n_known]},
-            key=lambda g: int(np.flatnonzero(self.labels == g)[0]),
-        )
+        # Roles renumbered in the order of their first lines.
+        in_roles = np.flatnonzero(self.labels >= self.n_known)
+        old, first = np.unique(self.labels[in_roles], return_index=True)
+        roles = old[np.argsort(in_roles[first])]  # first lines differ: no ties
         renumbered = self.labels.copy()
-        for new, old in enumerate(roles, start=self.n_known):
-            renumbered[self.labels == old] = new
+        if len(roles):
+            new = np.zeros(int(roles.max()) + 1, dtype=self.labels.dtype)
+            new[roles] = np.arange(self.n_known, self.n_known + len(roles))
+            renumbered[in_roles] = new[self.labels[in_roles]]
         self.labels = renumbered
         self.n_classes = self.n_known + len(roles)
         self.stats["new_roles"] = len(roles)
         classes = list(self.x.known) + [self.x.new_role_name(i + 1) for i in range(len(roles))]
         source = []
+        is_seed, usable, labels = (
+            self.is_seed.tolist(),
+            self.x.usable.tolist(),
+            self.labels.tolist(),
+        )
         for i in range(self.n):
-            if self.is_seed[i]:
+            if is_seed[i]:
                 source.append("seed")
-            elif not self.x.usable[i]:
+            elif not usable[i]:
                 source.append("no_voiceprint")
-            elif self.labels[i] >= self.n_known:
+            elif labels[i] >= self.n_known:
                 source.append("new_role")
             else:
-                source.append("propagated" if self.labels[i] >= 0 else "other")
+                source.append("propagated" if labels[i] >= 0 else "other")
         return Result(
             classes,
             self.n_known,
@@ -489,24 +528,33 @@ class Propagation:
         )
 
     def _candidates(self) -> list[list[tuple[int, float]]]:
+        """Per line: (class, voice score) best first, then by class, at most `max_candidates`;
+        a labelled line's own class is always in (at the fill value where the voice does not
+        score it), in the last place where it would not make the cut."""
         rows = np.flatnonzero(self.x.usable)
         r, c, s = self.voice_scores(rows, with_unheard=True)
-        bounds = np.searchsorted(r, np.arange(len(rows) + 1))
+        own = self.labels[rows]
+        scored = np.zeros(len(rows), dtype=bool)
+        scored[r[c == own[r]]] = True
+        missing = np.flatnonzero((own >= 0) & ~scored)
+        if len(missing):
+            r = np.r_[r, missing]
+            c = np.r_[c, own[missing]]
+            s = np.r_[s, self.fill[rows[missing]]]
+            order = np.lexsort((c, -s, r))
+            r, c, s = r[order], c[order], s[order]
+        starts = np.searchsorted(r, np.arange(len(rows) + 1))
+        rank = np.arange(len(r)) - starts[r]
+        cut = self.p.max_candidates
+        mine = np.flatnonzero(c == own[r])
+        late = mine[rank[mine] >= cut]
+        last = starts[r[late]] + cut - 1
+        c[last], s[last] = c[late], s[late]
+        keep = rank < cut
+        c, s = c[keep], s[keep]
+        bounds = np.searchsorted(r[keep], np.arange(len(rows) + 1)).tolist()
+        pairs = list(zip(c.tolist(), s.tolist(), strict=True))
         out: list[list[tuple[int, float]]] = [[] for _ in range(self.n)]
-        for j, line in enumerate(rows):
-            pairs = list(
-                zip(
-                    c[bounds[j] : bounds[j + 1]].tolist(),
-                    s[bounds[j] : bounds[j + 1]].tolist(),
-                    strict=True,
-                )
-            )
-            own = int(self.labels[line])
-            if own >= 0 and all(cls != own for cls, _ in pairs):
-                pairs.append((own, float(self.fill[line])))
-                pairs.sort(key=lambda pair: (-pair[1], pair[0]))
-            top = pairs[: self.p.max_candidates]
-            if own >= 0 and all(cls != own for cls, _ in top):
-                top[-1] = next(pair for pair in pairs if pair[0] == own)
-            out[line] = top
+        for j, line in enumerate(rows.tolist()):
+            out[line] = pairs[bounds[j] : bounds[j + 1]]
         return out

@@ -78,11 +78,15 @@ def _exact_top(rows: np.ndarray, width: int, progress: bool) -> tuple[np.ndarray
     lists = _Lists(m, width, panel)
     found = np.empty((m, width), dtype=np.int64)
     values = np.empty((m, width), dtype=np.float32)
+    # One buffer for every panel's products: a fresh block this large would be mapped, and its
+    # pages faulted in, anew for every panel.
+    buffer = np.empty(min(panel, m) * m, dtype=np.float32)
     for start in tqdm(
         range(0, m, panel), desc="voiceprint neighbours", unit="panel", disable=not progress
     ):
         stop = min(start + panel, m)
-        block = rows[start:stop] @ rows[start:].T
+        block = buffer[: (stop - start) * (m - start)].reshape(stop - start, m - start)
+        np.matmul(rows[start:stop], rows[start:].T, out=block)
         block[np.arange(stop - start), np.arange(stop - start)] = -np.inf  # self
         for first in range(start, m, panel):  # one panel of columns at a time
             tile = block[:, first - start : first - start + panel]
